@@ -1,0 +1,110 @@
+// The micro-kernel interface: one function-pointer type per kernel kind, the variants of each
+// kind (the scalar reference is always one of them), and the table the dispatcher fills once
+// from the CPU's features.
+//
+// Conventions shared by every kind:
+// - matrices are row-major; activations x are [m][k] (row stride k), outputs y are [m][n]
+//   (row stride n, the layer's full output width);
+// - a GEMM variant computes only output rows n_begin <= r < n_end, so workers can split a
+//   layer by rows; it must give the same result for a row whatever the split;
+// - ternary kernels return exact int32 sums: every variant is bit-identical to the scalar
+//   reference. Float kernels may sum in another order (tests bound the difference).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "runtime/weights.h"
+
+namespace lutra {
+
+// Instruction sets a variant can need, weakest first within each architecture.
+enum class Isa : uint8_t { scalar, avx2, avx512, neon, neondot };
+const char* to_string(Isa isa);
+
+// ---- kinds ---------------------------------------------------------------------------------
+
+// y[i][r] = sum_j W[r][j] * x[i][j] for float-format weights (f32, f16, bq).
+using GemmFloatFn = void (*)(const WeightView& w, const float* x, float* y, size_t m,
+                             size_t n_begin, size_t n_end);
+// acc[i][r] = sum_j Wq[r][j] * xq[i][j], exact, for ternary (t2) weights.
+using GemmTernaryFn = void (*)(const WeightView& w, const int8_t* xq, int32_t* acc, size_t m,
+                               size_t n_begin, size_t n_end);
+// Per-token absmax int8 quantization (BitNet b1.58): s = 127 / max(max|x|, 1e-5),
+// xq = clamp(round(x * s), -128, 127), rounding half to even (as torch.round and the
+// default SIMD conversion do); returns s.
+using QuantizeI8Fn = float (*)(const float* x, size_t k, int8_t* xq);
+// y = x / sqrt(mean(x^2) + eps) * w
+using RmsNormFn = void (*)(const float* x, const float* w, float* y, size_t n, float eps);
+// In-place softmax over n values.
+using SoftmaxFn = void (*)(float* x, size_t n);
+
+enum class RopeStyle : uint8_t {
+  interleaved,  // rotate pairs (2i, 2i+1): llama2.c, GGUF llama
+  half_split,   // rotate pairs (i, i + d/2): Hugging Face rotate_half
+};
+// Rotates n_heads vectors of head_dim values (consecutive in v) by the angles whose cos and
+// sin (head_dim/2 values each, pair i at frequency i) are given.
+using RopeFn = void (*)(float* v, size_t n_heads, size_t head_dim, const float* cos,
+                        const float* sin, RopeStyle style);
+
+// One query head over n_pos cached positions: out = softmax(q·K^T * scale) · V.
+// k and v point at this head's slice of position 0; consecutive positions are kv_stride
+// floats apart. scores is scratch of n_pos floats.
+using AttentionFn = void (*)(const float* q, const float* k, const float* v, size_t n_pos,
+                             size_t head_dim, size_t kv_stride, float scale, float* scores,
+                             float* out);
+// Gated activations: out = act(gate) * up, act = SiLU (x*sigmoid(x)) or relu² (max(x,0)^2).
+using GluFn = void (*)(const float* gate, const float* up, float* out, size_t n);
+// Row r of W as floats (embedding lookup), for every weight format.
+using DequantRowFn = void (*)(const WeightView& w, size_t r, float* out);
+
+// ---- variants ------------------------------------------------------------------------------
+
+template <class Fn>
+struct Variant {
+  const char* name;  // e.g. "t2-qs8-gemm-1x8-avx2"
+  Isa isa;
+  Fn fn;
+};
+
+// Every variant of each kind, the scalar reference first.
+struct KernelInventory {
+  std::span<const Variant<GemmFloatFn>> gemm_f32, gemm_f16, gemm_bq;
+  std::span<const Variant<GemmTernaryFn>> gemm_t2;
+  std::span<const Variant<QuantizeI8Fn>> quantize_i8;
+  std::span<const Variant<RmsNormFn>> rmsnorm;
+  std::span<const Variant<SoftmaxFn>> softmax;
+  std::span<const Variant<RopeFn>> rope;
+  std::span<const Variant<AttentionFn>> attention;
+  std::span<const Variant<GluFn>> silu_mul, relu2_mul;
+  std::span<const Variant<DequantRowFn>> dequant_row;
+};
+const KernelInventory& kernel_inventory();
+
+// The chosen variant of each kind.
+struct KernelTable {
+  Variant<GemmFloatFn> gemm_f32, gemm_f16, gemm_bq;
+  Variant<GemmTernaryFn> gemm_t2;
+  Variant<QuantizeI8Fn> quantize_i8;
+  Variant<RmsNormFn> rmsnorm;
+  Variant<SoftmaxFn> softmax;
+  Variant<RopeFn> rope;
+  Variant<AttentionFn> attention;
+  Variant<GluFn> silu_mul, relu2_mul;
+  Variant<DequantRowFn> dequant_row;
+};
+
+// What this CPU can run, capped by the environment variable LUTRA_ISA (scalar, avx2, avx512,
+// neon, neondot) if set: the cap lets one machine test the paths of weaker CPUs.
+bool cpu_supports(Isa isa);
+Isa isa_cap();
+// The kernel table for this CPU, chosen once (strongest supported variant of each kind).
+const KernelTable& kernels();
+// Rebuilds the table under a new cap (tests, `lutra info --isa`); not thread-safe.
+void set_isa_cap(Isa cap);
+bool parse_isa(const std::string& s, Isa& out);
+
+}  // namespace lutra

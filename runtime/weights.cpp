@@ -1,0 +1,39 @@
+#include "runtime/weights.h"
+
+namespace lutra {
+
+std::string_view to_string(WeightFormat f) {
+  switch (f) {
+    case WeightFormat::f32: return "f32";
+    case WeightFormat::f16: return "f16";
+    case WeightFormat::t2: return "t2";
+    case WeightFormat::bq: return "bq";
+  }
+  return "?";
+}
+
+bool parse_weight_format(std::string_view s, WeightFormat& out) {
+  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::t2, WeightFormat::bq}) {
+    if (s == to_string(f)) {
+      out = f;
+      return true;
+    }
+  }
+  return false;
+}
+
+size_t weight_bytes(WeightFormat f, size_t n, size_t k, int bits, int group, bool asymmetric) {
+  switch (f) {
+    case WeightFormat::f32: return n * k * 4;
+    case WeightFormat::f16: return n * k * 2;
+    case WeightFormat::t2: return n * t2_row_bytes(k);
+    case WeightFormat::bq: {
+      if (bits < 1 || bits > 8 || group <= 0 || k % size_t(group) != 0) return 0;
+      size_t groups = n * (k / size_t(group));
+      return n * bq_code_bytes_per_row(k, bits) + groups * 2 * (asymmetric ? 2 : 1);
+    }
+  }
+  return 0;
+}
+
+}  // namespace lutra
