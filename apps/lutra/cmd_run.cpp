@@ -1,0 +1,70 @@
+// `lutra run`: one-shot generation from a prompt (or from BOS alone).
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "apps/lutra/common.h"
+#include "runtime/tokenizer.h"
+
+using namespace lutra;
+using namespace lutra::cli;
+
+int cmd_run(int argc, char** argv) {
+  cxxopts::Options o("lutra run", "Generate text from a prompt");
+  add_model_options(o);
+  add_sampling_options(o);
+  o.add_options("generation")
+      ("p,prompt", "prompt text", cxxopts::value<std::string>()->default_value(""))
+      ("f,file", "read the prompt from a file", cxxopts::value<std::string>())
+      ("n,n-predict", "tokens to generate (-1: until end of text or full context)", cxxopts::value<int>()->default_value("128"));
+  cxxopts::ParseResult r;
+  int code;
+  if (!parse(o, argc, argv, r, code)) return code;
+
+  std::string prompt = r["prompt"].as<std::string>();
+  if (r.count("file")) {
+    std::ifstream in(r["file"].as<std::string>(), std::ios::binary);
+    if (!in) return fail("cannot read prompt file '" + r["file"].as<std::string>() + "'");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    prompt = ss.str();
+  }
+
+  auto model = load_model(r);
+  if (!model.ok()) return fail(model.message());
+  const Tokenizer& tok = (*model)->tokenizer();
+  auto ids = tok.encode_checked(prompt, true);
+  if (!ids.ok()) return fail("prompt: " + ids.message());
+  auto ctx = make_context(**model, r);
+  if (!ctx.ok()) return fail(ctx.message());
+  if (int(ids->size()) > (*ctx)->n_ctx())
+    return fail("the prompt has " + std::to_string(ids->size()) + " tokens, more than the context of " +
+                std::to_string((*ctx)->n_ctx()) + " (raise -c)");
+
+  install_interrupt_handler();
+  Sampler sampler(size_t((*model)->config().vocab_size), sampler_params(r));
+  TextStream stream(tok);
+  // Echo the prompt as the tokenizer sees it, then the continuation.
+  for (int32_t id : *ids) {
+    std::string_view s = stream.push(id);
+    std::fwrite(s.data(), 1, s.size(), stdout);
+  }
+  std::fflush(stdout);
+  GenerationStats stats;
+  auto result = generate(**ctx, sampler, *ids, r["n-predict"].as<int>(), [&](int32_t id) {
+    std::string_view s = stream.push(id);
+    std::fwrite(s.data(), 1, s.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  }, stats, &g_interrupted);
+  std::string_view rest = stream.flush();
+  std::fwrite(rest.data(), 1, rest.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+  if (!result.ok()) return fail(result.message());
+  print_stats(stats);
+  if (result->reason == StopReason::interrupted) return fail("interrupted");
+  if (result->reason == StopReason::context_full)
+    std::fprintf(stderr, "lutra: stopped: the context of %d tokens is full (raise -c)\n", (*ctx)->n_ctx());
+  return 0;
+}

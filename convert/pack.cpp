@@ -1,0 +1,183 @@
+#include "convert/pack.h"
+
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "runtime/half.h"
+#include "runtime/model.h"
+
+namespace lutra {
+
+using json = nlohmann::json;
+
+std::string PackSpec::to_string() const {
+  if (format != WeightFormat::bq) return std::string(lutra::to_string(format));
+  return "b" + std::to_string(bits) + "g" + std::to_string(group) + (asymmetric ? "a" : "");
+}
+
+Result<PackSpec> PackSpec::parse(const std::string& s) {
+  PackSpec p;
+  if (parse_weight_format(s, p.format) && p.format != WeightFormat::bq) return p;
+  int bits = 0, group = 0;
+  char tail = 0;
+  int n = std::sscanf(s.c_str(), "b%dg%d%c", &bits, &group, &tail);
+  // Symmetric 1-bit has no zero to be symmetric around: 1-bit weights are asymmetric.
+  if ((n == 3 && tail == 'a' ? bits >= 1 : bits >= 2) && bits <= 8 && group > 0 && (n == 2 || tail == 'a') &&
+      s == "b" + std::to_string(bits) + "g" + std::to_string(group) + (n == 3 ? "a" : "")) {
+    p.format = WeightFormat::bq;
+    p.bits = bits;
+    p.group = group;
+    p.asymmetric = n == 3;
+    return p;
+  }
+  return Status::error("unknown weight format '" + s + "' (use f32, f16, t2, or b<bits>g<group>[a] such as b4g32)");
+}
+
+void pack_row_f16(const float* x, size_t k, uint8_t* out) {
+  for (size_t j = 0; j < k; ++j) {
+    uint16_t h = f32_to_f16(x[j]);
+    std::memcpy(out + 2 * j, &h, 2);
+  }
+}
+
+void pack_row_t2(const float* x, size_t k, float scale, uint8_t* out) {
+  std::memset(out, 0, t2_row_bytes(k));
+  const float inv = scale > 0 ? 1.0f / scale : 0.0f;
+  for (size_t j = 0; j < k; ++j) {
+    float q = std::nearbyint(x[j] * inv);  // round half to even, as torch.round
+    int code = q > 0 ? 2 : q < 0 ? 0 : 1;
+    out[j / 4] |= uint8_t(code << (2 * (j % 4)));
+  }
+}
+
+void pack_row_bq(const float* x, size_t k, const PackSpec& spec, uint8_t* codes, uint16_t* scales,
+                 uint16_t* zeros) {
+  const size_t g = size_t(spec.group);
+  const int qmax = (1 << spec.bits) - 1;
+  std::memset(codes, 0, bq_code_bytes_per_row(k, spec.bits));
+  for (size_t gi = 0; gi < k / g; ++gi) {
+    const float* v = x + gi * g;
+    float s, z;
+    if (spec.asymmetric) {
+      float lo = v[0], hi = v[0];
+      for (size_t j = 1; j < g; ++j) lo = std::min(lo, v[j]), hi = std::max(hi, v[j]);
+      s = (hi - lo) / float(qmax);
+      z = s > 0 ? -lo / s : 0.0f;  // q = x/s + z, so w = s*(q - z)
+    } else {
+      // Symmetric around the implicit zero 2^(b-1): max|x| maps to 2^(b-1) - 1 (as Q8_0 maps
+      // it to 127), leaving the most negative code for clamping.
+      float amax = 0;
+      for (size_t j = 0; j < g; ++j) amax = std::max(amax, std::fabs(v[j]));
+      z = float(1 << (spec.bits - 1));
+      s = amax / (z - 1.0f);
+    }
+    // Quantize against the scale and zero as stored (f16), so dequantization matches.
+    const uint16_t sh = f32_to_f16(s), zh = f32_to_f16(z);
+    scales[gi] = sh;
+    if (zeros) zeros[gi] = zh;
+    const float sq = f16_to_f32(sh), zq = spec.asymmetric ? f16_to_f32(zh) : z;
+    for (size_t j = 0; j < g; ++j) {
+      int q = sq > 0 ? int(std::nearbyint(v[j] / sq + zq)) : int(zq);
+      q = std::clamp(q, 0, qmax);
+      size_t bit = (gi * g + j) * size_t(spec.bits);
+      uint32_t val = uint32_t(q) << (bit % 8);
+      for (size_t b = bit / 8; val; ++b, val >>= 8) codes[b] |= uint8_t(val);
+    }
+  }
+}
+
+Status write_matrix(ModelWriter& w, const std::string& name, size_t n, size_t k,
+                    const PackSpec& spec, const RowSource& rows) {
+  TensorInfo info;
+  info.name = name;
+  info.format = std::string(to_string(spec.format));
+  info.shape = {n, k};
+  std::vector<float> row(k);
+  std::vector<uint8_t> out;
+  switch (spec.format) {
+    case WeightFormat::f32:
+      out.resize(n * k * 4);
+      for (size_t r = 0; r < n; ++r) rows(r, reinterpret_cast<float*>(out.data()) + r * k);
+      break;
+    case WeightFormat::f16:
+      out.resize(n * k * 2);
+      for (size_t r = 0; r < n; ++r) {
+        rows(r, row.data());
+        pack_row_f16(row.data(), k, out.data() + r * k * 2);
+      }
+      break;
+    case WeightFormat::t2: {
+      double sum = 0;  // mean|W| over the whole tensor, then ternarize with it
+      for (size_t r = 0; r < n; ++r) {
+        rows(r, row.data());
+        for (float v : row) sum += std::fabs(v);
+      }
+      info.scale = std::max(float(sum / double(n * k)), 1e-5f);
+      out.resize(n * t2_row_bytes(k));
+      for (size_t r = 0; r < n; ++r) {
+        rows(r, row.data());
+        pack_row_t2(row.data(), k, info.scale, out.data() + r * t2_row_bytes(k));
+      }
+      break;
+    }
+    case WeightFormat::bq: {
+      if (k % size_t(spec.group) != 0)
+        return Status::error("cannot pack '" + name + "' as " + spec.to_string() + ": its " +
+                             std::to_string(k) + " columns are not a multiple of the group size");
+      info.bits = spec.bits;
+      info.group = spec.group;
+      info.asymmetric = spec.asymmetric;
+      out.resize(weight_bytes(WeightFormat::bq, n, k, spec.bits, spec.group, spec.asymmetric));
+      WeightView v{WeightFormat::bq, n, k, out.data(), 1.0f, spec.bits, spec.group, spec.asymmetric};
+      const size_t cb = bq_code_bytes_per_row(k, spec.bits), gpr = k / size_t(spec.group);
+      uint16_t* scales = const_cast<uint16_t*>(v.bq_scales());
+      uint16_t* zeros = const_cast<uint16_t*>(v.bq_zeros());
+      for (size_t r = 0; r < n; ++r) {
+        rows(r, row.data());
+        pack_row_bq(row.data(), k, spec, out.data() + r * cb, scales + r * gpr,
+                    zeros ? zeros + r * gpr : nullptr);
+      }
+      break;
+    }
+  }
+  return w.add_tensor(std::move(info), out);
+}
+
+Status write_vector(ModelWriter& w, const std::string& name, std::span<const float> v) {
+  TensorInfo info;
+  info.name = name;
+  info.format = "f32";
+  info.shape = {v.size()};
+  return w.add_tensor(std::move(info),
+                      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size_bytes()));
+}
+
+Status write_t2(ModelWriter& w, const std::string& name, size_t n, size_t k, float scale,
+                std::span<const uint8_t> packed) {
+  TensorInfo info;
+  info.name = name;
+  info.format = "t2";
+  info.shape = {n, k};
+  info.scale = scale;
+  return w.add_tensor(std::move(info), packed);
+}
+
+Status write_spm_tokenizer(ModelWriter& w, const std::string& spm_proto) {
+  TensorInfo info;
+  info.name = kTokenizerSpm;
+  info.format = "u8";
+  info.shape = {spm_proto.size()};
+  return w.add_tensor(std::move(info), std::span<const uint8_t>(
+                                           reinterpret_cast<const uint8_t*>(spm_proto.data()), spm_proto.size()));
+}
+
+std::string model_metadata(const ModelConfig& config, const std::string& provenance_json) {
+  json j = {{"config", json::parse(config.to_json())},
+            {"tokenizer", {{"type", "spm"}}},
+            {"provenance", json::parse(provenance_json)}};
+  return j.dump();
+}
+
+}  // namespace lutra

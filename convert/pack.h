@@ -1,0 +1,48 @@
+// Quantizers and packers from float rows to the model file's weight formats (runtime/weights.h),
+// and the pieces every importer writes (config, tokenizer, provenance).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+
+#include "runtime/config.h"
+#include "runtime/model_file.h"
+
+namespace lutra {
+
+// Target format of a matrix: "f32", "f16", "t2" (absmean ternary), "b<bits>g<group>[a]"
+// (e.g. "b4g32": 4-bit symmetric in groups of 32; "b4g32a": asymmetric).
+struct PackSpec {
+  WeightFormat format = WeightFormat::f32;
+  int bits = 0, group = 0;
+  bool asymmetric = false;
+  std::string to_string() const;
+  static Result<PackSpec> parse(const std::string& s);
+};
+
+// Writes row r of the source matrix (k floats) to out.
+using RowSource = std::function<void(size_t r, float* out)>;
+
+// Quantizes/packs an n x k matrix into `spec` and adds it to the file. Ternary weights use
+// BitNet b1.58's absmean: scale = mean|W|, Wq = clamp(round(W / scale), -1, 1).
+Status write_matrix(ModelWriter& w, const std::string& name, size_t n, size_t k,
+                    const PackSpec& spec, const RowSource& rows);
+Status write_vector(ModelWriter& w, const std::string& name, std::span<const float> v);
+// Already-packed ternary codes (t2 layout) with their scale.
+Status write_t2(ModelWriter& w, const std::string& name, size_t n, size_t k, float scale,
+                std::span<const uint8_t> packed);
+
+// Row packers (exposed for tests and importers that stream).
+void pack_row_f16(const float* x, size_t k, uint8_t* out);
+void pack_row_t2(const float* x, size_t k, float scale, uint8_t* out);
+// Codes, scales and zeros of one row into their sections (see WeightFormat::bq).
+void pack_row_bq(const float* x, size_t k, const PackSpec& spec, uint8_t* codes, uint16_t* scales,
+                 uint16_t* zeros);
+
+// The tokenizer blob and the directory metadata every importer writes.
+Status write_spm_tokenizer(ModelWriter& w, const std::string& spm_proto);
+std::string model_metadata(const ModelConfig& config, const std::string& provenance_json);
+
+}  // namespace lutra

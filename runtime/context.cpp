@@ -1,0 +1,214 @@
+#include "runtime/context.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace lutra {
+
+namespace {
+// Output rows are split across workers in multiples of this (a whole kernel tile).
+constexpr size_t kRowAlign = 16;
+}  // namespace
+
+Result<std::unique_ptr<Context>> Context::create(const Model& model, const ContextParams& p) {
+  const ModelConfig& c = model.config();
+  std::unique_ptr<Context> ctx(new Context(model));
+  ctx->n_ctx_ = p.n_ctx > 0 ? p.n_ctx : std::min(c.max_seq_len, 4096);
+  if (ctx->n_ctx_ > (1 << 20)) return Status::error("context size " + std::to_string(p.n_ctx) + " is too large");
+  ctx->n_batch_ = std::max(1, std::min(p.n_batch, ctx->n_ctx_));
+  ctx->logits_all_ = p.logits_all;
+  int n_threads = p.n_threads > 0 ? p.n_threads : default_thread_count();
+  ctx->pool_ = std::make_unique<ThreadPool>(n_threads);
+
+  const size_t B = size_t(ctx->n_batch_), T = size_t(n_threads), N = size_t(ctx->n_ctx_);
+  const size_t dim = size_t(c.dim), qd = size_t(c.q_dim()), kvd = size_t(c.kv_dim()),
+               hid = size_t(c.hidden_dim), hd = size_t(c.head_dim);
+  ctx->max_width_ = std::max({dim, qd, hid});
+  ctx->k_cache_.assign(size_t(c.n_layers) * N * kvd, 0.0f);
+  ctx->v_cache_.assign(size_t(c.n_layers) * N * kvd, 0.0f);
+  ctx->x_.assign(B * dim, 0.0f);
+  ctx->xb_.assign(B * std::max(dim, qd), 0.0f);
+  ctx->q_.assign(B * qd, 0.0f);
+  ctx->att_.assign(B * qd, 0.0f);
+  ctx->tmp_.assign(B * dim, 0.0f);
+  ctx->hb_.assign(B * hid, 0.0f);
+  ctx->hb2_.assign(B * hid, 0.0f);
+  ctx->xq_.assign(B * ctx->max_width_, 0);
+  ctx->xs_.assign(B, 1.0f);
+  ctx->acc_.assign(T * B * ctx->max_width_, 0);
+  ctx->scores_.assign(T * N, 0.0f);
+  ctx->logits_.assign((p.logits_all ? B : 1) * size_t(c.vocab_size), 0.0f);
+
+  // RoPE angles, computed in float as llama2.c does: pos * theta^(-2i/head_dim).
+  ctx->rope_cos_.resize(N * hd / 2);
+  ctx->rope_sin_.resize(N * hd / 2);
+  for (size_t pos = 0; pos < N; ++pos)
+    for (size_t i = 0; i < hd / 2; ++i) {
+      float freq = 1.0f / std::pow(c.rope_theta, float(2 * i) / float(hd));
+      float angle = float(pos) * freq;
+      ctx->rope_cos_[pos * hd / 2 + i] = std::cos(angle);
+      ctx->rope_sin_[pos * hd / 2 + i] = std::sin(angle);
+    }
+  return ctx;
+}
+
+Status Context::eval(std::span<const int32_t> tokens) {
+  if (tokens.empty()) return ok_status();
+  if (size_t(n_past_) + tokens.size() > size_t(n_ctx_))
+    return Status::error("context is full: " + std::to_string(n_past_) + " + " +
+                         std::to_string(tokens.size()) + " tokens exceed the context of " +
+                         std::to_string(n_ctx_) + " (raise -c)");
+  for (int32_t t : tokens)
+    if (t < 0 || t >= cfg_.vocab_size)
+      return Status::error("token id " + std::to_string(t) + " is outside the vocabulary");
+  for (size_t at = 0; at < tokens.size(); at += size_t(n_batch_)) {
+    batch_ = tokens.subspan(at, std::min(tokens.size() - at, size_t(n_batch_)));
+    batch_pos_ = n_past_;
+    auto body = [this](int ith, int nth) { forward(ith, nth); };
+    pool_->run(body);
+    n_past_ += int(batch_.size());
+    logits_last_ = logits_.data() + (logits_all_ ? batch_.size() - 1 : 0) * size_t(cfg_.vocab_size);
+  }
+  return ok_status();
+}
+
+void Context::norm_and_quantize(const float* x, const float* w, size_t n, float* y, int8_t* yq,
+                                float* ys, size_t m, bool quantize, int ith, int nth) {
+  const KernelTable& k = kernels();
+  for (size_t i = size_t(ith); i < m; i += size_t(nth)) {
+    if (w) k.rmsnorm.fn(x + i * n, w, y + i * n, n, cfg_.norm_eps);
+    if (quantize) ys[i] = k.quantize_i8.fn(y + i * n, n, yq + i * n);
+  }
+}
+
+void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_t m, int ith, int nth) {
+  const KernelTable& k = kernels();
+  size_t r0, r1;
+  ThreadPool::split(w.n, ith, nth, kRowAlign, r0, r1);
+  if (r0 >= r1) return;
+  switch (w.format) {
+    case WeightFormat::f32: k.gemm_f32.fn(w, in.x, y, m, r0, r1); break;
+    case WeightFormat::f16: k.gemm_f16.fn(w, in.x, y, m, r0, r1); break;
+    case WeightFormat::bq: k.gemm_bq.fn(w, in.x, y, m, r0, r1); break;
+    case WeightFormat::t2: {
+      // y = (Wq · xq) * mean|W| / s, from exact int32 sums.
+      int32_t* acc = acc_.data() + size_t(ith) * size_t(n_batch_) * max_width_;
+      k.gemm_t2.fn(w, in.xq, acc, m, r0, r1);
+      for (size_t i = 0; i < m; ++i) {
+        float s = w.scale / in.xs[i];
+        for (size_t r = r0; r < r1; ++r) y[i * w.n + r] = float(acc[i * w.n + r]) * s;
+      }
+      break;
+    }
+  }
+}
+
+// One forward pass over batch_ (m tokens at positions batch_pos_...), run by every worker.
+// Phases are separated by barriers; within a phase each worker owns its tokens or rows.
+void Context::forward(int ith, int nth) {
+  const KernelTable& k = kernels();
+  const Weights& W = model_.weights();
+  ThreadPool& pool = *pool_;
+  const size_t m = batch_.size(), dim = size_t(cfg_.dim), qd = size_t(cfg_.q_dim()),
+               kvd = size_t(cfg_.kv_dim()), hid = size_t(cfg_.hidden_dim),
+               hd = size_t(cfg_.head_dim), N = size_t(n_ctx_);
+  const size_t pos0 = size_t(batch_pos_);
+  auto t2 = [](const WeightView& w) { return w.format == WeightFormat::t2; };
+  const LinearInput xb_in{xb_.data(), xq_.data(), xs_.data()};
+  const LinearInput att_in{att_.data(), xq_.data(), xs_.data()};
+  const LinearInput hb_in{hb_.data(), xq_.data(), xs_.data()};
+
+  // Token embeddings → x
+  for (size_t i = size_t(ith); i < m; i += size_t(nth))
+    k.dequant_row.fn(W.token_embd, size_t(batch_[i]), x_.data() + i * dim);
+  pool.barrier();
+
+  for (size_t l = 0; l < W.layers.size(); ++l) {
+    const LayerWeights& L = W.layers[l];
+    float* kc = k_cache_.data() + l * N * kvd;  // (n_ctx, kv_dim)
+    float* vc = v_cache_.data() + l * N * kvd;
+
+    // ---- attention ----
+    // xb = rmsnorm(x) (and its int8 form for ternary weights)
+    norm_and_quantize(x_.data(), L.attn_norm, dim, xb_.data(), xq_.data(), xs_.data(), m,
+                      t2(L.wq) || t2(L.wk) || t2(L.wv), ith, nth);
+    pool.barrier();
+    // q = Wq xb; k, v = Wk xb, Wv xb written straight into the cache rows of these positions
+    linear(L.wq, xb_in, q_.data(), m, ith, nth);
+    linear(L.wk, xb_in, kc + pos0 * kvd, m, ith, nth);
+    linear(L.wv, xb_in, vc + pos0 * kvd, m, ith, nth);
+    pool.barrier();
+    // RoPE on q and k
+    for (size_t i = size_t(ith); i < m; i += size_t(nth)) {
+      const float* cs = rope_cos_.data() + (pos0 + i) * hd / 2;
+      const float* sn = rope_sin_.data() + (pos0 + i) * hd / 2;
+      k.rope.fn(q_.data() + i * qd, size_t(cfg_.n_heads), hd, cs, sn, cfg_.rope_style);
+      k.rope.fn(kc + (pos0 + i) * kvd, size_t(cfg_.n_kv_heads), hd, cs, sn, cfg_.rope_style);
+    }
+    pool.barrier();
+    // Causal GQA attention: each (token, head) pair is one work item
+    {
+      const size_t heads = size_t(cfg_.n_heads), group = heads / size_t(cfg_.n_kv_heads);
+      const float scale = 1.0f / std::sqrt(float(hd));
+      float* scores = scores_.data() + size_t(ith) * N;
+      for (size_t item = size_t(ith); item < m * heads; item += size_t(nth)) {
+        size_t i = item / heads, h = item % heads, kvh = h / group;
+        k.attention.fn(q_.data() + i * qd + h * hd, kc + kvh * hd, vc + kvh * hd, pos0 + i + 1,
+                       hd, kvd, scale, scores, att_.data() + i * qd + h * hd);
+      }
+    }
+    pool.barrier();
+    // att = attn_sub_norm(att) (BitNet), then int8
+    norm_and_quantize(att_.data(), L.attn_sub_norm, qd, att_.data(), xq_.data(), xs_.data(), m,
+                      t2(L.wo), ith, nth);
+    pool.barrier();
+    // x += Wo att
+    linear(L.wo, att_in, tmp_.data(), m, ith, nth);
+    {
+      size_t r0, r1;
+      ThreadPool::split(dim, ith, nth, kRowAlign, r0, r1);
+      for (size_t i = 0; i < m; ++i)
+        for (size_t r = r0; r < r1; ++r) x_[i * dim + r] += tmp_[i * dim + r];
+    }
+    pool.barrier();
+
+    // ---- feed-forward ----
+    norm_and_quantize(x_.data(), L.ffn_norm, dim, xb_.data(), xq_.data(), xs_.data(), m,
+                      t2(L.w_gate) || t2(L.w_up), ith, nth);
+    pool.barrier();
+    // hb = act(W_gate xb) * (W_up xb), each worker on its own rows
+    linear(L.w_gate, xb_in, hb_.data(), m, ith, nth);
+    linear(L.w_up, xb_in, hb2_.data(), m, ith, nth);
+    {
+      size_t r0, r1;
+      ThreadPool::split(hid, ith, nth, kRowAlign, r0, r1);
+      const GluFn glu = cfg_.activation == Activation::silu ? k.silu_mul.fn : k.relu2_mul.fn;
+      if (r0 < r1)
+        for (size_t i = 0; i < m; ++i)
+          glu(hb_.data() + i * hid + r0, hb2_.data() + i * hid + r0, hb_.data() + i * hid + r0, r1 - r0);
+    }
+    pool.barrier();
+    // hb = ffn_sub_norm(hb) (BitNet), then int8
+    norm_and_quantize(hb_.data(), L.ffn_sub_norm, hid, hb_.data(), xq_.data(), xs_.data(), m,
+                      t2(L.w_down), ith, nth);
+    pool.barrier();
+    // x += W_down hb
+    linear(L.w_down, hb_in, tmp_.data(), m, ith, nth);
+    {
+      size_t r0, r1;
+      ThreadPool::split(dim, ith, nth, kRowAlign, r0, r1);
+      for (size_t i = 0; i < m; ++i)
+        for (size_t r = r0; r < r1; ++r) x_[i * dim + r] += tmp_[i * dim + r];
+    }
+    pool.barrier();
+  }
+
+  // ---- head: logits of the last token (or of all, with logits_all) ----
+  const size_t first = logits_all_ ? 0 : m - 1, n_out = m - first;
+  norm_and_quantize(x_.data() + first * dim, W.output_norm, dim, xb_.data(), xq_.data(), xs_.data(),
+                    n_out, t2(W.output), ith, nth);
+  pool.barrier();
+  linear(W.output, xb_in, logits_.data(), n_out, ith, nth);
+}
+
+}  // namespace lutra

@@ -1,0 +1,81 @@
+// An inference context: the KV cache, every activation buffer (planned once, so evaluating
+// tokens allocates nothing), the worker pool, and the forward pass.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "runtime/model.h"
+#include "runtime/thread_pool.h"
+
+namespace lutra {
+
+struct ContextParams {
+  int n_ctx = 0;        // KV cache positions; 0: the model's training context, at most 4096
+  int n_threads = 0;    // workers; 0: one per physical core
+  int n_batch = 64;     // tokens evaluated per forward pass during prefill
+  bool logits_all = false;  // keep logits of every token of a batch (perplexity, eval)
+};
+
+class Context {
+ public:
+  static Result<std::unique_ptr<Context>> create(const Model& model, const ContextParams& params);
+
+  // Appends tokens at positions n_past()...; afterwards logits() holds the last token's
+  // logits (and logits(i) the i-th token's of the last batch, with logits_all).
+  Status eval(std::span<const int32_t> tokens);
+  const float* logits() const { return logits_last_; }
+  const float* logits(size_t i) const { return logits_.data() + i * size_t(cfg_.vocab_size); }
+  int n_past() const { return n_past_; }
+  int n_ctx() const { return n_ctx_; }
+  int n_threads() const { return pool_->size(); }
+  void reset() { n_past_ = 0; }
+  const Model& model() const { return model_; }
+
+ private:
+  Context(const Model& model) : model_(model), cfg_(model.config()) {}
+  void forward(int ith, int nth);  // run by every worker on batch_ / batch_pos_
+
+  // The input of a linear layer: floats, and their int8 form for ternary weights.
+  struct LinearInput {
+    const float* x;
+    const int8_t* xq;
+    const float* xs;  // per-token quantization scales
+  };
+  void linear(const WeightView& w, const LinearInput& in, float* y, size_t m, int ith, int nth);
+  void norm_and_quantize(const float* x, const float* w, size_t n, float* y, int8_t* yq,
+                         float* ys, size_t m, bool quantize, int ith, int nth);
+
+  const Model& model_;
+  const ModelConfig& cfg_;
+  std::unique_ptr<ThreadPool> pool_;
+  int n_ctx_ = 0, n_batch_ = 0, n_past_ = 0;
+  bool logits_all_ = false;
+
+  // The batch being evaluated.
+  std::span<const int32_t> batch_;
+  int batch_pos_ = 0;
+
+  // KV cache, (layer, n_ctx, kv_dim) each.
+  std::vector<float> k_cache_, v_cache_;
+  // RoPE angles: cos and sin, (n_ctx, head_dim/2).
+  std::vector<float> rope_cos_, rope_sin_;
+  // Activations, (n_batch, width).
+  std::vector<float> x_;      // residual stream (dim)
+  std::vector<float> xb_;     // normed input of a linear layer (max(dim, q_dim))
+  std::vector<float> q_;      // queries (q_dim)
+  std::vector<float> att_;    // attention output (q_dim)
+  std::vector<float> tmp_;    // linear output before the residual add (dim)
+  std::vector<float> hb_, hb2_;  // FFN gate and up (hidden_dim)
+  std::vector<int8_t> xq_;    // int8 activations (max width)
+  std::vector<float> xs_;     // their per-token scales
+  std::vector<int32_t> acc_;  // per worker: ternary accumulators (n_batch, max width)
+  std::vector<float> scores_; // per worker: attention scores (n_ctx)
+  std::vector<float> logits_; // (n_batch or 1, vocab)
+  const float* logits_last_ = nullptr;
+  size_t max_width_ = 0;
+};
+
+}  // namespace lutra

@@ -1,0 +1,142 @@
+#include "runtime/model.h"
+
+#include <nlohmann/json.hpp>
+
+namespace lutra {
+
+using json = nlohmann::json;
+
+std::string layer_tensor(int layer, const char* what) {
+  return "blk." + std::to_string(layer) + "." + what;
+}
+
+WeightView weight_view(const ModelFile& file, const TensorInfo& t) {
+  WeightView w;
+  parse_weight_format(t.format, w.format);
+  w.n = t.shape[0];
+  w.k = t.shape.size() > 1 ? t.shape[1] : 1;
+  w.data = file.data(t).data();
+  w.scale = t.scale;
+  w.bits = t.bits;
+  w.group = t.group;
+  w.asymmetric = t.asymmetric;
+  return w;
+}
+
+namespace {
+
+// Looks tensors up by name and checks their shapes against the config.
+struct Binder {
+  const ModelFile& file;
+  Status status;
+
+  const TensorInfo* get(const std::string& name, std::vector<uint64_t> shape) {
+    if (!status.ok()) return nullptr;
+    const TensorInfo* t = file.find(name);
+    if (!t) {
+      status = Status::error("model '" + file.path() + "' lacks tensor '" + name + "'");
+      return nullptr;
+    }
+    if (t->shape != shape) {
+      auto str = [](const std::vector<uint64_t>& s) {
+        std::string r = "[";
+        for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+        return r + "]";
+      };
+      status = Status::error("model '" + file.path() + "': tensor '" + name + "' has shape " +
+                             str(t->shape) + ", the config needs " + str(shape));
+      return nullptr;
+    }
+    return t;
+  }
+  const float* vec(const std::string& name, int n) {
+    const TensorInfo* t = get(name, {uint64_t(n)});
+    if (t && t->format != "f32") {
+      status = Status::error("model '" + file.path() + "': vector '" + name + "' must be f32");
+      return nullptr;
+    }
+    return t ? reinterpret_cast<const float*>(file.data(*t).data()) : nullptr;
+  }
+  WeightView mat(const std::string& name, int n, int k) {
+    const TensorInfo* t = get(name, {uint64_t(n), uint64_t(k)});
+    if (t && (t->format == "u8")) {
+      status = Status::error("model '" + file.path() + "': '" + name + "' is not a weight matrix");
+      return {};
+    }
+    return t ? weight_view(file, *t) : WeightView{};
+  }
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
+  auto file = ModelFile::open(path);
+  if (!file.ok()) return file.status();
+  std::unique_ptr<Model> m(new Model());
+  m->file_ = std::move(file.value());
+  const ModelFile& f = *m->file_;
+
+  json meta;
+  try {
+    meta = json::parse(f.metadata_json());
+  } catch (const std::exception& e) {
+    return Status::error("model '" + path + "': " + e.what());
+  }
+  if (!meta.contains("config")) return Status::error("model '" + path + "' has no config");
+  auto cfg = ModelConfig::from_json(meta["config"].dump());
+  if (!cfg.ok()) return Status::error("model '" + path + "': " + cfg.message());
+  m->config_ = cfg.value();
+  if (meta.contains("provenance")) m->provenance_json_ = meta["provenance"].dump();
+  const ModelConfig& c = m->config_;
+
+  Binder b{f, {}};
+  Weights& w = m->weights_;
+  w.token_embd = b.mat(kTokenEmbd, c.vocab_size, c.dim);
+  w.layers.resize(size_t(c.n_layers));
+  for (int l = 0; l < c.n_layers; ++l) {
+    LayerWeights& L = w.layers[size_t(l)];
+    L.attn_norm = b.vec(layer_tensor(l, "attn_norm"), c.dim);
+    L.wq = b.mat(layer_tensor(l, "attn_q"), c.q_dim(), c.dim);
+    L.wk = b.mat(layer_tensor(l, "attn_k"), c.kv_dim(), c.dim);
+    L.wv = b.mat(layer_tensor(l, "attn_v"), c.kv_dim(), c.dim);
+    L.wo = b.mat(layer_tensor(l, "attn_output"), c.dim, c.q_dim());
+    L.ffn_norm = b.vec(layer_tensor(l, "ffn_norm"), c.dim);
+    L.w_gate = b.mat(layer_tensor(l, "ffn_gate"), c.hidden_dim, c.dim);
+    L.w_up = b.mat(layer_tensor(l, "ffn_up"), c.hidden_dim, c.dim);
+    L.w_down = b.mat(layer_tensor(l, "ffn_down"), c.dim, c.hidden_dim);
+    if (c.sub_norms) {
+      L.attn_sub_norm = b.vec(layer_tensor(l, "attn_sub_norm"), c.q_dim());
+      L.ffn_sub_norm = b.vec(layer_tensor(l, "ffn_sub_norm"), c.hidden_dim);
+    }
+  }
+  w.output_norm = b.vec(kOutputNorm, c.dim);
+  w.output = c.tied_embeddings ? w.token_embd : b.mat(kOutput, c.vocab_size, c.dim);
+  if (!b.status.ok()) return b.status;
+
+  std::string tok_type = meta.value("tokenizer", json::object()).value("type", std::string());
+  if (tok_type != "spm")
+    return Status::error("model '" + path + "': unsupported tokenizer type '" + tok_type + "'");
+  const TensorInfo* tt = f.find(kTokenizerSpm);
+  if (!tt || tt->format != "u8") return Status::error("model '" + path + "' has no tokenizer");
+  auto span = f.data(*tt);
+  auto tok = Tokenizer::from_spm_proto(std::string(reinterpret_cast<const char*>(span.data()), span.size()));
+  if (!tok.ok()) return Status::error("model '" + path + "': " + tok.message());
+  if (tok->vocab_size() != size_t(c.vocab_size))
+    return Status::error("model '" + path + "': tokenizer has " + std::to_string(tok->vocab_size()) +
+                         " tokens, the config " + std::to_string(c.vocab_size));
+  m->tokenizer_ = std::make_unique<Tokenizer>(std::move(tok.value()));
+  return m;
+}
+
+uint64_t Model::weight_bytes_per_token() const {
+  auto bytes = [](const WeightView& w) {
+    return uint64_t(weight_bytes(w.format, w.n, w.k, w.bits, w.group, w.asymmetric));
+  };
+  uint64_t total = bytes(weights_.output);
+  for (const LayerWeights& L : weights_.layers)
+    total += bytes(L.wq) + bytes(L.wk) + bytes(L.wv) + bytes(L.wo) + bytes(L.w_gate) +
+             bytes(L.w_up) + bytes(L.w_down);
+  return total;
+}
+
+}  // namespace lutra

@@ -1,0 +1,111 @@
+#include "runtime/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace lutra {
+
+namespace {
+uint64_t splitmix64(uint64_t& x) {
+  uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+Sampler::Sampler(size_t vocab_size, const SamplerParams& params)
+    : p_(params), vocab_(vocab_size), recent_(size_t(std::max(0, params.repeat_last_n))), cand_(vocab_size) {
+  reset();
+}
+
+void Sampler::reset() {
+  uint64_t s = p_.seed;
+  state_[0] = splitmix64(s);
+  state_[1] = splitmix64(s);
+  recent_count_ = recent_at_ = 0;
+}
+
+float Sampler::uniform() {
+  // xorshift128+
+  uint64_t s1 = state_[0];
+  const uint64_t s0 = state_[1];
+  const uint64_t result = s0 + s1;
+  state_[0] = s0;
+  s1 ^= s1 << 23;
+  state_[1] = s1 ^ s0 ^ (s1 >> 18) ^ (s0 >> 5);
+  return float(result >> 40) * (1.0f / 16777216.0f);
+}
+
+void Sampler::accept(int32_t token) {
+  if (recent_.empty()) return;
+  recent_[recent_at_] = token;
+  recent_at_ = (recent_at_ + 1) % recent_.size();
+  recent_count_ = std::min(recent_count_ + 1, recent_.size());
+}
+
+int32_t Sampler::sample(float* logits) {
+  if (p_.repeat_penalty != 1.0f)
+    for (size_t i = 0; i < recent_count_; ++i) {
+      float& l = logits[recent_[i]];
+      // Each distinct token once: penalizing twice would depend on the window's content.
+      bool seen_before = false;
+      for (size_t j = 0; j < i; ++j) seen_before |= recent_[j] == recent_[i];
+      if (!seen_before) l = l > 0 ? l / p_.repeat_penalty : l * p_.repeat_penalty;
+    }
+
+  int32_t chosen;
+  if (p_.temperature <= 0.0f) {
+    chosen = int32_t(std::max_element(logits, logits + vocab_) - logits);
+  } else {
+    for (size_t i = 0; i < vocab_; ++i) cand_[i] = {logits[i], int32_t(i)};
+    size_t n = vocab_;
+    auto by_logit = [](const Candidate& a, const Candidate& b) {
+      return a.logit > b.logit || (a.logit == b.logit && a.id < b.id);
+    };
+    if (p_.top_k > 0 && size_t(p_.top_k) < n) {
+      std::nth_element(cand_.begin(), cand_.begin() + p_.top_k, cand_.begin() + long(n), by_logit);
+      n = size_t(p_.top_k);
+    }
+    std::sort(cand_.begin(), cand_.begin() + long(n), by_logit);
+    // softmax with temperature (logit field now holds probabilities)
+    const float max_logit = cand_[0].logit;
+    float sum = 0;
+    for (size_t i = 0; i < n; ++i) {
+      cand_[i].logit = std::exp((cand_[i].logit - max_logit) / p_.temperature);
+      sum += cand_[i].logit;
+    }
+    for (size_t i = 0; i < n; ++i) cand_[i].logit /= sum;
+    if (p_.top_p < 1.0f) {
+      float cum = 0;
+      for (size_t i = 0; i < n; ++i) {
+        cum += cand_[i].logit;
+        if (cum >= p_.top_p) {
+          n = i + 1;
+          break;
+        }
+      }
+    }
+    if (p_.min_p > 0.0f) {
+      const float floor = cand_[0].logit * p_.min_p;
+      size_t keep = 1;
+      while (keep < n && cand_[keep].logit >= floor) ++keep;
+      n = keep;
+    }
+    float total = 0;
+    for (size_t i = 0; i < n; ++i) total += cand_[i].logit;
+    float r = uniform() * total;
+    chosen = cand_[n - 1].id;
+    for (size_t i = 0; i < n; ++i) {
+      r -= cand_[i].logit;
+      if (r < 0) {
+        chosen = cand_[i].id;
+        break;
+      }
+    }
+  }
+  accept(chosen);
+  return chosen;
+}
+
+}  // namespace lutra

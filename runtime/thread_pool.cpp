@@ -1,0 +1,117 @@
+#include "runtime/thread_pool.h"
+
+#include <cpuinfo.h>
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+
+namespace lutra {
+
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+// Spin this many polls before sleeping: long enough to cover the gap between ops, short
+// enough that an idle chat session does not burn cores.
+constexpr int kSpinPolls = 1 << 16;
+
+// CPUs this process may use, in order.
+std::vector<int> allowed_cpus() {
+  std::vector<int> cpus;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) cpus.push_back(c);
+  return cpus;
+}
+
+void pin_to(std::thread::native_handle_type h, int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(h, sizeof set, &set);  // best effort: a refusal only costs speed
+}
+
+}  // namespace
+
+int default_thread_count() {
+  int allowed = int(allowed_cpus().size());
+  int cores = 0;
+  if (cpuinfo_initialize()) cores = int(cpuinfo_get_cores_count());
+  if (cores <= 0) cores = int(std::thread::hardware_concurrency());
+  return std::max(1, std::min(cores, allowed > 0 ? allowed : cores));
+}
+
+ThreadPool::ThreadPool(int n_threads) : n_(std::max(1, n_threads)) {
+  std::vector<int> cpus = allowed_cpus();
+  threads_.reserve(size_t(n_ - 1));
+  for (int i = 1; i < n_; ++i) {
+    threads_.emplace_back([this, i] { worker_main(i); });
+    if (int(cpus.size()) >= n_) pin_to(threads_.back().native_handle(), cpus[size_t(i)]);
+  }
+}
+
+ThreadPool::~ThreadPool() {
+  stop_.store(true, std::memory_order_release);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  generation_.notify_all();
+  for (std::thread& t : threads_) t.join();
+}
+
+void ThreadPool::run_raw(Fn fn, void* ctx) {
+  if (n_ == 1) {
+    fn(ctx, 0, 1);
+    return;
+  }
+  fn_ = fn;
+  ctx_ = ctx;
+  done_.store(0, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  generation_.notify_all();
+  fn(ctx, 0, n_);
+  for (int polls = 0; done_.load(std::memory_order_acquire) != n_ - 1; ++polls)
+    if (polls < kSpinPolls) cpu_relax(); else std::this_thread::yield();
+}
+
+void ThreadPool::worker_main(int ith) {
+  uint32_t seen = generation_.load(std::memory_order_acquire);
+  for (;;) {
+    uint32_t g;
+    for (int polls = 0; (g = generation_.load(std::memory_order_acquire)) == seen; ++polls) {
+      if (polls < kSpinPolls) cpu_relax(); else { generation_.wait(seen); polls = 0; }
+    }
+    seen = g;
+    if (stop_.load(std::memory_order_acquire)) return;
+    fn_(ctx_, ith, n_);
+    done_.fetch_add(1, std::memory_order_acq_rel);
+  }
+}
+
+void ThreadPool::barrier() {
+  if (n_ == 1) return;
+  uint32_t phase = barrier_phase_.load(std::memory_order_acquire);
+  if (barrier_count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
+    barrier_count_.store(0, std::memory_order_relaxed);
+    barrier_phase_.fetch_add(1, std::memory_order_acq_rel);
+    return;
+  }
+  for (int polls = 0; barrier_phase_.load(std::memory_order_acquire) == phase; ++polls)
+    if (polls < kSpinPolls) cpu_relax(); else std::this_thread::yield();
+}
+
+void ThreadPool::split(size_t n, int ith, int nth, size_t align, size_t& begin, size_t& end) {
+  size_t chunks = (n + align - 1) / align;
+  size_t per = (chunks + size_t(nth) - 1) / size_t(nth);
+  begin = std::min(n, size_t(ith) * per * align);
+  end = std::min(n, begin + per * align);
+}
+
+}  // namespace lutra

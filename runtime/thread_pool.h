@@ -1,0 +1,53 @@
+// One worker per core, pinned, running the same function (ith, nth) and meeting at barriers
+// between dependent ops (design.md §4). The calling thread is worker 0. Nothing here
+// allocates once the pool is built; idle workers spin briefly, then sleep.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+namespace lutra {
+
+// Physical cores this process may run on (one worker each).
+int default_thread_count();
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(int n_threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int size() const { return n_; }
+
+  // Runs f(ith, nth) on every worker and returns when all have finished.
+  template <class F>
+  void run(F& f) {
+    run_raw([](void* ctx, int ith, int nth) { (*static_cast<F*>(ctx))(ith, nth); }, &f);
+  }
+  // Inside run(): waits until every worker has reached this barrier.
+  void barrier();
+
+  // Rows [begin, end) of n for worker ith, split in chunks aligned to `align` rows.
+  static void split(size_t n, int ith, int nth, size_t align, size_t& begin, size_t& end);
+
+ private:
+  using Fn = void (*)(void*, int, int);
+  void run_raw(Fn fn, void* ctx);
+  void worker_main(int ith);
+
+  int n_;
+  std::vector<std::thread> threads_;
+  Fn fn_ = nullptr;
+  void* ctx_ = nullptr;
+  // Each on its own cache line: workers poll them.
+  alignas(64) std::atomic<uint32_t> generation_{0};
+  alignas(64) std::atomic<int> done_{0};
+  alignas(64) std::atomic<int> barrier_count_{0};
+  alignas(64) std::atomic<uint32_t> barrier_phase_{0};
+  alignas(64) std::atomic<bool> stop_{false};
+};
+
+}  // namespace lutra
