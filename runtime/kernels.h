@@ -97,8 +97,10 @@ struct KernelTable {
   Variant<DequantRowFn> dequant_row;
 };
 
-// What this CPU can run, capped by the environment variable LUTRA_ISA (scalar, avx2, avx512,
-// neon, neondot) if set: the cap lets one machine test the paths of weaker CPUs.
+// What this CPU can run (the hardware, whatever the cap: tests run every variant it can).
+// The cap, from the environment variable LUTRA_ISA (scalar, avx2, avx512, neon, neondot) or
+// set_isa_cap, limits only the table kernels() chooses from, so one machine can take the
+// paths of weaker CPUs. A cap naming another architecture's ISA leaves the scalar kernels.
 bool cpu_supports(Isa isa);
 Isa isa_cap();
 // The kernel table for this CPU, chosen once (strongest supported variant of each kind).

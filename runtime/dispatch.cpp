@@ -1,0 +1,155 @@
+// Picks one variant of each kernel kind from the CPU's features (read once through cpuinfo)
+// and the ISA cap (LUTRA_ISA or set_isa_cap), so one binary runs, and tests, every ISA path.
+#include <cpuinfo.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "runtime/kernels.h"
+
+namespace lutra {
+namespace {
+
+struct Features {
+  bool avx2 = false, avx512 = false, neon = false, neondot = false;
+};
+
+const Features& features() {
+  static const Features f = [] {
+    Features r;
+    if (!cpuinfo_initialize()) return r;  // unknown CPU: scalar only
+#if defined(__x86_64__) || defined(__i386__)
+    r.avx2 = cpuinfo_has_x86_avx2() && cpuinfo_has_x86_fma3() && cpuinfo_has_x86_f16c();
+    r.avx512 = r.avx2 && cpuinfo_has_x86_avx512f() && cpuinfo_has_x86_avx512bw() &&
+               cpuinfo_has_x86_avx512vl() && cpuinfo_has_x86_avx512dq();
+#elif defined(__aarch64__) || defined(__arm__)
+    r.neon = cpuinfo_has_arm_neon();
+    r.neondot = r.neon && cpuinfo_has_arm_neon_dot();
+#endif
+    return r;
+  }();
+  return f;
+}
+
+// Position of an ISA within its architecture's chain (scalar < avx2 < avx512,
+// scalar < neon < neondot).
+int rank(Isa isa) {
+  switch (isa) {
+    case Isa::scalar: return 0;
+    case Isa::avx2: case Isa::neon: return 1;
+    case Isa::avx512: case Isa::neondot: return 2;
+  }
+  return 0;
+}
+bool is_arm(Isa isa) { return isa == Isa::neon || isa == Isa::neondot; }
+
+// The strongest ISA of this build's architecture: the cap when none is asked for.
+constexpr Isa native_top() {
+#if defined(__aarch64__)
+  return Isa::neondot;
+#elif defined(__x86_64__)
+  return Isa::avx512;
+#else
+  return Isa::scalar;
+#endif
+}
+
+bool allowed(Isa isa, Isa cap) {
+  if (isa == Isa::scalar) return true;
+  // A cap naming the other architecture's ISA allows nothing beyond scalar here.
+  return cpu_supports(isa) && is_arm(isa) == is_arm(cap) && rank(isa) <= rank(cap);
+}
+
+template <class Fn>
+Variant<Fn> pick(std::span<const Variant<Fn>> variants, Isa cap) {
+  Variant<Fn> chosen = variants.front();  // the scalar reference
+  for (const Variant<Fn>& v : variants)
+    if (allowed(v.isa, cap)) chosen = v;
+  return chosen;
+}
+
+KernelTable build(Isa cap) {
+  const KernelInventory& inv = kernel_inventory();
+  return KernelTable{
+      .gemm_f32 = pick(inv.gemm_f32, cap),
+      .gemm_f16 = pick(inv.gemm_f16, cap),
+      .gemm_bq = pick(inv.gemm_bq, cap),
+      .gemm_t2 = pick(inv.gemm_t2, cap),
+      .quantize_i8 = pick(inv.quantize_i8, cap),
+      .rmsnorm = pick(inv.rmsnorm, cap),
+      .softmax = pick(inv.softmax, cap),
+      .rope = pick(inv.rope, cap),
+      .attention = pick(inv.attention, cap),
+      .silu_mul = pick(inv.silu_mul, cap),
+      .relu2_mul = pick(inv.relu2_mul, cap),
+      .dequant_row = pick(inv.dequant_row, cap),
+  };
+}
+
+struct Dispatch {
+  Isa cap = native_top();
+  KernelTable table;
+  Dispatch() {
+    if (const char* env = std::getenv("LUTRA_ISA"); env && *env) {
+      if (!parse_isa(env, cap)) {
+        cap = native_top();
+        std::fprintf(stderr, "lutra: ignoring unknown LUTRA_ISA=%s (expected scalar, avx2, "
+                             "avx512, neon or neondot)\n", env);
+      }
+    }
+    table = build(cap);
+  }
+};
+
+Dispatch& state() {
+  static Dispatch d;  // thread-safe first initialization
+  return d;
+}
+
+}  // namespace
+
+const char* to_string(Isa isa) {
+  switch (isa) {
+    case Isa::scalar: return "scalar";
+    case Isa::avx2: return "avx2";
+    case Isa::avx512: return "avx512";
+    case Isa::neon: return "neon";
+    case Isa::neondot: return "neondot";
+  }
+  return "?";
+}
+
+bool parse_isa(const std::string& s, Isa& out) {
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon, Isa::neondot}) {
+    if (s == to_string(isa)) {
+      out = isa;
+      return true;
+    }
+  }
+  return false;
+}
+
+// The hardware alone, not the cap: tests and benchmarks run every variant the CPU can.
+bool cpu_supports(Isa isa) {
+  const Features& f = features();
+  switch (isa) {
+    case Isa::scalar: return true;
+    case Isa::avx2: return f.avx2;
+    case Isa::avx512: return f.avx512;
+    case Isa::neon: return f.neon;
+    case Isa::neondot: return f.neondot;
+  }
+  return false;
+}
+
+Isa isa_cap() { return state().cap; }
+
+const KernelTable& kernels() { return state().table; }
+
+void set_isa_cap(Isa cap) {
+  Dispatch& d = state();
+  d.cap = cap;
+  d.table = build(cap);
+}
+
+}  // namespace lutra

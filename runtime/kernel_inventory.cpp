@@ -1,0 +1,93 @@
+// The variants of each kernel kind, scalar reference first, then stronger ISAs in the order
+// the dispatcher prefers them (it takes the last one the CPU supports under the cap).
+#include "runtime/kernel_variants.h"
+
+namespace lutra {
+namespace {
+
+constexpr Variant<GemmFloatFn> gemm_f32_variants[] = {
+    {"f32-f32-gemm-scalar", Isa::scalar, lutra_f32_f32_gemm__scalar},
+#if defined(__x86_64__)
+    {"f32-f32-gemm-1x4-avx2", Isa::avx2, lutra_f32_f32_gemm_1x4__avx2},
+#endif
+};
+
+constexpr Variant<GemmFloatFn> gemm_f16_variants[] = {
+    {"f16-f32-gemm-scalar", Isa::scalar, lutra_f16_f32_gemm__scalar},
+#if defined(__x86_64__)
+    {"f16-f32-gemm-1x4-avx2", Isa::avx2, lutra_f16_f32_gemm_1x4__avx2},
+    {"f16-f32-gemm-1x4-avx512", Isa::avx512, lutra_f16_f32_gemm_1x4__avx512},
+#endif
+};
+
+constexpr Variant<GemmFloatFn> gemm_bq_variants[] = {
+    {"bq-f32-gemm-scalar", Isa::scalar, lutra_bq_f32_gemm__scalar},
+};
+
+constexpr Variant<GemmTernaryFn> gemm_t2_variants[] = {
+    {"t2-qs8-gemm-scalar", Isa::scalar, lutra_t2_qs8_gemm__scalar},
+#if defined(__x86_64__)
+    {"t2-qs8-gemm-1x4-avx2", Isa::avx2, lutra_t2_qs8_gemm_1x4__avx2},
+    {"t2-qs8-gemm-1x4-avx512", Isa::avx512, lutra_t2_qs8_gemm_1x4__avx512},
+#endif
+};
+
+constexpr Variant<QuantizeI8Fn> quantize_i8_variants[] = {
+    {"f32-qs8-quantize-scalar", Isa::scalar, lutra_f32_qs8_quantize__scalar},
+#if defined(__x86_64__)
+    {"f32-qs8-quantize-avx2", Isa::avx2, lutra_f32_qs8_quantize__avx2},
+#endif
+};
+
+constexpr Variant<RmsNormFn> rmsnorm_variants[] = {
+    {"f32-rmsnorm-scalar", Isa::scalar, lutra_f32_rmsnorm__scalar},
+#if defined(__x86_64__)
+    {"f32-rmsnorm-avx2", Isa::avx2, lutra_f32_rmsnorm__avx2},
+#endif
+};
+
+constexpr Variant<SoftmaxFn> softmax_variants[] = {
+    {"f32-softmax-scalar", Isa::scalar, lutra_f32_softmax__scalar},
+};
+
+constexpr Variant<RopeFn> rope_variants[] = {
+    {"f32-rope-scalar", Isa::scalar, lutra_f32_rope__scalar},
+};
+
+constexpr Variant<AttentionFn> attention_variants[] = {
+    {"f32-attention-scalar", Isa::scalar, lutra_f32_attention__scalar},
+};
+
+constexpr Variant<GluFn> silu_mul_variants[] = {
+    {"f32-silu-mul-scalar", Isa::scalar, lutra_f32_silu_mul__scalar},
+};
+
+constexpr Variant<GluFn> relu2_mul_variants[] = {
+    {"f32-relu2-mul-scalar", Isa::scalar, lutra_f32_relu2_mul__scalar},
+};
+
+constexpr Variant<DequantRowFn> dequant_row_variants[] = {
+    {"dequant-row-scalar", Isa::scalar, lutra_dequant_row__scalar},
+};
+
+}  // namespace
+
+const KernelInventory& kernel_inventory() {
+  static const KernelInventory inventory{
+      .gemm_f32 = gemm_f32_variants,
+      .gemm_f16 = gemm_f16_variants,
+      .gemm_bq = gemm_bq_variants,
+      .gemm_t2 = gemm_t2_variants,
+      .quantize_i8 = quantize_i8_variants,
+      .rmsnorm = rmsnorm_variants,
+      .softmax = softmax_variants,
+      .rope = rope_variants,
+      .attention = attention_variants,
+      .silu_mul = silu_mul_variants,
+      .relu2_mul = relu2_mul_variants,
+      .dequant_row = dequant_row_variants,
+  };
+  return inventory;
+}
+
+}  // namespace lutra

@@ -1,0 +1,54 @@
+// Every kernel variant, one symbol each. Names read `lutra_<what>__<isa>`: what it computes
+// (weight format, activation format, op, register tile MRxNR = tokens x output rows), then
+// the instruction set after the double underscore. The inventory (kernel_inventory.cpp) lists
+// them; the x86 ones live in kernels_x86/<op>/<op>-<tile>-<isa>.cpp, compiled with that ISA's
+// flags only, so declaring them here is safe on every CPU: they are only called after dispatch.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "runtime/kernels.h"
+
+namespace lutra {
+
+// ---- scalar references (runtime/kernels_scalar.cpp) ----------------------------------------
+void lutra_f32_f32_gemm__scalar(const WeightView& w, const float* x, float* y, size_t m,
+                                size_t n_begin, size_t n_end);
+void lutra_f16_f32_gemm__scalar(const WeightView& w, const float* x, float* y, size_t m,
+                                size_t n_begin, size_t n_end);
+void lutra_bq_f32_gemm__scalar(const WeightView& w, const float* x, float* y, size_t m,
+                               size_t n_begin, size_t n_end);
+void lutra_t2_qs8_gemm__scalar(const WeightView& w, const int8_t* xq, int32_t* acc, size_t m,
+                               size_t n_begin, size_t n_end);
+float lutra_f32_qs8_quantize__scalar(const float* x, size_t k, int8_t* xq);
+void lutra_f32_rmsnorm__scalar(const float* x, const float* w, float* y, size_t n, float eps);
+void lutra_f32_softmax__scalar(float* x, size_t n);
+void lutra_f32_rope__scalar(float* v, size_t n_heads, size_t head_dim, const float* cos,
+                            const float* sin, RopeStyle style);
+void lutra_f32_attention__scalar(const float* q, const float* k, const float* v, size_t n_pos,
+                                 size_t head_dim, size_t kv_stride, float scale, float* scores,
+                                 float* out);
+void lutra_f32_silu_mul__scalar(const float* gate, const float* up, float* out, size_t n);
+void lutra_f32_relu2_mul__scalar(const float* gate, const float* up, float* out, size_t n);
+void lutra_dequant_row__scalar(const WeightView& w, size_t r, float* out);
+
+#if defined(__x86_64__)
+// ---- AVX2 + FMA + F16C (kernels_x86/*/*-avx2.cpp) -------------------------------------------
+void lutra_f32_f32_gemm_1x4__avx2(const WeightView& w, const float* x, float* y, size_t m,
+                                  size_t n_begin, size_t n_end);
+void lutra_f16_f32_gemm_1x4__avx2(const WeightView& w, const float* x, float* y, size_t m,
+                                  size_t n_begin, size_t n_end);
+void lutra_t2_qs8_gemm_1x4__avx2(const WeightView& w, const int8_t* xq, int32_t* acc,
+                                 size_t m, size_t n_begin, size_t n_end);
+float lutra_f32_qs8_quantize__avx2(const float* x, size_t k, int8_t* xq);
+void lutra_f32_rmsnorm__avx2(const float* x, const float* w, float* y, size_t n, float eps);
+
+// ---- AVX-512 F/BW/VL/DQ (kernels_x86/*/*-avx512.cpp) ----------------------------------------
+void lutra_f16_f32_gemm_1x4__avx512(const WeightView& w, const float* x, float* y, size_t m,
+                                    size_t n_begin, size_t n_end);
+void lutra_t2_qs8_gemm_1x4__avx512(const WeightView& w, const int8_t* xq, int32_t* acc,
+                                   size_t m, size_t n_begin, size_t n_end);
+#endif
+
+}  // namespace lutra

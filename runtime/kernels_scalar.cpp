@@ -1,0 +1,205 @@
+// The scalar reference of every kernel kind: plain loops, float sums in index order (like
+// llama2.c). SIMD variants are tested against these; they are also the fallback everywhere.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "runtime/half.h"
+#include "runtime/kernel_variants.h"
+
+namespace lutra {
+namespace {
+
+// The f16 sections of a bq tensor need not be 2-byte aligned (they follow the code bytes).
+inline float load_f16(const uint16_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
+// Code j of a little-endian bitstream of `bits`-bit codes (bits <= 8).
+inline uint32_t bq_code(const uint8_t* row, size_t j, int bits) {
+  size_t bit = j * size_t(bits);
+  size_t byte = bit / 8;
+  uint32_t shift = uint32_t(bit % 8);
+  uint32_t v = row[byte];
+  if (shift + uint32_t(bits) > 8) v |= uint32_t(row[byte + 1]) << 8;  // code spans two bytes
+  return (v >> shift) & ((1u << bits) - 1);
+}
+
+inline int t2_code(const uint8_t* row, size_t j) { return (row[j / 4] >> (2 * (j % 4))) & 3; }
+
+// Weight (r, j) of a bq tensor as a float: s * (q - z).
+struct BqRow {
+  const uint8_t* codes;
+  const uint16_t* scales;
+  const uint16_t* zeros;  // null: symmetric
+  int bits, group;
+  float operator()(size_t j) const {
+    size_t g = j / size_t(group);
+    float s = load_f16(scales + g);
+    float z = zeros ? load_f16(zeros + g) : float(1u << (bits - 1));
+    return s * (float(bq_code(codes, j, bits)) - z);
+  }
+};
+
+BqRow bq_row(const WeightView& w, size_t r) {
+  size_t gpr = w.groups_per_row();
+  return BqRow{w.bq_codes() + r * bq_code_bytes_per_row(w.k, w.bits), w.bq_scales() + r * gpr,
+               w.asymmetric ? w.bq_zeros() + r * gpr : nullptr, w.bits, w.group};
+}
+
+}  // namespace
+
+void lutra_f32_f32_gemm__scalar(const WeightView& w, const float* x, float* y, size_t m,
+                                size_t n_begin, size_t n_end) {
+  const float* wf = reinterpret_cast<const float*>(w.data);
+  for (size_t i = 0; i < m; i++) {
+    const float* xi = x + i * w.k;
+    for (size_t r = n_begin; r < n_end; r++) {
+      const float* row = wf + r * w.k;
+      float sum = 0.0f;
+      for (size_t j = 0; j < w.k; j++) sum += row[j] * xi[j];
+      y[i * w.n + r] = sum;
+    }
+  }
+}
+
+void lutra_f16_f32_gemm__scalar(const WeightView& w, const float* x, float* y, size_t m,
+                                size_t n_begin, size_t n_end) {
+  const uint16_t* wh = reinterpret_cast<const uint16_t*>(w.data);
+  for (size_t i = 0; i < m; i++) {
+    const float* xi = x + i * w.k;
+    for (size_t r = n_begin; r < n_end; r++) {
+      const uint16_t* row = wh + r * w.k;
+      float sum = 0.0f;
+      for (size_t j = 0; j < w.k; j++) sum += f16_to_f32(row[j]) * xi[j];
+      y[i * w.n + r] = sum;
+    }
+  }
+}
+
+void lutra_bq_f32_gemm__scalar(const WeightView& w, const float* x, float* y, size_t m,
+                               size_t n_begin, size_t n_end) {
+  for (size_t i = 0; i < m; i++) {
+    const float* xi = x + i * w.k;
+    for (size_t r = n_begin; r < n_end; r++) {
+      BqRow row = bq_row(w, r);
+      float sum = 0.0f;
+      for (size_t j = 0; j < w.k; j++) sum += row(j) * xi[j];
+      y[i * w.n + r] = sum;
+    }
+  }
+}
+
+void lutra_t2_qs8_gemm__scalar(const WeightView& w, const int8_t* xq, int32_t* acc, size_t m,
+                               size_t n_begin, size_t n_end) {
+  size_t row_bytes = t2_row_bytes(w.k);
+  for (size_t i = 0; i < m; i++) {
+    const int8_t* xi = xq + i * w.k;
+    for (size_t r = n_begin; r < n_end; r++) {
+      const uint8_t* row = w.data + r * row_bytes;
+      int32_t sum = 0;
+      for (size_t j = 0; j < w.k; j++) sum += (t2_code(row, j) - 1) * int32_t(xi[j]);
+      acc[i * w.n + r] = sum;
+    }
+  }
+}
+
+float lutra_f32_qs8_quantize__scalar(const float* x, size_t k, int8_t* xq) {
+  float amax = 0.0f;
+  for (size_t j = 0; j < k; j++) amax = std::max(amax, std::fabs(x[j]));
+  float s = 127.0f / std::max(amax, 1e-5f);
+  for (size_t j = 0; j < k; j++) {
+    float q = std::nearbyint(x[j] * s);  // half to even in the default rounding mode
+    xq[j] = int8_t(std::clamp(q, -128.0f, 127.0f));
+  }
+  return s;
+}
+
+void lutra_f32_rmsnorm__scalar(const float* x, const float* w, float* y, size_t n, float eps) {
+  float ss = 0.0f;
+  for (size_t j = 0; j < n; j++) ss += x[j] * x[j];
+  float inv = 1.0f / std::sqrt(ss / float(n) + eps);
+  for (size_t j = 0; j < n; j++) y[j] = x[j] * inv * w[j];
+}
+
+void lutra_f32_softmax__scalar(float* x, size_t n) {
+  if (n == 0) return;
+  float mx = x[0];
+  for (size_t j = 1; j < n; j++) mx = std::max(mx, x[j]);
+  float sum = 0.0f;
+  for (size_t j = 0; j < n; j++) {
+    x[j] = std::exp(x[j] - mx);  // subtracting the max keeps exp from overflowing
+    sum += x[j];
+  }
+  for (size_t j = 0; j < n; j++) x[j] /= sum;
+}
+
+void lutra_f32_rope__scalar(float* v, size_t n_heads, size_t head_dim, const float* cos,
+                            const float* sin, RopeStyle style) {
+  size_t half = head_dim / 2;
+  for (size_t h = 0; h < n_heads; h++) {
+    float* vh = v + h * head_dim;
+    for (size_t i = 0; i < half; i++) {
+      size_t a = style == RopeStyle::interleaved ? 2 * i : i;
+      size_t b = style == RopeStyle::interleaved ? 2 * i + 1 : i + half;
+      float v0 = vh[a], v1 = vh[b];
+      vh[a] = v0 * cos[i] - v1 * sin[i];
+      vh[b] = v0 * sin[i] + v1 * cos[i];
+    }
+  }
+}
+
+void lutra_f32_attention__scalar(const float* q, const float* k, const float* v, size_t n_pos,
+                                 size_t head_dim, size_t kv_stride, float scale, float* scores,
+                                 float* out) {
+  for (size_t t = 0; t < n_pos; t++) {
+    const float* kt = k + t * kv_stride;
+    float dot = 0.0f;
+    for (size_t d = 0; d < head_dim; d++) dot += q[d] * kt[d];
+    scores[t] = dot * scale;
+  }
+  lutra_f32_softmax__scalar(scores, n_pos);
+  for (size_t d = 0; d < head_dim; d++) out[d] = 0.0f;
+  for (size_t t = 0; t < n_pos; t++) {
+    const float* vt = v + t * kv_stride;
+    for (size_t d = 0; d < head_dim; d++) out[d] += scores[t] * vt[d];
+  }
+}
+
+void lutra_f32_silu_mul__scalar(const float* gate, const float* up, float* out, size_t n) {
+  for (size_t j = 0; j < n; j++) out[j] = gate[j] / (1.0f + std::exp(-gate[j])) * up[j];
+}
+
+void lutra_f32_relu2_mul__scalar(const float* gate, const float* up, float* out, size_t n) {
+  for (size_t j = 0; j < n; j++) {
+    float g = std::max(gate[j], 0.0f);
+    out[j] = g * g * up[j];
+  }
+}
+
+void lutra_dequant_row__scalar(const WeightView& w, size_t r, float* out) {
+  switch (w.format) {
+    case WeightFormat::f32:
+      std::memcpy(out, w.data + r * w.k * 4, w.k * 4);
+      return;
+    case WeightFormat::f16: {
+      const uint16_t* row = reinterpret_cast<const uint16_t*>(w.data) + r * w.k;
+      for (size_t j = 0; j < w.k; j++) out[j] = f16_to_f32(row[j]);
+      return;
+    }
+    case WeightFormat::t2: {
+      const uint8_t* row = w.data + r * t2_row_bytes(w.k);
+      for (size_t j = 0; j < w.k; j++) out[j] = w.scale * float(t2_code(row, j) - 1);
+      return;
+    }
+    case WeightFormat::bq: {
+      BqRow row = bq_row(w, r);
+      for (size_t j = 0; j < w.k; j++) out[j] = row(j);
+      return;
+    }
+  }
+}
+
+}  // namespace lutra
