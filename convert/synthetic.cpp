@@ -77,7 +77,15 @@ std::vector<TokenPiece> synthetic_pieces(int vocab, bool eot) {
       if (!have) p.push_back({prefix, score -= 0.01f, K::normal});
     }
   }
-  for (int i = 0; int(p.size()) < vocab; ++i) p.push_back({"\xe2\x96\x81<" + std::to_string(i) + ">", -1000.0f - float(i), K::normal});
+  // Filler: made-up words of two to four syllables, all distinct.
+  static const char* kSyllables[] = {"ba", "ko", "ri", "tu", "me", "sa", "lo", "ni", "da", "fe",
+                                     "go", "hu", "pa", "ve", "zo", "mi"};
+  for (uint32_t i = 0; int(p.size()) < vocab; ++i) {
+    std::string word = "\xe2\x96\x81";
+    uint32_t x = i + 16 * 16;  // at least two syllables, and distinct for distinct i
+    for (; x; x /= 16) word += kSyllables[x % 16];
+    p.push_back({word, -1000.0f - float(i), K::normal});
+  }
   p.resize(size_t(vocab));
   return p;
 }

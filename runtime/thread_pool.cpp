@@ -18,9 +18,23 @@ inline void cpu_relax() {
 #endif
 }
 
-// Spin this many polls before sleeping: long enough to cover the gap between ops, short
-// enough that an idle chat session does not burn cores.
-constexpr int kSpinPolls = 1 << 16;
+// Spin this many polls before sleeping on a futex: long enough to cover the gap between
+// ops, short enough that a worker the OS has descheduled (another process on the core) or an
+// idle chat session does not leave the others burning cycles.
+constexpr int kSpinPolls = 1 << 14;
+
+// Waits until `a` no longer holds `old`: spins, then sleeps in the kernel.
+template <class T>
+void wait_while_equal(const std::atomic<T>& a, T old) {
+  for (int polls = 0; a.load(std::memory_order_acquire) == old; ++polls) {
+    if (polls < kSpinPolls) {
+      cpu_relax();
+    } else {
+      a.wait(old, std::memory_order_acquire);
+      polls = 0;
+    }
+  }
+}
 
 // CPUs this process may use, in order.
 std::vector<int> allowed_cpus() {
@@ -77,21 +91,18 @@ void ThreadPool::run_raw(Fn fn, void* ctx) {
   generation_.fetch_add(1, std::memory_order_acq_rel);
   generation_.notify_all();
   fn(ctx, 0, n_);
-  for (int polls = 0; done_.load(std::memory_order_acquire) != n_ - 1; ++polls)
-    if (polls < kSpinPolls) cpu_relax(); else std::this_thread::yield();
+  for (int done; (done = done_.load(std::memory_order_acquire)) != n_ - 1;) wait_while_equal(done_, done);
 }
 
 void ThreadPool::worker_main(int ith) {
   uint32_t seen = generation_.load(std::memory_order_acquire);
   for (;;) {
-    uint32_t g;
-    for (int polls = 0; (g = generation_.load(std::memory_order_acquire)) == seen; ++polls) {
-      if (polls < kSpinPolls) cpu_relax(); else { generation_.wait(seen); polls = 0; }
-    }
-    seen = g;
+    wait_while_equal(generation_, seen);
+    seen = generation_.load(std::memory_order_acquire);
     if (stop_.load(std::memory_order_acquire)) return;
     fn_(ctx_, ith, n_);
     done_.fetch_add(1, std::memory_order_acq_rel);
+    done_.notify_one();
   }
 }
 
@@ -101,10 +112,10 @@ void ThreadPool::barrier() {
   if (barrier_count_.fetch_add(1, std::memory_order_acq_rel) == n_ - 1) {
     barrier_count_.store(0, std::memory_order_relaxed);
     barrier_phase_.fetch_add(1, std::memory_order_acq_rel);
+    barrier_phase_.notify_all();
     return;
   }
-  for (int polls = 0; barrier_phase_.load(std::memory_order_acquire) == phase; ++polls)
-    if (polls < kSpinPolls) cpu_relax(); else std::this_thread::yield();
+  wait_while_equal(barrier_phase_, phase);
 }
 
 void ThreadPool::split(size_t n, int ith, int nth, size_t align, size_t& begin, size_t& end) {
