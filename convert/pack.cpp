@@ -65,6 +65,10 @@ void pack_row_bq(const float* x, size_t k, const PackSpec& spec, uint8_t* codes,
       for (size_t j = 1; j < g; ++j) lo = std::min(lo, v[j]), hi = std::max(hi, v[j]);
       s = (hi - lo) / float(qmax);
       z = s > 0 ? -lo / s : 0.0f;  // q = x/s + z, so w = s*(q - z)
+      if (s == 0 && lo != 0) {     // a constant group: code 0 with zero -lo/|lo| gives lo
+        s = std::fabs(lo);
+        z = -lo / s;
+      }
     } else {
       // Symmetric around the implicit zero 2^(b-1): max|x| maps to 2^(b-1) - 1 (as Q8_0 maps
       // it to 127), leaving the most negative code for clamping.

@@ -127,6 +127,8 @@ Status ModelWriter::add_tensor(
   for (const TensorInfo& t : tensors_)
     if (t.name == info.name) return Status::error("model writer: duplicate tensor '" + info.name + "'");
   info.bytes = bytes;
+  if (expected_tensor_bytes(info) == 0)
+    return Status::error("model writer: tensor '" + info.name + "' has an invalid format or shape");
   if (expected_tensor_bytes(info) != bytes)
     return Status::error("model writer: tensor '" + info.name + "' (" + info.format +
                          ") has " + std::to_string(bytes) + " bytes, its shape needs " +

@@ -38,7 +38,7 @@ float Sampler::uniform() {
 }
 
 void Sampler::accept(int32_t token) {
-  if (recent_.empty()) return;
+  if (recent_.empty() || token < 0 || size_t(token) >= vocab_) return;
   recent_[recent_at_] = token;
   recent_at_ = (recent_at_ + 1) % recent_.size();
   recent_count_ = std::min(recent_count_ + 1, recent_.size());

@@ -67,8 +67,11 @@ int default_thread_count() {
 ThreadPool::ThreadPool(int n_threads) : n_(std::max(1, n_threads)) {
   std::vector<int> cpus = allowed_cpus();
   threads_.reserve(size_t(n_ - 1));
+  // Each worker starts from the generation as it is now: read inside the thread, a run()
+  // issued before the thread first ran would look already seen, and its barrier would hang.
+  const uint32_t start = generation_.load(std::memory_order_acquire);
   for (int i = 1; i < n_; ++i) {
-    threads_.emplace_back([this, i] { worker_main(i); });
+    threads_.emplace_back([this, i, start] { worker_main(i, start); });
     if (int(cpus.size()) >= n_) pin_to(threads_.back().native_handle(), cpus[size_t(i)]);
   }
 }
@@ -94,8 +97,7 @@ void ThreadPool::run_raw(Fn fn, void* ctx) {
   for (int done; (done = done_.load(std::memory_order_acquire)) != n_ - 1;) wait_while_equal(done_, done);
 }
 
-void ThreadPool::worker_main(int ith) {
-  uint32_t seen = generation_.load(std::memory_order_acquire);
+void ThreadPool::worker_main(int ith, uint32_t seen) {
   for (;;) {
     wait_while_equal(generation_, seen);
     seen = generation_.load(std::memory_order_acquire);

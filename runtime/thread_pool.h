@@ -36,7 +36,7 @@ class ThreadPool {
  private:
   using Fn = void (*)(void*, int, int);
   void run_raw(Fn fn, void* ctx);
-  void worker_main(int ith);
+  void worker_main(int ith, uint32_t seen);
 
   int n_;
   std::vector<std::thread> threads_;

@@ -1,0 +1,241 @@
+// End to end: a converted llama2.c model tells llama2.c's own story, and the generated ids
+// do not depend on the thread count, the prefill batch size or anything but the seed.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "convert/convert.h"
+#include "runtime/context.h"
+#include "runtime/generate.h"
+#include "runtime/model.h"
+#include "runtime/sampler.h"
+#include "runtime/thread_pool.h"
+#include "runtime/tokenizer.h"
+#include "tests/test_data.h"
+
+using namespace lutra;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kMaxThreads = 2;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static std::atomic<int> counter{0};
+    std::random_device rd;
+    path = fs::temp_directory_path() / ("lutra-test-generation-" + std::to_string(::getpid()) + "-" +
+                                        std::to_string(counter++) + "-" + std::to_string(rd()));
+    fs::create_directories(path);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+// stories260K converted into `tmp`, or null (after a MESSAGE) when the test data is absent.
+std::unique_ptr<Model> load_stories(const TempDir& tmp) {
+  auto bin = test_data_file("stories260K.bin");
+  if (!bin) return nullptr;
+  auto tok = test_data_file("tok512.bin");
+  if (!tok) return nullptr;
+  ConvertOptions o;
+  o.tokenizer = tok->string();
+  const std::string out = tmp.file("stories260K.lutra");
+  Status s = convert_model(bin->string(), out, o);
+  REQUIRE_MESSAGE(s.ok(), s.message());
+  auto m = Model::load(out);
+  REQUIRE_MESSAGE(m.ok(), m.message());
+  return std::move(m.value());
+}
+
+std::unique_ptr<Context> make_context(const Model& m, int threads, int batch = 64, int n_ctx = 0,
+                                      bool logits_all = false) {
+  ContextParams p;
+  p.n_threads = threads;
+  p.n_batch = batch;
+  p.n_ctx = n_ctx;
+  p.logits_all = logits_all;
+  auto c = Context::create(m, p);
+  REQUIRE_MESSAGE(c.ok(), c.message());
+  return std::move(c.value());
+}
+
+SamplerParams greedy() {
+  SamplerParams p;
+  p.temperature = 0.0f;
+  return p;
+}
+
+// The ids generate() emits after `prompt`.
+std::vector<int32_t> run(Context& ctx, const SamplerParams& sp, const std::vector<int32_t>& prompt, int n) {
+  Sampler s(size_t(ctx.model().config().vocab_size), sp);
+  std::vector<int32_t> ids;
+  GenerationStats stats;
+  auto r = generate(ctx, s, prompt, n, [&](int32_t t) {
+    ids.push_back(t);
+    return true;
+  }, stats);
+  REQUIRE_MESSAGE(r.ok(), r.message());
+  CHECK(stats.n_generated == int(ids.size()));
+  CHECK(stats.n_prompt == int(prompt.size()));
+  return ids;
+}
+
+std::string text_of(const Tokenizer& tok, const std::vector<int32_t>& ids) {
+  TextStream ts(tok);
+  std::string out;
+  for (int32_t id : ids) out += ts.push(id);
+  out += ts.flush();
+  return out;
+}
+
+size_t argmax(const float* v, size_t n) { return size_t(std::max_element(v, v + n) - v); }
+
+}  // namespace
+
+TEST_CASE("stories260K greedy from BOS tells llama2.c's story") {
+  TempDir tmp;
+  auto model = load_stories(tmp);
+  if (!model) return;
+  auto ctx = make_context(*model, 1);
+  const std::vector<int32_t> ids = run(*ctx, greedy(), {model->config().bos_id}, 200);
+  REQUIRE(!ids.empty());
+  const std::string text = text_of(model->tokenizer(), ids);
+  INFO("text: " << text);
+  CHECK(text.rfind("Once upon a time, there was a little girl named Lily.", 0) == 0);
+  CHECK(ctx->n_past() == 1 + int(ids.size()));
+}
+
+TEST_CASE("a two-worker pool runs the job it is given right after it is built") {
+  for (int i = 0; i < 200; ++i) {
+    ThreadPool pool(2);
+    std::atomic<int> ran{0};
+    auto job = [&](int, int) {
+      ++ran;
+      pool.barrier();
+      ++ran;
+    };
+    pool.run(job);
+    CHECK(ran == 4);
+  }
+}
+
+TEST_CASE("stories260K greedy ids are identical with 1 and 2 threads") {
+  TempDir tmp;
+  auto model = load_stories(tmp);
+  if (!model) return;
+  const std::vector<int32_t> prompt = {model->config().bos_id};
+  auto c1 = make_context(*model, 1);
+  auto c2 = make_context(*model, 2);
+  const std::vector<int32_t> a = run(*c1, greedy(), prompt, 200), b = run(*c2, greedy(), prompt, 200);
+  CHECK(a.size() > 50);
+  CHECK(a == b);
+}
+
+TEST_CASE("batched prefill gives the same next-token argmax as one token at a time") {
+  TempDir tmp;
+  auto model = load_stories(tmp);
+  if (!model) return;
+  const size_t V = size_t(model->config().vocab_size);
+  const std::vector<int32_t> prompt = model->tokenizer().encode(
+      "Once upon a time, there was a big dog named Max. He liked to play in the park", true);
+  REQUIRE(prompt.size() > 10);
+
+  // Next-token argmax at every prompt position: batched (logits_all) vs one by one.
+  auto batched = make_context(*model, kMaxThreads, 64, 0, true);
+  REQUIRE(batched->eval(prompt).ok());
+  auto single = make_context(*model, kMaxThreads, 1);
+  for (size_t i = 0; i < prompt.size(); ++i) {
+    CAPTURE(i);
+    REQUIRE(single->eval(std::span<const int32_t>(&prompt[i], 1)).ok());
+    CHECK(argmax(batched->logits(i), V) == argmax(single->logits(), V));
+  }
+  CHECK(argmax(batched->logits(), V) == argmax(single->logits(), V));
+
+  // And the continuation generated after each prefill.
+  for (int threads = 1; threads <= kMaxThreads; ++threads) {
+    CAPTURE(threads);
+    auto b64 = make_context(*model, threads, 64);
+    auto b1 = make_context(*model, threads, 1);
+    auto b3 = make_context(*model, threads, 3);  // batches that do not divide the prompt
+    const std::vector<int32_t> x = run(*b64, greedy(), prompt, 60);
+    CHECK(x == run(*b1, greedy(), prompt, 60));
+    CHECK(x == run(*b3, greedy(), prompt, 60));
+  }
+}
+
+TEST_CASE("a prompt longer than the context makes eval fail with a context message") {
+  TempDir tmp;
+  auto model = load_stories(tmp);
+  if (!model) return;
+  auto ctx = make_context(*model, 1, 4, 16);
+  CHECK(ctx->n_ctx() == 16);
+  std::vector<int32_t> prompt(20, 300);
+  prompt[0] = model->config().bos_id;
+  Status s = ctx->eval(prompt);
+  REQUIRE_FALSE(s.ok());
+  INFO("message: " << s.message());
+  CHECK(s.message().find("context") != std::string::npos);
+  CHECK(ctx->n_past() == 0);
+
+  // Through generate() too, and a context filled by generation stops cleanly.
+  Sampler sampler(size_t(model->config().vocab_size), greedy());
+  GenerationStats stats;
+  auto r = generate(*ctx, sampler, prompt, 10, [](int32_t) { return true; }, stats);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.message().find("context") != std::string::npos);
+
+  std::vector<int32_t> fits(16, 300);
+  fits[0] = model->config().bos_id;
+  REQUIRE(ctx->eval(std::span<const int32_t>(fits.data(), 15)).ok());
+  Status over = ctx->eval(std::span<const int32_t>(fits.data(), 2));
+  CHECK_FALSE(over.ok());
+  CHECK(ctx->n_past() == 15);
+  REQUIRE(ctx->eval(std::span<const int32_t>(fits.data(), 1)).ok());
+  CHECK(ctx->n_past() == 16);
+
+  // Out-of-vocabulary ids are refused, not read past the embedding.
+  ctx->reset();
+  std::vector<int32_t> bad = {1, 512};
+  CHECK_FALSE(ctx->eval(bad).ok());
+  bad = {-1};
+  CHECK_FALSE(ctx->eval(bad).ok());
+}
+
+TEST_CASE("synthetic tiny generates identical ids from the same seed at temperature 0.8") {
+  TempDir tmp;
+  const std::string path = tmp.file("tiny.lutra");
+  ConvertOptions o;
+  o.seed = 3;
+  REQUIRE(make_synthetic("tiny", path, o).ok());
+  auto m = Model::load(path);
+  REQUIRE_MESSAGE(m.ok(), m.message());
+  const Model& model = **m;
+
+  SamplerParams sp;
+  sp.temperature = 0.8f;
+  sp.seed = 42;
+  const std::vector<int32_t> prompt = model.tokenizer().encode("the little dog saw a bird", true);
+  auto c1 = make_context(model, 1, 64, 128);
+  const std::vector<int32_t> a = run(*c1, sp, prompt, 40);
+  auto c2 = make_context(model, 1, 64, 128);
+  const std::vector<int32_t> b = run(*c2, sp, prompt, 40);
+  CHECK_FALSE(a.empty());
+  CHECK(a == b);
+  // Ternary sums are exact: more threads change nothing either.
+  auto c3 = make_context(model, kMaxThreads, 64, 128);
+  CHECK(run(*c3, sp, prompt, 40) == a);
+  // The same context, reset, repeats itself.
+  c1->reset();
+  CHECK(run(*c1, sp, prompt, 40) == a);
+}
