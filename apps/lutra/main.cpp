@@ -14,7 +14,8 @@ void usage(FILE* f) {
                "  chat      talk with a model (the default model if no -m)\n"
                "  run       generate text from a prompt\n"
                "  convert   turn a checkpoint into a lutra model file\n"
-               "  info      show a model, the CPU and the kernels lutra picked\n\n"
+               "  info      show a model, the CPU and the kernels lutra picked\n"
+               "  bench     measure prompt and generation speed against the memory-bandwidth floor\n\n"
                "`lutra <command> --help` lists a command's options.\n",
                LUTRA_VERSION);
 }
@@ -40,5 +41,6 @@ int main(int argc, char** argv) {
   if (cmd == "chat") return cmd_chat(argc - 1, argv + 1);
   if (cmd == "convert") return cmd_convert(argc - 1, argv + 1);
   if (cmd == "info") return cmd_info(argc - 1, argv + 1);
+  if (cmd == "bench") return cmd_bench(argc - 1, argv + 1);
   return lutra::cli::fail("unknown command '" + cmd + "' (try `lutra --help`)");
 }

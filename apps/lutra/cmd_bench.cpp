@@ -1,0 +1,195 @@
+// `lutra bench`: prompt-processing and generation speed, llama-bench style, with the memory
+// bandwidth of this machine measured in the same run so decode speed can be read against
+// its floor (bytes of weights per token / bandwidth).
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <vector>
+
+#include "apps/lutra/common.h"
+
+using namespace lutra;
+using namespace lutra::cli;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+struct Spread {
+  double mean = 0, stddev = 0, median = 0;
+};
+Spread spread(std::vector<double> v) {
+  Spread s;
+  if (v.empty()) return s;
+  for (double x : v) s.mean += x;
+  s.mean /= double(v.size());
+  for (double x : v) s.stddev += (x - s.mean) * (x - s.mean);
+  s.stddev = v.size() > 1 ? std::sqrt(s.stddev / double(v.size() - 1)) : 0;
+  std::sort(v.begin(), v.end());
+  s.median = v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+  return s;
+}
+
+std::vector<int> parse_int_list(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, ',');)
+    if (!item.empty()) out.push_back(std::stoi(item));
+  return out;
+}
+
+// Read bandwidth with n workers over a buffer far larger than the last-level cache: the
+// best of several passes, in GB/s.
+double measure_bandwidth(int n_threads, size_t bytes) {
+  std::vector<uint64_t> buf(bytes / sizeof(uint64_t));
+  for (size_t i = 0; i < buf.size(); ++i) buf[i] = i;  // touch every page before timing
+  ThreadPool pool(n_threads);
+  std::vector<uint64_t> sink(size_t(n_threads) * 8);
+  double best = 0;
+  for (int pass = 0; pass < 5; ++pass) {
+    auto body = [&](int ith, int nth) {
+      size_t b, e;
+      ThreadPool::split(buf.size(), ith, nth, 4096, b, e);
+      uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;  // independent sums: loads, not adds, limit
+      size_t i = b;
+      for (; i + 4 <= e; i += 4) s0 += buf[i], s1 += buf[i + 1], s2 += buf[i + 2], s3 += buf[i + 3];
+      for (; i < e; ++i) s0 += buf[i];
+      sink[size_t(ith) * 8] = s0 + s1 + s2 + s3;
+    };
+    auto t0 = Clock::now();
+    pool.run(body);
+    best = std::max(best, double(bytes) / seconds(t0, Clock::now()) / 1e9);
+  }
+  return best;
+}
+
+}  // namespace
+
+int cmd_bench(int argc, char** argv) {
+  cxxopts::Options o("lutra bench", "Measure prompt and generation speed (llama-bench style)");
+  o.add_options()
+      ("m,model", "model file (default: $LUTRA_MODEL, else the default model)", cxxopts::value<std::string>())
+      ("p,n-prompt", "prompt tokens evaluated in one batch (0: skip)", cxxopts::value<int>()->default_value("128"))
+      ("n,n-gen", "tokens generated one at a time (0: skip)", cxxopts::value<int>()->default_value("64"))
+      ("t,threads", "comma-separated thread counts", cxxopts::value<std::string>()->default_value("1,2"))
+      ("b,batch-size", "prompt batch", cxxopts::value<int>()->default_value("128"))
+      ("r,repetitions", "runs of each test (interleaved across thread counts)", cxxopts::value<int>()->default_value("3"))
+      ("bandwidth", "measure the machine's read bandwidth at each thread count (on by default with a model)")
+      ("no-bandwidth", "skip the bandwidth measurement")
+      ("json", "print JSON instead of a table")
+      ("isa", "cap the kernels' instruction set", cxxopts::value<std::string>())
+      ("h,help", "show this help");
+  cxxopts::ParseResult r;
+  int code;
+  if (!parse(o, argc, argv, r, code)) return code;
+  if (Status s = apply_isa_option(r); !s.ok()) return fail(s.message());
+  std::vector<int> threads;
+  try {
+    threads = parse_int_list(r["threads"].as<std::string>());
+  } catch (const std::exception&) {
+    return fail("-t takes a comma-separated list of thread counts, e.g. 1,2");
+  }
+  if (threads.empty() || *std::min_element(threads.begin(), threads.end()) < 1)
+    return fail("-t takes thread counts >= 1");
+  const int n_prompt = r["n-prompt"].as<int>(), n_gen = r["n-gen"].as<int>(), reps = r["repetitions"].as<int>();
+  if (n_prompt < 0 || n_gen < 0 || reps < 1) return fail("-p and -n must be >= 0 and -r >= 1");
+  const bool want_bw = !r.count("no-bandwidth");
+  const bool json_out = r.count("json") > 0;
+
+  auto path = resolve_model_path(r);
+  if (!path.ok()) return fail(path.message());
+  auto model = Model::load(*path);
+  if (!model.ok()) return fail(model.message());
+  const Model& m = **model;
+  const ModelConfig& c = m.config();
+  const double bytes_per_token = double(m.weight_bytes_per_token());
+
+  // Bandwidth first, while the model's pages are not yet competing for the cache.
+  std::map<int, double> bandwidth;
+  if (want_bw)
+    for (int t : threads) bandwidth[t] = measure_bandwidth(t, size_t(1) << 30);
+
+  std::map<int, std::unique_ptr<Context>> contexts;
+  for (int t : threads) {
+    ContextParams p;
+    p.n_threads = t;
+    p.n_ctx = std::max(n_prompt, n_gen) + 1;
+    p.n_batch = std::max(1, r["batch-size"].as<int>());
+    auto ctx = Context::create(m, p);
+    if (!ctx.ok()) return fail(ctx.message());
+    contexts[t] = std::move(ctx.value());
+  }
+  // Deterministic pseudo-random prompt ids (any id is a valid input).
+  std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 2654435761u + 7) % uint32_t(c.vocab_size));
+
+  std::map<int, std::vector<double>> pp, tg;
+  for (int rep = 0; rep < reps; ++rep) {
+    for (int t : threads) {
+      Context& ctx = *contexts[t];
+      if (n_prompt > 0) {
+        ctx.reset();
+        auto t0 = Clock::now();
+        if (Status s = ctx.eval(prompt); !s.ok()) return fail(s.message());
+        pp[t].push_back(double(n_prompt) / seconds(t0, Clock::now()));
+      }
+      if (n_gen > 0) {
+        ctx.reset();
+        int32_t tok = c.bos_id;
+        auto t0 = Clock::now();
+        for (int i = 0; i < n_gen; ++i) {
+          if (Status s = ctx.eval(std::span<const int32_t>(&tok, 1)); !s.ok()) return fail(s.message());
+          tok = int32_t(std::max_element(ctx.logits(), ctx.logits() + c.vocab_size) - ctx.logits());
+        }
+        tg[t].push_back(double(n_gen) / seconds(t0, Clock::now()));
+      }
+    }
+  }
+
+  nlohmann::json results = nlohmann::json::array();
+  auto record = [&](int t, const std::string& test, const std::vector<double>& v) {
+    Spread s = spread(v);
+    nlohmann::json j = {{"model", m.file().path()}, {"arch", c.arch}, {"model_bytes", m.file().size()},
+                        {"weight_bytes_per_token", bytes_per_token}, {"threads", t}, {"test", test},
+                        {"tokens_per_s_mean", s.mean}, {"tokens_per_s_stddev", s.stddev},
+                        {"tokens_per_s_median", s.median}, {"samples", v},
+                        {"kernel_gemm_t2", kernels().gemm_t2.name}};
+    if (bandwidth.count(t)) {
+      j["bandwidth_gb_s"] = bandwidth[t];
+      if (test.rfind("tg", 0) == 0) j["floor_fraction"] = s.median * bytes_per_token / (bandwidth[t] * 1e9);
+    }
+    results.push_back(j);
+  };
+  for (int t : threads) {
+    if (n_prompt > 0) record(t, "pp" + std::to_string(n_prompt), pp[t]);
+    if (n_gen > 0) record(t, "tg" + std::to_string(n_gen), tg[t]);
+  }
+
+  if (json_out) {
+    std::printf("%s\n", results.dump(2).c_str());
+    return 0;
+  }
+  std::printf("model: %s (%s, %.2f GB, %.1f MB of weights read per token), %d runs each\n",
+              m.file().path().c_str(), c.arch.c_str(), double(m.file().size()) / 1e9, bytes_per_token / 1e6, reps);
+  std::printf("| threads | test | tokens/s (mean ± sd) | median | read GB/s | machine GB/s | of floor |\n");
+  std::printf("|---:|---|---:|---:|---:|---:|---:|\n");
+  for (const auto& j : results) {
+    std::string test = j["test"];
+    bool gen = test.rfind("tg", 0) == 0;
+    double med = j["tokens_per_s_median"];
+    std::string bw = j.contains("bandwidth_gb_s") ? std::to_string(j["bandwidth_gb_s"].get<double>()).substr(0, 5) : "-";
+    std::string floor = gen && j.contains("floor_fraction")
+                            ? std::to_string(int(std::lround(j["floor_fraction"].get<double>() * 100))) + " %"
+                            : "-";
+    std::printf("| %d | %s | %.2f ± %.2f | %.2f | %s | %s | %s |\n", j["threads"].get<int>(), test.c_str(),
+                j["tokens_per_s_mean"].get<double>(), j["tokens_per_s_stddev"].get<double>(), med,
+                gen ? std::to_string(med * bytes_per_token / 1e9).substr(0, 5).c_str() : "-", bw.c_str(),
+                floor.c_str());
+  }
+  return 0;
+}
