@@ -103,6 +103,15 @@ void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_
   }
 }
 
+void Context::linear_residual(const WeightView& w, const LinearInput& in, size_t m, int ith, int nth) {
+  // Each worker adds exactly the rows linear() gave it, so no barrier is needed between.
+  linear(w, in, tmp_.data(), m, ith, nth);
+  size_t r0, r1;
+  ThreadPool::split(w.n, ith, nth, kRowAlign, r0, r1);
+  for (size_t i = 0; i < m; ++i)
+    for (size_t r = r0; r < r1; ++r) x_[i * w.n + r] += tmp_[i * w.n + r];
+}
+
 // One forward pass over batch_ (m tokens at positions batch_pos_...), run by every worker.
 // Phases are separated by barriers; within a phase each worker owns its tokens or rows.
 void Context::forward(int ith, int nth) {
@@ -163,13 +172,7 @@ void Context::forward(int ith, int nth) {
                       t2(L.wo), ith, nth);
     pool.barrier();
     // x += Wo att
-    linear(L.wo, att_in, tmp_.data(), m, ith, nth);
-    {
-      size_t r0, r1;
-      ThreadPool::split(dim, ith, nth, kRowAlign, r0, r1);
-      for (size_t i = 0; i < m; ++i)
-        for (size_t r = r0; r < r1; ++r) x_[i * dim + r] += tmp_[i * dim + r];
-    }
+    linear_residual(L.wo, att_in, m, ith, nth);
     pool.barrier();
 
     // ---- feed-forward ----
@@ -193,13 +196,7 @@ void Context::forward(int ith, int nth) {
                       t2(L.w_down), ith, nth);
     pool.barrier();
     // x += W_down hb
-    linear(L.w_down, hb_in, tmp_.data(), m, ith, nth);
-    {
-      size_t r0, r1;
-      ThreadPool::split(dim, ith, nth, kRowAlign, r0, r1);
-      for (size_t i = 0; i < m; ++i)
-        for (size_t r = r0; r < r1; ++r) x_[i * dim + r] += tmp_[i * dim + r];
-    }
+    linear_residual(L.w_down, hb_in, m, ith, nth);
     pool.barrier();
   }
 

@@ -45,6 +45,8 @@ class Context {
     const float* xs;  // per-token quantization scales
   };
   void linear(const WeightView& w, const LinearInput& in, float* y, size_t m, int ith, int nth);
+  // x += W in (W has dim output rows), through tmp_.
+  void linear_residual(const WeightView& w, const LinearInput& in, size_t m, int ith, int nth);
   void norm_and_quantize(const float* x, const float* w, size_t n, float* y, int8_t* yq,
                          float* ys, size_t m, bool quantize, int ith, int nth);
 

@@ -74,14 +74,11 @@ int cmd_chat(int argc, char** argv) {
     stream.reset();
     GenerationStats stats;
     auto result = generate(ctx, sampler, *turn, n_predict, [&](int32_t id) {
-      std::string_view s = stream.push(id);
-      std::fwrite(s.data(), 1, s.size(), stdout);
-      std::fflush(stdout);
+      print_text(stream.push(id));
       return true;
     }, stats, &g_interrupted);
-    std::string_view rest = stream.flush();
-    std::fwrite(rest.data(), 1, rest.size(), stdout);
-    std::fputc('\n', stdout);
+    print_text(stream.flush());
+    print_text("\n");
     if (!result.ok()) {
       fail(result.message());
       continue;

@@ -45,22 +45,14 @@ int cmd_run(int argc, char** argv) {
   Sampler sampler(size_t((*model)->config().vocab_size), sampler_params(r));
   TextStream stream(tok);
   // Echo the prompt as the tokenizer sees it, then the continuation.
-  for (int32_t id : *ids) {
-    std::string_view s = stream.push(id);
-    std::fwrite(s.data(), 1, s.size(), stdout);
-  }
-  std::fflush(stdout);
+  for (int32_t id : *ids) print_text(stream.push(id));
   GenerationStats stats;
   auto result = generate(**ctx, sampler, *ids, r["n-predict"].as<int>(), [&](int32_t id) {
-    std::string_view s = stream.push(id);
-    std::fwrite(s.data(), 1, s.size(), stdout);
-    std::fflush(stdout);
+    print_text(stream.push(id));
     return true;
   }, stats, &g_interrupted);
-  std::string_view rest = stream.flush();
-  std::fwrite(rest.data(), 1, rest.size(), stdout);
-  std::fputc('\n', stdout);
-  std::fflush(stdout);
+  print_text(stream.flush());
+  print_text("\n");
   if (!result.ok()) return fail(result.message());
   print_stats(stats);
   if (result->reason == StopReason::interrupted) return fail("interrupted");

@@ -117,6 +117,11 @@ bool parse(cxxopts::Options& o, int argc, char** argv, cxxopts::ParseResult& out
   return true;
 }
 
+void print_text(std::string_view text) {
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  std::fflush(stdout);
+}
+
 void print_stats(const GenerationStats& s) {
   auto rate = [](int n, double sec) { return sec > 0 ? double(n) / sec : 0.0; };
   std::fprintf(stderr, "\nprompt: %d tokens, %.2f tokens/s | generation: %d tokens, %.2f tokens/s\n",

@@ -38,6 +38,8 @@ Status apply_isa_option(const cxxopts::ParseResult& r);
 bool parse(cxxopts::Options& o, int argc, char** argv, cxxopts::ParseResult& out, int& exit_code);
 
 void print_stats(const GenerationStats& s);
+// Writes text to stdout at once (streaming output).
+void print_text(std::string_view text);
 
 }  // namespace lutra::cli
 
