@@ -22,6 +22,10 @@ constexpr Variant<GemmFloatFn> gemm_f16_variants[] = {
 
 constexpr Variant<GemmFloatFn> gemm_bq_variants[] = {
     {"bq-f32-gemm-scalar", Isa::scalar, lutra_bq_f32_gemm__scalar},
+#if defined(__x86_64__)
+    {"bq-f32-gemm-1x4-avx2", Isa::avx2, lutra_bq_f32_gemm_1x4__avx2},
+    {"bq-f32-gemm-1x4-avx512", Isa::avx512, lutra_bq_f32_gemm_1x4__avx512},
+#endif
 };
 
 constexpr Variant<GemmTernaryFn> gemm_t2_variants[] = {

@@ -41,6 +41,8 @@ void lutra_f16_f32_gemm_1x4__avx2(const WeightView& w, const float* x, float* y,
                                   size_t n_begin, size_t n_end);
 void lutra_t2_qs8_gemm_1x4__avx2(const WeightView& w, const int8_t* xq, int32_t* acc,
                                  size_t m, size_t n_begin, size_t n_end);
+void lutra_bq_f32_gemm_1x4__avx2(const WeightView& w, const float* x, float* y, size_t m,
+                                 size_t n_begin, size_t n_end);
 float lutra_f32_qs8_quantize__avx2(const float* x, size_t k, int8_t* xq);
 void lutra_f32_rmsnorm__avx2(const float* x, const float* w, float* y, size_t n, float eps);
 
@@ -49,6 +51,8 @@ void lutra_f16_f32_gemm_1x4__avx512(const WeightView& w, const float* x, float* 
                                     size_t n_begin, size_t n_end);
 void lutra_t2_qs8_gemm_1x4__avx512(const WeightView& w, const int8_t* xq, int32_t* acc,
                                    size_t m, size_t n_begin, size_t n_end);
+void lutra_bq_f32_gemm_1x4__avx512(const WeightView& w, const float* x, float* y, size_t m,
+                                   size_t n_begin, size_t n_end);
 #endif
 
 }  // namespace lutra

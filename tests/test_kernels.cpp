@@ -510,3 +510,67 @@ TEST_CASE("ISA names round-trip and unknown names are rejected") {
   CHECK(untouched == Isa::avx2);
   CHECK(cpu_supports(Isa::scalar));
 }
+
+TEST_CASE("bq gemm variants match the scalar bq reference for bits 1..8, LM-head shapes, m up to 16 and any row split") {
+  // Each variant against lutra_bq_f32_gemm__scalar: |y - y_scalar| <= (k+4) u sum|w x|, the
+  // float tests' bound (both regroup the same products; only the rounding order differs).
+  // Every split must give the same bits, and a call must leave rows outside its range alone.
+  std::mt19937 rng(11);
+  const Variant<GemmFloatFn>& ref = kernel_inventory().gemm_bq.front();
+  REQUIRE(ref.isa == Isa::scalar);
+  size_t checked = 0;
+  for (int bits = 1; bits <= 8; bits++)
+    for (int group : {32, 64, 128})
+      for (bool asym : {false, true})
+        for (size_t k : {size_t(32), size_t(64), size_t(96), size_t(128), size_t(256), size_t(1024), size_t(2560)}) {
+          if (k % size_t(group) != 0) continue;
+          for (size_t n : {size_t(1), size_t(3), size_t(4), size_t(5), size_t(17), size_t(64)}) {
+            TestWeights t = make_bq(rng, n, k, bits, group, asym);
+            for (size_t m : {size_t(1), size_t(2), size_t(5), size_t(16)}) {
+              INFO("bits=" << bits << " group=" << group << " asym=" << asym << " k=" << k << " n=" << n << " m=" << m);
+              std::vector<float> x = random_floats(rng, m * k);
+              std::vector<float> want(m * n);
+              ref.fn(t.view, x.data(), want.data(), m, 0, n);
+              std::vector<double> tol(m * n);
+              for (size_t i = 0; i < m; i++)
+                for (size_t r = 0; r < n; r++) {
+                  double mag = 0;
+                  for (size_t j = 0; j < k; j++) mag += std::fabs(t.dense[r * k + j] * double(x[i * k + j]));
+                  tol[i * n + r] = double(k + 4) * kU * mag + 1e-30;
+                }
+              for_each_variant(kernel_inventory().gemm_bq, [&](const Variant<GemmFloatFn>& v) {
+                std::vector<float> first;
+                for (const std::vector<size_t>& cut : splits(rng, n)) {
+                  std::vector<float> y(m * n, std::numeric_limits<float>::quiet_NaN());
+                  for (size_t p = 0; p + 1 < cut.size(); p++) v.fn(t.view, x.data(), y.data(), m, cut[p], cut[p + 1]);
+                  for (size_t e = 0; e < m * n; e++) {
+                    if (!(std::fabs(double(y[e]) - double(want[e])) <= tol[e])) {
+                      FAIL_CHECK("token " << e / n << " row " << e % n << ": " << y[e] << " vs scalar " << want[e]);
+                      return;
+                    }
+                  }
+                  checked += m * n;
+                  if (first.empty()) first = y;
+                  else if (std::memcmp(first.data(), y.data(), y.size() * 4) != 0) {
+                    FAIL_CHECK("a row's result depends on the split");
+                    return;
+                  }
+                }
+                // One random range: rows outside it keep their sentinel.
+                std::uniform_int_distribution<size_t> d(0, n);
+                size_t a = d(rng), b = d(rng);
+                if (a > b) std::swap(a, b);
+                std::vector<float> y(m * n, -7.25f);
+                v.fn(t.view, x.data(), y.data(), m, a, b);
+                for (size_t i = 0; i < m; i++)
+                  for (size_t r = 0; r < n; r++)
+                    if ((r < a || r >= b) && y[i * n + r] != -7.25f) {
+                      FAIL_CHECK("range [" << a << ", " << b << ") wrote row " << r << " of token " << i);
+                      return;
+                    }
+              }, /*skip_scalar=*/true);
+            }
+          }
+        }
+  CHECK(checked > 0);
+}
