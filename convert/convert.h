@@ -21,8 +21,8 @@ struct ConvertOptions {
   const std::atomic<bool>* interrupt = nullptr;  // Ctrl-C: stop between tensors
 };
 
-// Detects the input's format (llama2.c .bin; GGUF and Hugging Face folders are refused with
-// a message until their importers land) and converts it.
+// Detects the input's format (llama2.c .bin; GGUF files and Hugging Face folders are refused
+// with a message saying so, until their importers land) and converts it.
 Status convert_model(const std::string& input, const std::string& output, const ConvertOptions& opts);
 
 // Synthetic models with random weights, for tests ("tiny", "llama-tiny") and benchmarks

@@ -39,8 +39,8 @@ struct Preset {
 };
 
 constexpr Preset kPresets[] = {
-    {"tiny", "bitnet-b1.58", 128, 352, 4, 8, 2, 1024, 512, 10000.0f, "t2", "f16", "bitnet"},
-    {"llama-tiny", "llama", 96, 256, 3, 6, 2, 1024, 512, 10000.0f, "f16", "f16", "llama2"},
+    {"tiny", "bitnet-b1.58", 128, 352, 4, 8, 2, 1024, 4096, 10000.0f, "t2", "f16", "bitnet"},
+    {"llama-tiny", "llama", 96, 256, 3, 6, 2, 1024, 4096, 10000.0f, "f16", "f16", "llama2"},
     {"bitnet-2b4t", "bitnet-b1.58", 2560, 6912, 30, 20, 5, 128256, 4096, 500000.0f, "t2", "f16", "bitnet"},
 };
 

@@ -7,6 +7,7 @@ packages=(
   build-essential cmake pkg-config
   libdnnl-dev libxsimd-dev xtl-dev libsentencepiece-dev libcxxopts-dev doctest-dev
   libcpuinfo-dev libpcre2-dev nlohmann-json3-dev libxxhash-dev libbenchmark-dev
+  ocl-icd-opencl-dev  # Debian's oneDNN CMake package requires OpenCL's, though lutra runs on CPU
 )
 
 missing=()

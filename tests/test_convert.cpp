@@ -28,32 +28,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("lutra-test-convert-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(counter++) + "-" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-std::vector<uint8_t> read_bytes(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const std::string& p, const std::vector<uint8_t>& b) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
-}
-
 template <class T>
 void append(std::vector<uint8_t>& out, const T* p, size_t count) {
   const uint8_t* b = reinterpret_cast<const uint8_t*>(p);
@@ -672,9 +646,9 @@ TEST_CASE("convert_model names the inputs it does not convert") {
   write_bytes(tmp.file("x.gguf"), {'G', 'G', 'U', 'F', 3, 0, 0, 0});
   Status gguf = convert_model(tmp.file("x.gguf"), tmp.file("o.lutra"), o);
   CHECK(gguf.message().find("GGUF") != std::string::npos);
-  fs::create_directories(tmp.path / "hf");
-  write_bytes((tmp.path / "hf" / "config.json").string(), {'{', '}'});
-  CHECK(convert_model((tmp.path / "hf").string(), tmp.file("o.lutra"), o).message().find("Hugging Face") !=
+  fs::create_directories(tmp.path() / "hf");
+  write_bytes((tmp.path() / "hf" / "config.json").string(), {'{', '}'});
+  CHECK(convert_model((tmp.path() / "hf").string(), tmp.file("o.lutra"), o).message().find("Hugging Face") !=
         std::string::npos);
   // Garbage is not mistaken for a checkpoint.
   std::vector<uint8_t> junk(1000, 0xab);

@@ -26,22 +26,6 @@ namespace {
 
 constexpr int kMaxThreads = 2;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("lutra-test-generation-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(counter++) + "-" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
 // stories260K converted into `tmp`, or null (after a MESSAGE) when the test data is absent.
 std::unique_ptr<Model> load_stories(const TempDir& tmp) {
   auto bin = test_data_file("stories260K.bin");

@@ -2,6 +2,8 @@
 // damage is refused with a one-line message saying what is wrong, the writer is atomic, and
 // Model::load refuses configs and shapes it cannot run.
 #include <doctest/doctest.h>
+
+#include "tests/test_data.h"
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -26,32 +28,6 @@ using json = nlohmann::json;
 namespace {
 
 // A fresh directory under the system temp dir, removed with everything in it.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static std::atomic<int> counter{0};
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("lutra-test-model-file-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(counter++) + "-" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-std::vector<uint8_t> read_bytes(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const std::string& p, const std::vector<uint8_t>& b) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
-}
-
 std::vector<uint8_t> random_bytes(size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
   std::vector<uint8_t> v(n);
@@ -214,7 +190,7 @@ TEST_CASE("a missing or empty model file is refused with a message saying so") {
   check_refused(tmp.file("does-not-exist.lutra"), "cannot open");
   write_bytes(tmp.file("empty.lutra"), {});
   check_refused(tmp.file("empty.lutra"), "too small");
-  check_refused(tmp.path.string(), "not a regular file");
+  check_refused(tmp.path().string(), "not a regular file");
 }
 
 TEST_CASE("a model file with the wrong magic or an unsupported version is refused") {

@@ -1,0 +1,437 @@
+// The `lutra` command line, run as a child process: what it prints, its exit status, one-line
+// errors on bad input, determinism, the ISA cap, chat over a pipe and Ctrl-C.
+#include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/run_process.h"
+#include "tests/test_data.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+ProcessResult lutra(std::vector<std::string> args, ProcessOptions opts = {}) {
+  args.insert(args.begin(), LUTRA_CLI_PATH);
+  return run_process(args, std::move(opts));
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+void write_file(const fs::path& p, const std::string& bytes) {
+  std::ofstream f(p, std::ios::binary);
+  f.write(bytes.data(), std::streamsize(bytes.size()));
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+std::vector<std::string> lines(const std::string& s) {
+  std::vector<std::string> v;
+  size_t start = 0;
+  while (start < s.size()) {
+    size_t end = s.find('\n', start);
+    if (end == std::string::npos) end = s.size();
+    v.push_back(s.substr(start, end - start));
+    start = end + 1;
+  }
+  return v;
+}
+
+// The kernel names listed under "kernels:" by `lutra info`, up to the next unindented line.
+std::vector<std::string> kernel_names(const std::string& info_out) {
+  std::vector<std::string> names;
+  bool in_list = false;
+  for (const std::string& l : lines(info_out)) {
+    if (l == "kernels:") {
+      in_list = true;
+      continue;
+    }
+    if (!in_list) continue;
+    if (l.rfind("  ", 0) != 0) break;
+    size_t last_space = l.find_last_of(' ');
+    names.push_back(l.substr(last_space + 1));
+  }
+  return names;
+}
+
+// The models the tests share, made once in a temporary directory removed at exit.
+class Models {
+ public:
+  static Models& get() {
+    static Models m;
+    return m;
+  }
+  const TempDir& dir() const { return dir_; }
+
+  // `lutra convert --synthetic tiny`: a BitNet-shaped model with random ternary weights.
+  fs::path tiny() {
+    if (tiny_.empty()) {
+      fs::path p = dir_ / "tiny.lutra";
+      ProcessResult r = lutra({"convert", "--synthetic", "tiny", "-o", p.string()});
+      REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+      tiny_ = p;
+    }
+    return tiny_;
+  }
+
+  // stories260K converted with its tokenizer; empty when the test data is missing.
+  fs::path stories() {
+    if (stories_.empty()) {
+      auto bin = test_data_file("stories260K.bin");
+      auto tok = test_data_file("tok512.bin");
+      if (!bin || !tok) return {};
+      fs::path p = dir_ / "stories260K.lutra";
+      ProcessResult r = lutra({"convert", bin->string(), "--tokenizer", tok->string(), "-o", p.string()});
+      REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+      stories_ = p;
+    }
+    return stories_;
+  }
+
+ private:
+  TempDir dir_;
+  fs::path tiny_, stories_;
+};
+
+// A refusal: a normal exit with a failing status, and stderr exactly one line "lutra: ...".
+void check_one_line_failure(const ProcessResult& r, const std::string& must_mention = "") {
+  INFO("stderr: " << r.err);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.term_signal == 0);
+  CHECK(r.exited());
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.rfind("lutra: ", 0) == 0);
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK((!r.err.empty() && r.err.back() == '\n'));
+  if (!must_mention.empty()) CHECK(contains(r.err, must_mention));
+}
+
+}  // namespace
+
+// ---- generation --------------------------------------------------------------------------------
+
+TEST_CASE("lutra run on converted stories260K greedily tells llama2.c's story and reports both speeds") {
+  fs::path m = Models::get().stories();
+  if (m.empty()) return;
+  ProcessResult r = lutra({"run", "-m", m.string(), "-n", "200", "--temp", "0"});
+  INFO("stderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.rfind("Once upon a time, there was a little girl named Lily.", 0) == 0);
+  // "prompt: 1 tokens, X tokens/s | generation: 200 tokens, Y tokens/s"
+  bool found = false;
+  for (const std::string& l : lines(r.err)) {
+    if (l.rfind("prompt: ", 0) != 0) continue;
+    found = true;
+    size_t gen = l.find("generation: 200 tokens");
+    CHECK(gen != std::string::npos);
+    CHECK(l.find("tokens/s") < gen);
+    CHECK(l.find("tokens/s", gen) != std::string::npos);
+  }
+  CHECK(found);
+}
+
+TEST_CASE("lutra run with a fixed seed repeats its text and a different seed changes it") {
+  fs::path m = Models::get().tiny();
+  auto sample = [&](const char* seed) {
+    ProcessResult r = lutra({"run", "-m", m.string(), "-p", "Hello", "-n", "20", "--seed", seed});
+    INFO("stderr: " << r.err);
+    CHECK(r.exit_code == 0);
+    return r.out;
+  };
+  std::string a = sample("7");
+  CHECK(a.rfind("Hello", 0) == 0);
+  CHECK(a.size() > std::string("Hello\n").size());
+  CHECK(sample("7") == a);
+  CHECK(sample("8") != a);
+}
+
+TEST_CASE("lutra run with a fixed seed prints the same text with 1 and 2 worker threads") {
+  fs::path m = Models::get().tiny();
+  auto sample = [&](const char* threads) {
+    return lutra({"run", "-m", m.string(), "-p", "Hello", "-n", "20", "--seed", "7", "-t", threads});
+  };
+  ProcessResult one = sample("1"), two = sample("2");
+  REQUIRE(one.exit_code == 0);
+  REQUIRE(two.exit_code == 0);
+  CHECK(two.out == one.out);
+}
+
+// ---- kernels and the ISA cap -------------------------------------------------------------------
+
+TEST_CASE("lutra info --verify names the chosen kernels and finds every tensor checksum matching") {
+  fs::path m = Models::get().tiny();
+  ProcessResult r = lutra({"info", "-m", m.string(), "--verify"});
+  INFO("stderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.err.empty());
+  std::vector<std::string> names = kernel_names(r.out);
+  CHECK(names.size() >= 10);
+  for (const std::string& n : names) CHECK_MESSAGE(n.size() > 3, n);
+  CHECK(contains(r.out, "gemm_t2"));
+  CHECK(contains(r.out, "checksums match"));
+}
+
+TEST_CASE("an ISA cap of scalar from LUTRA_ISA or from --isa selects only scalar kernels") {
+  fs::path m = Models::get().tiny();
+  ProcessOptions env_cap;
+  env_cap.set_env = {{"LUTRA_ISA", "scalar"}};
+  for (const ProcessResult& r : {lutra({"info", "-m", m.string()}, env_cap),
+                                 lutra({"info", "-m", m.string(), "--isa", "scalar"})}) {
+    INFO("stderr: " << r.err);
+    REQUIRE(r.exit_code == 0);
+    std::vector<std::string> names = kernel_names(r.out);
+    CHECK(names.size() >= 10);
+    for (const std::string& n : names) CHECK_MESSAGE(n.ends_with("-scalar"), n);
+    CHECK(contains(r.out, "(cap: scalar)"));
+  }
+}
+
+TEST_CASE("an ISA cap of avx2 selects no AVX-512 kernel") {
+  fs::path m = Models::get().tiny();
+  ProcessResult r = lutra({"info", "-m", m.string(), "--isa", "avx2"});
+  INFO("stderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  std::vector<std::string> names = kernel_names(r.out);
+  CHECK(names.size() >= 10);
+  for (const std::string& n : names) CHECK_MESSAGE(!contains(n, "avx512"), n);
+}
+
+// The ternary GEMM is exact integer arithmetic in every variant; the f16 tied head and the
+// f32 kernels sum in a different order per ISA, which could flip a greedy choice between two
+// logits equal to ~1e-6. On this random model no such near tie comes up in the first 32 tokens
+// (checked on AVX-512 and AVX2 hosts); if a new CPU ever shows one, shorten -n, do not loosen
+// the comparison.
+TEST_CASE("the scalar kernels and the best kernels generate the same greedy text") {
+  fs::path m = Models::get().tiny();
+  std::vector<std::string> args{"run", "-m", m.string(), "-p", "Hello", "-n", "32", "--temp", "0"};
+  ProcessResult best = lutra(args);
+  args.insert(args.end(), {"--isa", "scalar"});
+  ProcessResult scalar = lutra(args);
+  REQUIRE(best.exit_code == 0);
+  REQUIRE(scalar.exit_code == 0);
+  CHECK(scalar.out == best.out);
+}
+
+// ---- bad input: a non-zero status and one line on stderr, never a crash -------------------------
+
+TEST_CASE("a missing model file is refused in one line") {
+  const TempDir& d = Models::get().dir();
+  check_one_line_failure(lutra({"run", "-m", (d / "no-such-model.lutra").string(), "-p", "hi"}),
+                         "no-such-model.lutra");
+  check_one_line_failure(lutra({"chat", "-m", (d / "no-such-model.lutra").string()}), "no-such-model.lutra");
+}
+
+TEST_CASE("a file that is not a lutra model is refused in one line naming the wrong magic") {
+  const TempDir& d = Models::get().dir();
+  fs::path text = d / "notes.txt";
+  write_file(text, std::string(200, 'x') + "\nthis is a text file, not a model\n");
+  check_one_line_failure(lutra({"run", "-m", text.string(), "-p", "hi"}), "magic");
+  fs::path small = d / "small.txt";
+  write_file(small, "hello\n");
+  check_one_line_failure(lutra({"run", "-m", small.string(), "-p", "hi"}));
+  if (auto tok = test_data_file("tok512.bin"))
+    check_one_line_failure(lutra({"run", "-m", tok->string(), "-p", "hi"}), "magic");
+}
+
+TEST_CASE("a model cut to half its size is refused in one line saying truncated") {
+  const TempDir& d = Models::get().dir();
+  std::string bytes = read_file(Models::get().tiny());
+  fs::path half = d / "half.lutra";
+  write_file(half, bytes.substr(0, bytes.size() / 2));
+  check_one_line_failure(lutra({"run", "-m", half.string(), "-p", "hi"}), "truncated");
+  check_one_line_failure(lutra({"info", "-m", half.string()}), "truncated");
+}
+
+TEST_CASE("a corrupted byte in tensor data makes info --verify fail naming the tensor") {
+  const TempDir& d = Models::get().dir();
+  std::string bytes = read_file(Models::get().tiny());
+  // The header holds the directory's offset and size at bytes 24 and 32 (runtime/model_file.h).
+  REQUIRE(bytes.size() > 64);
+  uint64_t dir_offset = 0, dir_bytes = 0;
+  std::memcpy(&dir_offset, bytes.data() + 24, 8);
+  std::memcpy(&dir_bytes, bytes.data() + 32, 8);
+  REQUIRE(dir_offset + dir_bytes <= bytes.size());
+  nlohmann::json dir = nlohmann::json::parse(bytes.substr(dir_offset, dir_bytes));
+  // A weight matrix in the middle of the file.
+  const nlohmann::json* victim = nullptr;
+  for (const nlohmann::json& t : dir.at("tensors"))
+    if (t.at("shape").size() == 2 && t.at("bytes").get<uint64_t>() > 16 && t.at("name") != "token_embd") {
+      victim = &t;
+      break;
+    }
+  REQUIRE(victim != nullptr);
+  const std::string name = victim->at("name").get<std::string>();
+  bytes[victim->at("offset").get<uint64_t>() + 7] ^= 0x5a;
+  fs::path bad = d / "corrupt.lutra";
+  write_file(bad, bytes);
+  ProcessResult r = lutra({"info", "-m", bad.string(), "--verify"});
+  check_one_line_failure(r, "'" + name + "'");
+  CHECK(contains(r.err, "checksum"));
+}
+
+TEST_CASE("an unknown subcommand or option is refused in one line") {
+  check_one_line_failure(lutra({"frobnicate"}), "frobnicate");
+  check_one_line_failure(lutra({"run", "--frobnicate"}), "frobnicate");
+  check_one_line_failure(lutra({"info", "--frobnicate"}), "frobnicate");
+  check_one_line_failure(lutra({"run", "-m", Models::get().tiny().string(), "stray-argument"}), "stray-argument");
+}
+
+TEST_CASE("a prompt longer than the context is refused in one line naming the context") {
+  ProcessResult r = lutra({"run", "-m", Models::get().tiny().string(), "-c", "4", "-p",
+                           "Hello there, this prompt is longer than four tokens"});
+  check_one_line_failure(r, "context");
+  CHECK(r.out.empty());
+}
+
+TEST_CASE("a prompt of invalid UTF-8 is refused in one line") {
+  ProcessResult r = lutra({"run", "-m", Models::get().tiny().string(), "-p", "\xff\xfe"});
+  check_one_line_failure(r, "UTF-8");
+  CHECK(r.out.empty());
+}
+
+TEST_CASE("convert of a missing input is refused in one line and writes nothing") {
+  const TempDir& d = Models::get().dir();
+  fs::path out = d / "from-missing.lutra";
+  check_one_line_failure(lutra({"convert", (d / "no-such-checkpoint.bin").string(), "-o", out.string()}),
+                         "no-such-checkpoint.bin");
+  CHECK_FALSE(fs::exists(out));
+  CHECK_FALSE(fs::exists(out.string() + ".tmp"));
+}
+
+TEST_CASE("convert of a GGUF file says in one line that GGUF is not supported yet") {
+  auto gguf = test_data_file("ggml-vocab-gpt-2.gguf");
+  if (!gguf) return;
+  fs::path out = Models::get().dir() / "from-gguf.lutra";
+  ProcessResult r = lutra({"convert", gguf->string(), "-o", out.string()});
+  check_one_line_failure(r, "GGUF");
+  CHECK(contains(r.err, "not supported"));
+  CHECK_FALSE(fs::exists(out));
+  CHECK_FALSE(fs::exists(out.string() + ".tmp"));
+}
+
+TEST_CASE("convert of an unknown synthetic preset is refused in one line listing the presets") {
+  fs::path out = Models::get().dir() / "nope.lutra";
+  ProcessResult r = lutra({"convert", "--synthetic", "nope", "-o", out.string()});
+  check_one_line_failure(r, "nope");
+  CHECK(contains(r.err, "tiny"));
+  CHECK_FALSE(fs::exists(out));
+}
+
+TEST_CASE("convert of a truncated llama2.c checkpoint is refused and leaves no output file") {
+  auto bin = test_data_file("stories260K.bin");
+  auto tok = test_data_file("tok512.bin");
+  if (!bin || !tok) return;
+  const TempDir& d = Models::get().dir();
+  std::string bytes = read_file(*bin);
+  fs::path cut = d / "stories260K-cut.bin";
+  write_file(cut, bytes.substr(0, bytes.size() * 3 / 10));
+  fs::path out = d / "from-cut.lutra";
+  check_one_line_failure(lutra({"convert", cut.string(), "--tokenizer", tok->string(), "-o", out.string()}),
+                         "truncated");
+  CHECK_FALSE(fs::exists(out));
+  CHECK_FALSE(fs::exists(out.string() + ".tmp"));
+}
+
+// ---- chat over a pipe --------------------------------------------------------------------------
+
+TEST_CASE("lutra chat over a pipe answers, clears on /reset and ends on /exit") {
+  ProcessOptions o;
+  o.stdin_text = "hello\n/reset\nhi again\n/exit\nthis line is never read\n";
+  ProcessResult r = lutra({"chat", "-m", Models::get().tiny().string(), "--seed", "1", "-n", "8"}, o);
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  CHECK_FALSE(r.timed_out);
+  REQUIRE(r.exit_code == 0);
+  size_t cleared = r.out.find("(conversation cleared)\n");
+  REQUIRE(cleared != std::string::npos);
+  // Each reply ends with a newline: the first comes before the notice, the second after it.
+  CHECK((cleared > 0 && r.out[cleared - 1] == '\n'));
+  CHECK((r.out.size() > cleared + 23 && r.out.back() == '\n'));
+  CHECK(contains(r.err, "generation: "));
+}
+
+TEST_CASE("lutra chat with empty input exits 0") {
+  ProcessResult r = lutra({"chat", "-m", Models::get().tiny().string(), "--seed", "1", "-n", "8"});
+  INFO("stderr: " << r.err);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.empty());
+}
+
+// ---- Ctrl-C ------------------------------------------------------------------------------------
+
+// The tiny model fills 512 tokens in a few tens of milliseconds, so these use -c 4096 (a second
+// or more of generation) and send SIGINT as soon as the first generated bytes arrive.
+
+TEST_CASE("Ctrl-C stops lutra run with a failing status and one line saying interrupted") {
+  ChildProcess p({LUTRA_CLI_PATH, "run", "-m", Models::get().tiny().string(), "-n", "-1", "-c", "4096",
+                  "--seed", "1"},
+                 ProcessOptions{.stdin_text = ""});
+  // The handler is installed before the prompt is echoed; BOS alone echoes nothing, so the
+  // first byte is generated text.
+  REQUIRE(p.pump_until([&] { return !p.out().empty(); }));
+  CHECK(p.send_signal(SIGINT));
+  ProcessResult r = p.finish();
+  INFO("stderr: " << r.err);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.term_signal == 0);
+  CHECK(r.exited());
+  CHECK(r.exit_code != 0);
+  std::vector<std::string> err = lines(r.err);
+  REQUIRE_FALSE(err.empty());
+  CHECK(err.back() == "lutra: interrupted");
+  CHECK(std::count_if(err.begin(), err.end(), [](const std::string& l) { return l.rfind("lutra:", 0) == 0; }) == 1);
+}
+
+TEST_CASE("Ctrl-C during a chat reply stops the reply and chat goes on reading input") {
+  ChildProcess p({LUTRA_CLI_PATH, "chat", "-m", Models::get().tiny().string(), "-n", "-1", "-c", "4096",
+                  "--seed", "1"});
+  p.write_stdin("hello\n");
+  REQUIRE(p.pump_until([&] { return !p.out().empty(); }));
+  CHECK(p.send_signal(SIGINT));
+  p.write_stdin("/reset\n/exit\n");
+  ProcessResult r = p.finish();
+  INFO("stdout: " << r.out << "\nstderr: " << r.err);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.term_signal == 0);
+  CHECK(r.exit_code == 0);
+  size_t stopped = r.out.find("[stopped]\n");
+  if (stopped == std::string::npos) {
+    // The reply ended before the signal came; the signal then ended the read of the next line.
+    MESSAGE("the reply finished before SIGINT arrived; only the clean exit was checked");
+    return;
+  }
+  CHECK(r.out.find("(conversation cleared)\n", stopped) != std::string::npos);
+}
+
+// ---- threads -----------------------------------------------------------------------------------
+
+// More workers than cores make it likely that a worker thread starts only after the first job
+// was posted; such a worker must still run that job (before f1fe944 it took the job's generation
+// as already seen and the others waited forever in barrier(): 19 hangs in 20 runs of
+// `lutra run -t 8` on 2 cores).
+TEST_CASE("a worker thread that starts late still takes part in the first forward pass") {
+  const int threads = int(std::clamp(4u * std::max(1u, std::thread::hardware_concurrency()), 4u, 64u));
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    ProcessOptions o;
+    o.timeout = std::chrono::seconds(30);
+    ProcessResult r = lutra({"run", "-m", Models::get().tiny().string(), "-n", "2", "--seed", "1", "-t",
+                             std::to_string(threads)},
+                            o);
+    INFO("-t " << threads << ", stderr: " << r.err);
+    REQUIRE_FALSE(r.timed_out);
+    CHECK(r.exit_code == 0);
+  }
+}
