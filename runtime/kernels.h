@@ -32,6 +32,19 @@ using GemmFloatFn = void (*)(const WeightView& w, const float* x, float* y, size
 // acc[i][r] = sum_j Wq[r][j] * xq[i][j], exact, for ternary (t2) weights.
 using GemmTernaryFn = void (*)(const WeightView& w, const int8_t* xq, int32_t* acc, size_t m,
                                size_t n_begin, size_t n_end);
+// ---- table-lookup (LUT) ternary kernels -------------------------------------------------------
+// A LUT weight format travels with a table layout: lut_build turns one token's int8
+// activations into the tables its GEMM indexes with the packed weight bits (design.md §3).
+// Tables are built once per token and shared by every output row; workers build disjoint
+// group ranges of them in parallel. Table bytes per token: lut_table_bytes(format, k).
+// Builds the tables of groups [group_begin, group_end) of one token (k activations).
+using LutBuildFn = void (*)(const int8_t* xq, size_t k, size_t group_begin, size_t group_end,
+                            uint8_t* table);
+// acc[i][r] = sum_j Wq[r][j] * xq[i][j], exact, reading token i's tables at
+// tables + i * table_stride. Same result as GemmTernaryFn on the same ternary matrix.
+using GemmLutFn = void (*)(const WeightView& w, const uint8_t* tables, size_t table_stride,
+                           int32_t* acc, size_t m, size_t n_begin, size_t n_end);
+
 // Per-token absmax int8 quantization (BitNet b1.58): s = 127 / max(max|x|, 1e-5),
 // xq = clamp(round(x * s), -128, 127), rounding half to even (as torch.round and the
 // default SIMD conversion do); returns s.
@@ -74,6 +87,8 @@ struct Variant {
 struct KernelInventory {
   std::span<const Variant<GemmFloatFn>> gemm_f32, gemm_f16, gemm_bq;
   std::span<const Variant<GemmTernaryFn>> gemm_t2;
+  std::span<const Variant<LutBuildFn>> lut_build_t3;
+  std::span<const Variant<GemmLutFn>> gemm_t3;
   std::span<const Variant<QuantizeI8Fn>> quantize_i8;
   std::span<const Variant<RmsNormFn>> rmsnorm;
   std::span<const Variant<SoftmaxFn>> softmax;
@@ -88,6 +103,8 @@ const KernelInventory& kernel_inventory();
 struct KernelTable {
   Variant<GemmFloatFn> gemm_f32, gemm_f16, gemm_bq;
   Variant<GemmTernaryFn> gemm_t2;
+  Variant<LutBuildFn> lut_build_t3;
+  Variant<GemmLutFn> gemm_t3;
   Variant<QuantizeI8Fn> quantize_i8;
   Variant<RmsNormFn> rmsnorm;
   Variant<SoftmaxFn> softmax;
