@@ -32,7 +32,7 @@ Result<PackSpec> PackSpec::parse(const std::string& s) {
     p.asymmetric = n == 3;
     return p;
   }
-  return Status::error("unknown weight format '" + s + "' (use f32, f16, t2, or b<bits>g<group>[a] such as b4g32)");
+  return Status::error("unknown weight format '" + s + "' (use f32, f16, t2, t3, or b<bits>g<group>[a] such as b4g32)");
 }
 
 void pack_row_f16(const float* x, size_t k, uint8_t* out) {
@@ -49,6 +49,52 @@ void pack_row_t2(const float* x, size_t k, float scale, uint8_t* out) {
     float q = std::nearbyint(x[j] * inv);  // round half to even, as torch.round
     int code = q > 0 ? 2 : q < 0 ? 0 : 1;
     out[j / 4] |= uint8_t(code << (2 * (j % 4)));
+  }
+}
+
+float ternarize_t2(size_t n, size_t k, const RowSource& rows, std::vector<uint8_t>& t2_packed) {
+  std::vector<float> row(k);
+  double sum = 0;  // mean|W| over the whole tensor, then ternarize with it
+  for (size_t r = 0; r < n; ++r) {
+    rows(r, row.data());
+    for (float v : row) sum += std::fabs(v);
+  }
+  const float scale = std::max(float(sum / double(n * k)), 1e-5f);
+  t2_packed.assign(n * t2_row_bytes(k), 0);
+  for (size_t r = 0; r < n; ++r) {
+    rows(r, row.data());
+    pack_row_t2(row.data(), k, scale, t2_packed.data() + r * t2_row_bytes(k));
+  }
+  return scale;
+}
+
+void pack_t3_from_t2(const uint8_t* t2_packed, size_t n, size_t k, uint8_t* t3_out) {
+  const size_t tile_bytes = t3_tile_bytes(k), groups = lut_groups(WeightFormat::t3, k);
+  const size_t tiles = (n + t3_tile_rows - 1) / t3_tile_rows;
+  std::memset(t3_out, 0, tiles * tile_bytes);
+  for (size_t t = 0; t < tiles; ++t) {
+    uint8_t* tile = t3_out + t * tile_bytes;
+    for (size_t s = 0; s < t3_tile_rows; ++s) {
+      const size_t r = t * t3_tile_rows + s, q = s % 16, h = s / 16;
+      const uint8_t* row = r < n ? t2_packed + r * t2_row_bytes(k) : nullptr;
+      int32_t negatives = 0;
+      for (size_t g = 0; g < groups; ++g) {
+        int v = 0;  // v = 9(w0+1) + 3(w1+1) + (w2+1); padding weights are 0
+        for (size_t j = 3 * g; j < 3 * g + 3; ++j) {
+          int code = row && j < k ? (row[j / 4] >> (2 * (j % 4))) & 3 : 1;
+          v = 3 * v + (code == 3 ? 1 : code);
+        }
+        const bool negative = v > 13;
+        uint8_t* block = tile + 128 + (g / 2) * 40;
+        const size_t L = g % 2, bit = 8 * (q % 4) + 4 * L + q / 4;
+        block[16 * L + q] |= uint8_t((negative ? 26 - v : v) << (4 * h));
+        if (negative) {
+          block[32 + 4 * h + bit / 8] |= uint8_t(1u << (bit % 8));
+          ++negatives;
+        }
+      }
+      for (size_t b = 0; b < 4; ++b) tile[4 * s + b] = uint8_t(uint32_t(negatives) >> (8 * b));
+    }
   }
 }
 
@@ -112,19 +158,10 @@ Status write_matrix(ModelWriter& w, const std::string& name, size_t n, size_t k,
         pack_row_f16(row.data(), k, out.data() + r * k * 2);
       }
       break;
-    case WeightFormat::t2: {
-      double sum = 0;  // mean|W| over the whole tensor, then ternarize with it
-      for (size_t r = 0; r < n; ++r) {
-        rows(r, row.data());
-        for (float v : row) sum += std::fabs(v);
-      }
-      info.scale = std::max(float(sum / double(n * k)), 1e-5f);
-      out.resize(n * t2_row_bytes(k));
-      for (size_t r = 0; r < n; ++r) {
-        rows(r, row.data());
-        pack_row_t2(row.data(), k, info.scale, out.data() + r * t2_row_bytes(k));
-      }
-      break;
+    case WeightFormat::t2:
+    case WeightFormat::t3: {
+      const float scale = ternarize_t2(n, k, rows, out);
+      return write_ternary(w, name, spec.format, n, k, scale, out);
     }
     case WeightFormat::bq: {
       if (k % size_t(spec.group) != 0)
@@ -158,14 +195,17 @@ Status write_vector(ModelWriter& w, const std::string& name, std::span<const flo
                       std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size_bytes()));
 }
 
-Status write_t2(ModelWriter& w, const std::string& name, size_t n, size_t k, float scale,
-                std::span<const uint8_t> packed) {
+Status write_ternary(ModelWriter& w, const std::string& name, WeightFormat format, size_t n, size_t k,
+                     float scale, std::span<const uint8_t> t2_packed) {
   TensorInfo info;
   info.name = name;
-  info.format = "t2";
+  info.format = std::string(to_string(format));
   info.shape = {n, k};
   info.scale = scale;
-  return w.add_tensor(std::move(info), packed);
+  if (format == WeightFormat::t2) return w.add_tensor(std::move(info), t2_packed);
+  std::vector<uint8_t> t3(weight_bytes(WeightFormat::t3, n, k));
+  pack_t3_from_t2(t2_packed.data(), n, k, t3.data());
+  return w.add_tensor(std::move(info), t3);
 }
 
 Status write_spm_tokenizer(ModelWriter& w, const std::string& spm_proto) {

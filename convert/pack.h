@@ -6,13 +6,15 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "runtime/config.h"
 #include "runtime/model_file.h"
 
 namespace lutra {
 
-// Target format of a matrix: "f32", "f16", "t2" (absmean ternary), "b<bits>g<group>[a]"
+// Target format of a matrix: "f32", "f16", "t2" (absmean ternary), "t3" (the same ternary
+// weights in the table-lookup layout), "b<bits>g<group>[a]"
 // (e.g. "b4g32": 4-bit symmetric in groups of 32; "b4g32a": asymmetric).
 struct PackSpec {
   WeightFormat format = WeightFormat::f32;
@@ -25,18 +27,25 @@ struct PackSpec {
 // Writes row r of the source matrix (k floats) to out.
 using RowSource = std::function<void(size_t r, float* out)>;
 
-// Quantizes/packs an n x k matrix into `spec` and adds it to the file. Ternary weights use
-// BitNet b1.58's absmean: scale = mean|W|, Wq = clamp(round(W / scale), -1, 1).
+// Quantizes/packs an n x k matrix into `spec` and adds it to the file. Ternary weights (t2, t3)
+// use BitNet b1.58's absmean: scale = mean|W|, Wq = clamp(round(W / scale), -1, 1).
 Status write_matrix(ModelWriter& w, const std::string& name, size_t n, size_t k,
                     const PackSpec& spec, const RowSource& rows);
 Status write_vector(ModelWriter& w, const std::string& name, std::span<const float> v);
-// Already-packed ternary codes (t2 layout) with their scale.
-Status write_t2(ModelWriter& w, const std::string& name, size_t n, size_t k, float scale,
-                std::span<const uint8_t> packed);
+// An already-ternarized matrix, given in the t2 layout with its scale, written as `format`
+// (t2 as is, t3 repacked).
+Status write_ternary(ModelWriter& w, const std::string& name, WeightFormat format, size_t n, size_t k,
+                     float scale, std::span<const uint8_t> t2_packed);
 
 // Row packers (exposed for tests and importers that stream).
 void pack_row_f16(const float* x, size_t k, uint8_t* out);
 void pack_row_t2(const float* x, size_t k, float scale, uint8_t* out);
+// Absmean ternarization of a whole matrix into the t2 layout (n * t2_row_bytes(k) bytes);
+// returns the scale mean|W| (at least 1e-5). Both ternary formats start here.
+float ternarize_t2(size_t n, size_t k, const RowSource& rows, std::vector<uint8_t>& t2_packed);
+// The same ternary matrix in the t3 layout (weight_bytes(t3, n, k) bytes, see WeightFormat::t3)
+// from its t2 packing; invalid t2 codes (3) read as 0.
+void pack_t3_from_t2(const uint8_t* t2_packed, size_t n, size_t k, uint8_t* t3_out);
 // Codes, scales and zeros of one row into their sections (see WeightFormat::bq).
 void pack_row_bq(const float* x, size_t k, const PackSpec& spec, uint8_t* codes, uint16_t* scales,
                  uint16_t* zeros);

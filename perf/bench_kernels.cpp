@@ -9,7 +9,9 @@
 //
 // Names: gemm/<kernel>/<N>x<K>/m<m>/<hot|cold>, where <kernel> is the inventory name of the
 // variant (a bq variant adds @<format>, e.g. bq-f32-gemm-scalar@b4g32), onednn-f32-matmul or
-// onednn-s8s8s32-matmul. Counters: weight_bw = bytes of weights read per call as a rate, and at
+// onednn-s8s8s32-matmul; the table-lookup t3 kernels appear as the GEMM alone on prebuilt tables
+// (t3-qs8-gemm-*), the table build alone (t3-lut-build-*, hot only) and both per call
+// (t3-lut-build-*+t3-qs8-gemm-*). Counters: weight_bw = bytes of weights read per call as a rate, and at
 // m > 1 ops = 2·m·N·K per call as a rate. perf/run_kernels.sh turns the JSON into tables.
 //
 // Skipped on purpose: the scalar ternary variant except at 2560x2560 m1, and scalar float
@@ -203,6 +205,7 @@ std::unique_ptr<LutraSet> build_lutra(const PackSpec& spec, size_t n, size_t k, 
       row_bytes = 2 * k;
       break;
     case WeightFormat::t2:
+    case WeightFormat::t3:  // packed as t2, then converted
       row_bytes = t2_row_bytes(k);
       break;
     case WeightFormat::bq:
@@ -225,6 +228,7 @@ std::unique_ptr<LutraSet> build_lutra(const PackSpec& spec, size_t n, size_t k, 
         pack_row_f16(row.data(), k, out);
         break;
       case WeightFormat::t2:
+      case WeightFormat::t3:
         pack_row_t2(row.data(), k, kScale, out);
         break;
       case WeightFormat::bq:
@@ -234,7 +238,13 @@ std::unique_ptr<LutraSet> build_lutra(const PackSpec& spec, size_t n, size_t k, 
         break;
     }
   }
-  fill_rows(base, n, row_bytes, pool);
+  if (spec.format == WeightFormat::t3) {  // the same ternary rows in the t3 layout
+    std::vector<uint8_t> t2(n * row_bytes);
+    fill_rows(t2.data(), n, row_bytes, pool);
+    pack_t3_from_t2(t2.data(), n, k, base);
+  } else {
+    fill_rows(base, n, row_bytes, pool);
+  }
   if (spec.format == WeightFormat::bq) {
     fill_rows(base + n * row_bytes, n, side_bytes, scales);
     if (spec.asymmetric) fill_rows(base + n * (row_bytes + side_bytes), n, side_bytes, zeros);
@@ -289,6 +299,45 @@ void bench_lutra(benchmark::State& state, Fn fn, const PackSpec& spec, const Sha
   size_t c = 0;
   for (auto _ : state) {
     fn(set->views[c], x.data(), y.data(), m, 0, s.n);  // the whole row range: one thread
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+    if (++c == copies) c = 0;
+  }
+  set_counters(state, set->bytes, m, s);
+  state.SetLabel(set->label);
+}
+
+// Table-lookup kernels (t3): the table build of the m tokens alone (build, no gemm), the GEMM
+// on tables built once before the loop (gemm, no build), or both per call as the runtime runs
+// them (build + gemm). The table build reads no weights; its weight_bw is that of the GEMM it
+// serves, so the three rows compare.
+void bench_lut(benchmark::State& state, LutBuildFn build, GemmLutFn gemm, const PackSpec& spec,
+               const Shape& s, size_t m, size_t copies) {
+  const std::string key =
+      "lutra/" + spec.to_string() + "/" + dims(s) + "/" + std::to_string(copies);
+  auto* set = prepared<LutraSet>(key, [&] { return build_lutra(spec, s.n, s.k, copies); });
+  if (!set) {
+    state.SkipWithError("could not build the weight set (out of memory?)");
+    return;
+  }
+  const std::vector<int8_t> x = random_activations_s8(m * s.k);
+  const size_t groups = lut_groups(spec.format, s.k);
+  const size_t stride = round_up(lut_table_bytes(spec.format, s.k), 64);
+  std::vector<uint8_t> tables(m * stride + 64);
+  uint8_t* tab = reinterpret_cast<uint8_t*>(round_up(reinterpret_cast<uintptr_t>(tables.data()), 64));
+  auto build_all = [&] {
+    for (size_t i = 0; i < m; i++) build(x.data() + i * s.k, s.k, 0, groups, tab + i * stride);
+  };
+  LutBuildFn reference_build = kernel_inventory().lut_build_t3.front().fn;
+  if (!build) {
+    for (size_t i = 0; i < m; i++) reference_build(x.data() + i * s.k, s.k, 0, groups, tab + i * stride);
+  }
+  std::vector<int32_t> y(m * s.n);
+  size_t c = 0;
+  for (auto _ : state) {
+    if (build) build_all();
+    if (gemm) gemm(set->views[c], tab, stride, y.data(), m, 0, s.n);
+    benchmark::DoNotOptimize(tab);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
     if (++c == copies) c = 0;
@@ -465,7 +514,8 @@ void add(const std::string& kernel, const Shape& s, size_t m, bool cold,
 
 void register_all() {
   const KernelInventory& inv = kernel_inventory();
-  const PackSpec t2{WeightFormat::t2}, f16{WeightFormat::f16}, f32{WeightFormat::f32};
+  const PackSpec t2{WeightFormat::t2}, t3{WeightFormat::t3}, f16{WeightFormat::f16},
+      f32{WeightFormat::f32};
   const PackSpec bq_specs[] = {PackSpec{WeightFormat::bq, 8, 32, false},
                                PackSpec{WeightFormat::bq, 4, 32, false}};
   for (const Shape& s : kShapes) {
@@ -486,6 +536,28 @@ void register_all() {
             continue;
           add(v.name, s, m, cold, [fn = v.fn, s, m, c = copies(t2), t2](benchmark::State& st) {
             bench_lutra<int8_t, int32_t>(st, fn, t2, s, m, c);
+          });
+        }
+        // t3 next to t2: each GEMM alone and with the table build of its own ISA (the scalar
+        // build where its ISA has none); each build alone, hot only (it reads no weights).
+        for (const auto& g : inv.gemm_t3) {
+          if (!cpu_supports(g.isa) || (g.isa == Isa::scalar && !(attention_square && m == 1)))
+            continue;
+          Variant<LutBuildFn> b = inv.lut_build_t3.front();
+          for (const auto& v : inv.lut_build_t3)
+            if (v.isa == g.isa) b = v;
+          add(g.name, s, m, cold, [fn = g.fn, s, m, c = copies(t3), t3](benchmark::State& st) {
+            bench_lut(st, nullptr, fn, t3, s, m, c);
+          });
+          add(std::string(b.name) + "+" + g.name, s, m, cold,
+              [bfn = b.fn, fn = g.fn, s, m, c = copies(t3), t3](benchmark::State& st) {
+                bench_lut(st, bfn, fn, t3, s, m, c);
+              });
+        }
+        for (const auto& b : inv.lut_build_t3) {
+          if (cold || !cpu_supports(b.isa) || s.head) continue;
+          add(b.name, s, m, cold, [fn = b.fn, s, m, t3](benchmark::State& st) {
+            bench_lut(st, fn, nullptr, t3, s, m, 1);
           });
         }
         for (const auto& v : inv.gemm_f16) {

@@ -7,7 +7,7 @@ namespace lutra {
 
 namespace {
 // Output rows are split across workers in multiples of this (a whole kernel tile).
-constexpr size_t kRowAlign = 16;
+constexpr size_t kRowAlign = 32;  // t3 tiles are 32 rows
 }  // namespace
 
 Result<std::unique_ptr<Context>> Context::create(const Model& model, const ContextParams& p) {
@@ -36,6 +36,10 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   ctx->xq_.assign(B * ctx->max_width_, 0);
   ctx->xs_.assign(B, 1.0f);
   ctx->acc_.assign(T * B * ctx->max_width_, 0);
+  // Tables for the widest input, 64-byte strides so workers building adjacent groups of
+  // different tokens never share a cache line.
+  ctx->table_stride_ = (lut_table_bytes(WeightFormat::t3, ctx->max_width_) + 63) / 64 * 64;
+  ctx->tables_.assign(B * ctx->table_stride_, 0);
   ctx->scores_.assign(T * N, 0.0f);
   ctx->logits_.assign((p.logits_all ? B : 1) * size_t(c.vocab_size), 0.0f);
 
@@ -72,13 +76,28 @@ Status Context::eval(std::span<const int32_t> tokens) {
   return ok_status();
 }
 
-void Context::norm_and_quantize(const float* x, const float* w, size_t n, float* y, int8_t* yq,
-                                float* ys, size_t m, bool quantize, int ith, int nth) {
+void Context::prepare_input(const float* x, const float* norm, size_t n, float* y, size_t m,
+                            std::initializer_list<const WeightView*> consumers, int ith, int nth) {
   const KernelTable& k = kernels();
-  for (size_t i = size_t(ith); i < m; i += size_t(nth)) {
-    if (w) k.rmsnorm.fn(x + i * n, w, y + i * n, n, cfg_.norm_eps);
-    if (quantize) ys[i] = k.quantize_i8.fn(y + i * n, n, yq + i * n);
+  bool quantize = false, tables = false;
+  for (const WeightView* w : consumers) {
+    quantize |= w->format == WeightFormat::t2 || w->format == WeightFormat::t3;
+    tables |= w->format == WeightFormat::t3;
   }
+  // Per token: norm, then int8 (a token's max|x| needs its whole row).
+  for (size_t i = size_t(ith); i < m; i += size_t(nth)) {
+    if (norm) k.rmsnorm.fn(x + i * n, norm, y + i * n, n, cfg_.norm_eps);
+    if (quantize) xs_[i] = k.quantize_i8.fn(y + i * n, n, xq_.data() + i * n);
+  }
+  pool_->barrier();
+  if (!tables) return;
+  // Tables: every worker builds its share of the groups of every token (any split gives the
+  // same bytes; even group counts keep workers on separate cache lines).
+  size_t g0, g1;
+  ThreadPool::split(lut_groups(WeightFormat::t3, n), ith, nth, 2, g0, g1);
+  if (g0 < g1)
+    for (size_t i = 0; i < m; ++i) k.lut_build_t3.fn(xq_.data() + i * n, n, g0, g1, tables_.data() + i * table_stride_);
+  pool_->barrier();
 }
 
 void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_t m, int ith, int nth) {
@@ -90,10 +109,12 @@ void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_
     case WeightFormat::f32: k.gemm_f32.fn(w, in.x, y, m, r0, r1); break;
     case WeightFormat::f16: k.gemm_f16.fn(w, in.x, y, m, r0, r1); break;
     case WeightFormat::bq: k.gemm_bq.fn(w, in.x, y, m, r0, r1); break;
-    case WeightFormat::t2: {
+    case WeightFormat::t2:
+    case WeightFormat::t3: {
       // y = (Wq · xq) * mean|W| / s, from exact int32 sums.
       int32_t* acc = acc_.data() + size_t(ith) * size_t(n_batch_) * max_width_;
-      k.gemm_t2.fn(w, in.xq, acc, m, r0, r1);
+      if (w.format == WeightFormat::t2) k.gemm_t2.fn(w, in.xq, acc, m, r0, r1);
+      else k.gemm_t3.fn(w, in.tables, table_stride_, acc, m, r0, r1);
       for (size_t i = 0; i < m; ++i) {
         float s = w.scale / in.xs[i];
         for (size_t r = r0; r < r1; ++r) y[i * w.n + r] = float(acc[i * w.n + r]) * s;
@@ -122,10 +143,9 @@ void Context::forward(int ith, int nth) {
                kvd = size_t(cfg_.kv_dim()), hid = size_t(cfg_.hidden_dim),
                hd = size_t(cfg_.head_dim), N = size_t(n_ctx_);
   const size_t pos0 = size_t(batch_pos_);
-  auto t2 = [](const WeightView& w) { return w.format == WeightFormat::t2; };
-  const LinearInput xb_in{xb_.data(), xq_.data(), xs_.data()};
-  const LinearInput att_in{att_.data(), xq_.data(), xs_.data()};
-  const LinearInput hb_in{hb_.data(), xq_.data(), xs_.data()};
+  const LinearInput xb_in{xb_.data(), xq_.data(), xs_.data(), tables_.data()};
+  const LinearInput att_in{att_.data(), xq_.data(), xs_.data(), tables_.data()};
+  const LinearInput hb_in{hb_.data(), xq_.data(), xs_.data(), tables_.data()};
 
   // Token embeddings → x
   for (size_t i = size_t(ith); i < m; i += size_t(nth))
@@ -138,10 +158,8 @@ void Context::forward(int ith, int nth) {
     float* vc = v_cache_.data() + l * N * kvd;
 
     // ---- attention ----
-    // xb = rmsnorm(x) (and its int8 form for ternary weights)
-    norm_and_quantize(x_.data(), L.attn_norm, dim, xb_.data(), xq_.data(), xs_.data(), m,
-                      t2(L.wq) || t2(L.wk) || t2(L.wv), ith, nth);
-    pool.barrier();
+    // xb = rmsnorm(x) (and its int8 form / tables for ternary weights)
+    prepare_input(x_.data(), L.attn_norm, dim, xb_.data(), m, {&L.wq, &L.wk, &L.wv}, ith, nth);
     // q = Wq xb; k, v = Wk xb, Wv xb written straight into the cache rows of these positions
     linear(L.wq, xb_in, q_.data(), m, ith, nth);
     linear(L.wk, xb_in, kc + pos0 * kvd, m, ith, nth);
@@ -167,18 +185,14 @@ void Context::forward(int ith, int nth) {
       }
     }
     pool.barrier();
-    // att = attn_sub_norm(att) (BitNet), then int8
-    norm_and_quantize(att_.data(), L.attn_sub_norm, qd, att_.data(), xq_.data(), xs_.data(), m,
-                      t2(L.wo), ith, nth);
-    pool.barrier();
+    // att = attn_sub_norm(att) (BitNet), then int8 / tables
+    prepare_input(att_.data(), L.attn_sub_norm, qd, att_.data(), m, {&L.wo}, ith, nth);
     // x += Wo att
     linear_residual(L.wo, att_in, m, ith, nth);
     pool.barrier();
 
     // ---- feed-forward ----
-    norm_and_quantize(x_.data(), L.ffn_norm, dim, xb_.data(), xq_.data(), xs_.data(), m,
-                      t2(L.w_gate) || t2(L.w_up), ith, nth);
-    pool.barrier();
+    prepare_input(x_.data(), L.ffn_norm, dim, xb_.data(), m, {&L.w_gate, &L.w_up}, ith, nth);
     // hb = act(W_gate xb) * (W_up xb), each worker on its own rows
     linear(L.w_gate, xb_in, hb_.data(), m, ith, nth);
     linear(L.w_up, xb_in, hb2_.data(), m, ith, nth);
@@ -191,10 +205,8 @@ void Context::forward(int ith, int nth) {
           glu(hb_.data() + i * hid + r0, hb2_.data() + i * hid + r0, hb_.data() + i * hid + r0, r1 - r0);
     }
     pool.barrier();
-    // hb = ffn_sub_norm(hb) (BitNet), then int8
-    norm_and_quantize(hb_.data(), L.ffn_sub_norm, hid, hb_.data(), xq_.data(), xs_.data(), m,
-                      t2(L.w_down), ith, nth);
-    pool.barrier();
+    // hb = ffn_sub_norm(hb) (BitNet), then int8 / tables
+    prepare_input(hb_.data(), L.ffn_sub_norm, hid, hb_.data(), m, {&L.w_down}, ith, nth);
     // x += W_down hb
     linear_residual(L.w_down, hb_in, m, ith, nth);
     pool.barrier();
@@ -202,9 +214,7 @@ void Context::forward(int ith, int nth) {
 
   // ---- head: logits of the last token (or of all, with logits_all) ----
   const size_t first = logits_all_ ? 0 : m - 1, n_out = m - first;
-  norm_and_quantize(x_.data() + first * dim, W.output_norm, dim, xb_.data(), xq_.data(), xs_.data(),
-                    n_out, t2(W.output), ith, nth);
-  pool.barrier();
+  prepare_input(x_.data() + first * dim, W.output_norm, dim, xb_.data(), n_out, {&W.output}, ith, nth);
   linear(W.output, xb_in, logits_.data(), n_out, ith, nth);
 }
 

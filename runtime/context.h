@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <span>
 #include <vector>
@@ -38,17 +39,22 @@ class Context {
   Context(const Model& model) : model_(model), cfg_(model.config()) {}
   void forward(int ith, int nth);  // run by every worker on batch_ / batch_pos_
 
-  // The input of a linear layer: floats, and their int8 form for ternary weights.
+  // The input of a linear layer: floats; for ternary weights their int8 form, and for
+  // table-lookup weights the tables built from it.
   struct LinearInput {
     const float* x;
     const int8_t* xq;
-    const float* xs;  // per-token quantization scales
+    const float* xs;        // per-token quantization scales
+    const uint8_t* tables;  // token i's at tables + i * table_stride_
   };
   void linear(const WeightView& w, const LinearInput& in, float* y, size_t m, int ith, int nth);
   // x += W in (W has dim output rows), through tmp_.
   void linear_residual(const WeightView& w, const LinearInput& in, size_t m, int ith, int nth);
-  void norm_and_quantize(const float* x, const float* w, size_t n, float* y, int8_t* yq,
-                         float* ys, size_t m, bool quantize, int ith, int nth);
+  // Readies y (m tokens of n values) for the linear layers `consumers`: y = rmsnorm(x) when
+  // `norm` is given, then xq_/xs_ if any consumer is ternary and tables_ if any is a
+  // table-lookup format. Ends at a barrier, so every worker may then read all of it.
+  void prepare_input(const float* x, const float* norm, size_t n, float* y, size_t m,
+                     std::initializer_list<const WeightView*> consumers, int ith, int nth);
 
   const Model& model_;
   const ModelConfig& cfg_;
@@ -74,6 +80,8 @@ class Context {
   std::vector<int8_t> xq_;    // int8 activations (max width)
   std::vector<float> xs_;     // their per-token scales
   std::vector<int32_t> acc_;  // per worker: ternary accumulators (n_batch, max width)
+  std::vector<uint8_t> tables_;  // lookup tables (n_batch, table_stride_)
+  size_t table_stride_ = 0;
   std::vector<float> scores_; // per worker: attention scores (n_ctx)
   std::vector<float> logits_; // (n_batch or 1, vocab)
   const float* logits_last_ = nullptr;

@@ -36,6 +36,20 @@ constexpr Variant<GemmTernaryFn> gemm_t2_variants[] = {
 #endif
 };
 
+constexpr Variant<LutBuildFn> lut_build_t3_variants[] = {
+    {"t3-lut-build-scalar", Isa::scalar, lutra_t3_lut_build__scalar},
+#if defined(__x86_64__)
+    {"t3-lut-build-avx2", Isa::avx2, lutra_t3_lut_build__avx2},
+#endif
+};
+
+constexpr Variant<GemmLutFn> gemm_t3_variants[] = {
+    {"t3-qs8-gemm-scalar", Isa::scalar, lutra_t3_qs8_gemm__scalar},
+#if defined(__x86_64__)
+    {"t3-qs8-gemm-1x32-avx2", Isa::avx2, lutra_t3_qs8_gemm_1x32__avx2},
+#endif
+};
+
 constexpr Variant<QuantizeI8Fn> quantize_i8_variants[] = {
     {"f32-qs8-quantize-scalar", Isa::scalar, lutra_f32_qs8_quantize__scalar},
 #if defined(__x86_64__)
@@ -82,6 +96,8 @@ const KernelInventory& kernel_inventory() {
       .gemm_f16 = gemm_f16_variants,
       .gemm_bq = gemm_bq_variants,
       .gemm_t2 = gemm_t2_variants,
+      .lut_build_t3 = lut_build_t3_variants,
+      .gemm_t3 = gemm_t3_variants,
       .quantize_i8 = quantize_i8_variants,
       .rmsnorm = rmsnorm_variants,
       .softmax = softmax_variants,

@@ -21,6 +21,10 @@ void lutra_bq_f32_gemm__scalar(const WeightView& w, const float* x, float* y, si
                                size_t n_begin, size_t n_end);
 void lutra_t2_qs8_gemm__scalar(const WeightView& w, const int8_t* xq, int32_t* acc, size_t m,
                                size_t n_begin, size_t n_end);
+void lutra_t3_lut_build__scalar(const int8_t* xq, size_t k, size_t group_begin,
+                                 size_t group_end, uint8_t* table);
+void lutra_t3_qs8_gemm__scalar(const WeightView& w, const uint8_t* tables, size_t table_stride,
+                               int32_t* acc, size_t m, size_t n_begin, size_t n_end);
 float lutra_f32_qs8_quantize__scalar(const float* x, size_t k, int8_t* xq);
 void lutra_f32_rmsnorm__scalar(const float* x, const float* w, float* y, size_t n, float eps);
 void lutra_f32_softmax__scalar(float* x, size_t n);
@@ -43,6 +47,11 @@ void lutra_t2_qs8_gemm_1x4__avx2(const WeightView& w, const int8_t* xq, int32_t*
                                  size_t m, size_t n_begin, size_t n_end);
 void lutra_bq_f32_gemm_1x4__avx2(const WeightView& w, const float* x, float* y, size_t m,
                                  size_t n_begin, size_t n_end);
+void lutra_t3_lut_build__avx2(const int8_t* xq, size_t k, size_t group_begin, size_t group_end,
+                               uint8_t* table);
+void lutra_t3_qs8_gemm_1x32__avx2(const WeightView& w, const uint8_t* tables,
+                                  size_t table_stride, int32_t* acc, size_t m, size_t n_begin,
+                                  size_t n_end);
 float lutra_f32_qs8_quantize__avx2(const float* x, size_t k, int8_t* xq);
 void lutra_f32_rmsnorm__avx2(const float* x, const float* w, float* y, size_t n, float eps);
 

@@ -29,6 +29,21 @@ inline uint32_t bq_code(const uint8_t* row, size_t j, int bits) {
 
 inline int t2_code(const uint8_t* row, size_t j) { return (row[j / 4] >> (2 * (j % 4))) & 3; }
 
+// Group g of row r of a t3 tensor (WeightFormat::t3): its magnitude index 0..13 and sign.
+struct T3Group {
+  int index;
+  bool negative;
+};
+inline T3Group t3_group(const WeightView& w, size_t r, size_t g) {
+  const uint8_t* block = w.data + (r / t3_tile_rows) * t3_tile_bytes(w.k) + 128 + (g / 2) * 40;
+  const size_t s = r % t3_tile_rows, q = s % 16, h = s / 16, L = g % 2;
+  const uint8_t* sign_word = block + 32 + 4 * h;
+  const size_t bit = 8 * (q % 4) + 4 * L + q / 4;
+  return {(block[16 * L + q] >> (4 * h)) & 15, bool((sign_word[bit / 8] >> (bit % 8)) & 1)};
+}
+// Weight j (0..2) of the pattern with magnitude index i: v = 9(w0+1) + 3(w1+1) + (w2+1).
+inline int t3_weight(int i, int j) { return (j == 0 ? i / 9 : j == 1 ? i / 3 % 3 : i % 3) - 1; }
+
 // Weight (r, j) of a bq tensor as a float: s * (q - z).
 struct BqRow {
   const uint8_t* codes;
@@ -101,6 +116,41 @@ void lutra_t2_qs8_gemm__scalar(const WeightView& w, const int8_t* xq, int32_t* a
       const uint8_t* row = w.data + r * row_bytes;
       int32_t sum = 0;
       for (size_t j = 0; j < w.k; j++) sum += (t2_code(row, j) - 1) * int32_t(xi[j]);
+      acc[i * w.n + r] = sum;
+    }
+  }
+}
+
+void lutra_t3_lut_build__scalar(const int8_t* xq, size_t k, size_t group_begin,
+                                 size_t group_end, uint8_t* table) {
+  for (size_t g = group_begin; g < group_end; g++) {
+    int32_t x[3];
+    for (size_t j = 0; j < 3; j++) x[j] = 3 * g + j < k ? xq[3 * g + j] : 0;  // zero padding
+    uint8_t* lo = table + (g / 2) * 64 + (g % 2) * 16;
+    uint8_t* hi = lo + 32;
+    for (int i = 0; i < 16; i++) {
+      int32_t t = 0;
+      if (i < 14)
+        for (int j = 0; j < 3; j++) t += t3_weight(i, j) * x[j];
+      lo[i] = uint8_t(uint32_t(t) & 0xff);
+      hi[i] = uint8_t((uint32_t(t) >> 8) & 0xff);
+    }
+  }
+}
+
+void lutra_t3_qs8_gemm__scalar(const WeightView& w, const uint8_t* tables, size_t table_stride,
+                               int32_t* acc, size_t m, size_t n_begin, size_t n_end) {
+  const size_t groups = lut_groups(WeightFormat::t3, w.k);
+  for (size_t i = 0; i < m; i++) {
+    const uint8_t* tab = tables + i * table_stride;
+    for (size_t r = n_begin; r < n_end; r++) {
+      int32_t sum = 0;
+      for (size_t g = 0; g < groups; g++) {
+        T3Group p = t3_group(w, r, g);
+        const uint8_t* lo = tab + (g / 2) * 64 + (g % 2) * 16;
+        int32_t t = int16_t(uint16_t(lo[p.index] | lo[32 + p.index] << 8));
+        sum += p.negative ? -t : t;
+      }
       acc[i * w.n + r] = sum;
     }
   }
@@ -199,6 +249,13 @@ void lutra_dequant_row__scalar(const WeightView& w, size_t r, float* out) {
       for (size_t j = 0; j < w.k; j++) out[j] = row(j);
       return;
     }
+    case WeightFormat::t3:
+      for (size_t j = 0; j < w.k; j++) {
+        T3Group p = t3_group(w, r, j / 3);
+        int v = t3_weight(p.index, int(j % 3));
+        out[j] = w.scale * float(p.negative ? -v : v);
+      }
+      return;
   }
 }
 

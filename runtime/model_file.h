@@ -39,7 +39,7 @@ struct FileHeader {
 };
 static_assert(sizeof(FileHeader) == 64);
 
-// One tensor's entry in the directory. Matrices use `format` (f32/f16/t2/bq) with
+// One tensor's entry in the directory. Matrices use `format` (f32/f16/t2/t3/bq) with
 // shape {n, k}; vectors are f32 with shape {n}; opaque blobs (the tokenizer) are "u8".
 struct TensorInfo {
   std::string name;
@@ -47,7 +47,7 @@ struct TensorInfo {
   std::vector<uint64_t> shape;   // 1 or 2 dims
   uint64_t offset = 0, bytes = 0;
   uint64_t xxh64 = 0;
-  float scale = 1.0f;            // t2
+  float scale = 1.0f;            // t2, t3: mean|W|
   int bits = 0, group = 0;       // bq
   bool asymmetric = false;       // bq
 };

@@ -8,12 +8,14 @@ std::string_view to_string(WeightFormat f) {
     case WeightFormat::f16: return "f16";
     case WeightFormat::t2: return "t2";
     case WeightFormat::bq: return "bq";
+    case WeightFormat::t3: return "t3";
   }
   return "?";
 }
 
 bool parse_weight_format(std::string_view s, WeightFormat& out) {
-  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::t2, WeightFormat::bq}) {
+  for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::t2, WeightFormat::bq,
+                         WeightFormat::t3}) {
     if (s == to_string(f)) {
       out = f;
       return true;
@@ -32,8 +34,23 @@ size_t weight_bytes(WeightFormat f, size_t n, size_t k, int bits, int group, boo
       size_t groups = n * (k / size_t(group));
       return n * bq_code_bytes_per_row(k, bits) + groups * 2 * (asymmetric ? 2 : 1);
     }
+    case WeightFormat::t3: return (n + t3_tile_rows - 1) / t3_tile_rows * t3_tile_bytes(k);
   }
   return 0;
+}
+
+size_t lut_groups(WeightFormat f, size_t k) {
+  switch (f) {
+    case WeightFormat::t3: return ((k + 2) / 3 + 1) / 2 * 2;
+    default: return 0;
+  }
+}
+
+size_t lut_table_bytes(WeightFormat f, size_t k) {
+  switch (f) {
+    case WeightFormat::t3: return lut_groups(f, k) * 32;
+    default: return 0;
+  }
 }
 
 }  // namespace lutra

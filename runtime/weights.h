@@ -20,6 +20,26 @@ enum class WeightFormat : uint8_t {
   // bitstream: code j at bit offset j*bits), scales (n*k/group f16), and for asymmetric
   // weights zeros (n*k/group f16). Symmetric weights have the implicit zero 2^(bits-1).
   bq,
+  // Ternary for table lookup (design.md §3), 5 bits per 3 weights (1.67 bits/weight), in
+  // tiles of 32 rows (t3_tile_rows). Along k, weights go in groups of 3 (k padded with zero
+  // weights to G = lut_groups(t3, k) groups: a multiple of 3 columns, then an even count), one
+  // pattern per group v = 9(w0+1) + 3(w1+1) + (w2+1) in [0, 26] (13: all zero), folded to a
+  // magnitude index 0..13 and a sign: v <= 13 is stored as (v, +), v > 13 as (26 - v, -).
+  // Tile t (rows 32t .. 32t+31; rows past n are padding: all zero weights) is
+  // t3_tile_bytes(k) bytes at offset t * t3_tile_bytes(k):
+  //   [0, 128)   int32 little-endian neg[s], s = 0..31: how many groups of row 32t+s are
+  //              negative (kernels that negate by bitwise not add it back: -T = ~T + 1);
+  //   then G/2 blocks of 40 bytes, block p holding groups 2p (L = 0) and 2p+1 (L = 1):
+  //   [0, 32)    index nibbles: byte 16L + q holds the index of row q in bits 0..3 and of
+  //              row 16 + q in bits 4..7 (q = 0..15);
+  //   [32, 40)   two little-endian uint32 sign words S[0], S[1]: the sign of row s = 16h + q
+  //              of group 2p+L is bit 8(q%4) + 4L + q/4 of S[h] (1: negative).
+  // The byte order is the AVX2 kernel's: one 32-byte load gives 32 rows x 2 groups of indices
+  // for pshufb, and each sign word expands with one broadcast, and, cmpeq to the 32 byte masks.
+  // Tables (lut_build): per block p, 64 bytes [lo(2p) | lo(2p+1) | hi(2p) | hi(2p+1)], where
+  // lo/hi are the low and high bytes of the 16 int16 entries T[i] = sum_j w_j(i) x_j of the
+  // group's activations x (i = 0..13; T[14] = T[15] = 0). `scale` = mean|W| as for t2.
+  t3,
 };
 
 std::string_view to_string(WeightFormat f);
@@ -28,11 +48,21 @@ bool parse_weight_format(std::string_view s, WeightFormat& out);
 inline size_t t2_row_bytes(size_t k) { return (k + 3) / 4; }
 inline size_t bq_code_bytes_per_row(size_t k, int bits) { return (k * size_t(bits) + 7) / 8; }
 
+// Table-lookup formats. Groups per token (and per weight row), with padding: t3: ceil(k/3)
+// rounded up to even (0 for formats without tables).
+size_t lut_groups(WeightFormat f, size_t k);
+// Bytes of one token's tables (lut_build output): t3: 32 per group (0 for non-LUT formats).
+size_t lut_table_bytes(WeightFormat f, size_t k);
+constexpr size_t t3_tile_rows = 32;
+inline size_t t3_tile_bytes(size_t k) {
+  return 128 + lut_groups(WeightFormat::t3, k) / 2 * 40;
+}
+
 struct WeightView {
   WeightFormat format = WeightFormat::f32;
   size_t n = 0, k = 0;        // output rows, input columns
   const uint8_t* data = nullptr;
-  float scale = 1.0f;         // t2: mean|W|
+  float scale = 1.0f;         // t2, t3: mean|W|
   int bits = 0, group = 0;    // bq
   bool asymmetric = false;    // bq: zeros section present
 

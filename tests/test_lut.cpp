@@ -1,0 +1,281 @@
+// Table-lookup ternary kernels (t3): every table build writes the same bytes (whole or in group
+// ranges), and every t3 GEMM, on tables from every build, equals the t2 multiply-add reference
+// bit for bit on the same ternary matrix. The t3 packing also round-trips through the file.
+// Variants the CPU cannot run are skipped with a message.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "convert/pack.h"
+#include "runtime/kernel_variants.h"
+#include "runtime/kernels.h"
+#include "runtime/model.h"
+#include "runtime/model_file.h"
+#include "tests/test_data.h"
+
+using namespace lutra;
+
+namespace {
+
+const size_t kNs[] = {1, 5, 31, 32, 33, 64, 100};
+const size_t kKs[] = {1, 2, 3, 4, 5, 31, 32, 33, 96, 127, 128, 129, 2560};
+const size_t kMs[] = {1, 2, 3, 7};
+
+template <class Fn>
+std::vector<Variant<Fn>> runnable(std::span<const Variant<Fn>> all) {
+  std::vector<Variant<Fn>> out;
+  for (const Variant<Fn>& v : all) {
+    if (cpu_supports(v.isa))
+      out.push_back(v);
+    else
+      MESSAGE("skipping " << v.name << ": this CPU lacks " << to_string(v.isa));
+  }
+  return out;
+}
+
+enum class WKind { random, minus_one, plus_one, sparse };
+enum class Acts { random, min, max, extremes };
+
+// A ternary matrix in the t2 layout: codes 0/1/2 (-1/0/+1).
+std::vector<uint8_t> make_t2(std::mt19937& rng, size_t n, size_t k, WKind kind) {
+  std::vector<uint8_t> t2(n * t2_row_bytes(k), 0);
+  std::uniform_int_distribution<int> d(0, 2), sparse(0, 9);
+  for (size_t r = 0; r < n; r++)
+    for (size_t j = 0; j < k; j++) {
+      int c = kind == WKind::minus_one ? 0
+              : kind == WKind::plus_one ? 2
+              : kind == WKind::sparse   ? (sparse(rng) == 0 ? 2 * (sparse(rng) & 1) : 1)
+                                          : d(rng);
+      t2[r * t2_row_bytes(k) + j / 4] |= uint8_t(c << (2 * (j % 4)));
+    }
+  return t2;
+}
+
+std::vector<int8_t> make_acts(std::mt19937& rng, size_t count, Acts kind) {
+  std::uniform_int_distribution<int> d(-128, 127), coin(0, 1);
+  std::vector<int8_t> x(count);
+  for (int8_t& v : x)
+    v = int8_t(kind == Acts::min        ? -128
+               : kind == Acts::max      ? 127
+               : kind == Acts::extremes ? (coin(rng) ? 127 : -128)
+                                        : d(rng));
+  return x;
+}
+
+// Row splits: the whole range, 32-aligned pieces (the last ends at n), a ragged 3-way split.
+std::vector<std::vector<size_t>> splits(std::mt19937& rng, size_t n) {
+  std::vector<std::vector<size_t>> out{{0, n}};
+  std::vector<size_t> aligned{0};
+  for (size_t r = 32; r < n; r += 32) aligned.push_back(r);
+  aligned.push_back(n);
+  out.push_back(aligned);
+  std::uniform_int_distribution<size_t> d(0, n);
+  size_t a = d(rng), b = d(rng);
+  if (a > b) std::swap(a, b);
+  out.push_back({0, a, b, n});
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("t3 tables hold the exact sums of each magnitude pattern, padded groups are zero") {
+  std::mt19937 rng(11);
+  for (size_t k : kKs) {
+    CAPTURE(k);
+    const size_t groups = lut_groups(WeightFormat::t3, k);
+    REQUIRE(groups % 2 == 0);
+    REQUIRE(groups * 3 >= k);
+    REQUIRE(lut_table_bytes(WeightFormat::t3, k) == groups * 32);
+    std::vector<int8_t> x = make_acts(rng, k, Acts::random);
+    std::vector<uint8_t> tab(lut_table_bytes(WeightFormat::t3, k), 0xAA);
+    lutra_t3_lut_build__scalar(x.data(), k, 0, groups, tab.data());
+    for (size_t g = 0; g < groups; g++) {
+      for (int i = 0; i < 16; i++) {
+        // Pattern i's weights, written out independently: base-3 digits of i, minus 1.
+        int w[3] = {i / 9 - 1, (i / 3) % 3 - 1, i % 3 - 1};
+        int want = 0;
+        for (int j = 0; j < 3 && i < 14; j++)
+          if (3 * g + size_t(j) < k) want += w[j] * x[3 * g + size_t(j)];
+        const size_t at = (g / 2) * 64 + (g % 2) * 16 + size_t(i);
+        int got = int16_t(uint16_t(tab[at] | tab[at + 32] << 8));
+        REQUIRE(got == want);
+      }
+    }
+  }
+  CHECK(lut_groups(WeightFormat::t2, 2560) == 0);
+  CHECK(lut_table_bytes(WeightFormat::t2, 2560) == 0);
+  CHECK(lut_table_bytes(WeightFormat::t3, 2560) == 854 * 32);
+}
+
+TEST_CASE("t3 table build variants write identical bytes, whole and built in two group ranges") {
+  std::mt19937 rng(12);
+  const auto builds = runnable(kernel_inventory().lut_build_t3);
+  for (size_t k : kKs) {
+    for (Acts a : {Acts::random, Acts::min, Acts::max, Acts::extremes}) {
+      CAPTURE(k);
+      const size_t groups = lut_groups(WeightFormat::t3, k), bytes = groups * 32;
+      std::vector<int8_t> x = make_acts(rng, k, a);
+      std::vector<uint8_t> ref(bytes, 0x55);
+      lutra_t3_lut_build__scalar(x.data(), k, 0, groups, ref.data());
+      std::uniform_int_distribution<size_t> d(0, groups);
+      for (const auto& v : builds) {
+        const std::string build = v.name;
+        CAPTURE(build);
+        std::vector<uint8_t> whole(bytes + 64, 0x77);  // 64 guard bytes must stay untouched
+        v.fn(x.data(), k, 0, groups, whole.data());
+        CHECK(std::memcmp(whole.data(), ref.data(), bytes) == 0);
+        CHECK(std::all_of(whole.begin() + long(bytes), whole.end(), [](uint8_t b) { return b == 0x77; }));
+        for (size_t cut : {size_t(0), groups / 2, groups / 2 / 2 * 2 + 1 < groups ? groups / 2 / 2 * 2 + 1 : groups, d(rng), groups}) {
+          std::vector<uint8_t> parts(bytes, 0x33);
+          v.fn(x.data(), k, 0, cut, parts.data());
+          v.fn(x.data(), k, cut, groups, parts.data());
+          CAPTURE(cut);
+          CHECK(std::memcmp(parts.data(), ref.data(), bytes) == 0);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("t3 lut gemm variants equal the t2 multiply-add reference bit for bit over ragged shapes and row splits") {
+  std::mt19937 rng(13);
+  const auto builds = runnable(kernel_inventory().lut_build_t3);
+  const auto gemms = runnable(kernel_inventory().gemm_t3);
+  constexpr int32_t kUntouched = 0x7eadbeef;
+  size_t cases = 0;
+  for (size_t n : kNs)
+    for (size_t k : kKs)
+      for (size_t m : kMs) {
+        // Every shape gets random weights and activations; the extremes rotate through shapes.
+        const WKind wk[] = {WKind::random, WKind::minus_one, WKind::plus_one, WKind::sparse};
+        const Acts ak[] = {Acts::random, Acts::min, Acts::max, Acts::extremes};
+        std::vector<std::pair<WKind, Acts>> kinds{{WKind::random, Acts::random}};
+        kinds.push_back({wk[cases % 4], ak[(cases / 4) % 4]});
+        kinds.push_back({wk[(cases + 1) % 4], ak[(cases + 2) % 4]});
+        cases++;
+        for (auto [wkind, akind] : kinds) {
+          CAPTURE(n);
+          CAPTURE(k);
+          CAPTURE(m);
+          CAPTURE(int(wkind));
+          CAPTURE(int(akind));
+          std::vector<uint8_t> t2 = make_t2(rng, n, k, wkind);
+          std::vector<uint8_t> t3(weight_bytes(WeightFormat::t3, n, k));
+          pack_t3_from_t2(t2.data(), n, k, t3.data());
+          const WeightView w2{.format = WeightFormat::t2, .n = n, .k = k, .data = t2.data(), .scale = 0.5f};
+          const WeightView w3{.format = WeightFormat::t3, .n = n, .k = k, .data = t3.data(), .scale = 0.5f};
+          std::vector<int8_t> x = make_acts(rng, m * k, akind);
+          std::vector<int32_t> want(m * n);
+          lutra_t2_qs8_gemm__scalar(w2, x.data(), want.data(), m, 0, n);
+
+          const size_t groups = lut_groups(WeightFormat::t3, k);
+          const size_t stride = lut_table_bytes(WeightFormat::t3, k) + 96;  // not a multiple of 64
+          for (const auto& b : builds) {
+            std::vector<uint8_t> tables(m * stride, 0);
+            for (size_t i = 0; i < m; i++) b.fn(x.data() + i * k, k, 0, groups, tables.data() + i * stride);
+            for (const auto& g : gemms) {
+              const std::string build = b.name, gemm = g.name;
+              CAPTURE(build);
+              CAPTURE(gemm);
+              for (const auto& cut : splits(rng, n)) {
+                for (size_t p = 0; p + 1 < cut.size(); p++) {
+                  const size_t r0 = cut[p], r1 = cut[p + 1];
+                  std::vector<int32_t> got(m * n, kUntouched);
+                  g.fn(w3, tables.data(), stride, got.data(), m, r0, r1);
+                  bool ok = true;
+                  for (size_t i = 0; i < m; i++)
+                    for (size_t r = 0; r < n; r++)
+                      ok &= got[i * n + r] == (r >= r0 && r < r1 ? want[i * n + r] : kUntouched);
+                  CAPTURE(r0);
+                  CAPTURE(r1);
+                  REQUIRE(ok);
+                }
+              }
+            }
+          }
+        }
+      }
+}
+
+TEST_CASE("t3 packing reads back through dequant_row as the same ternary weights as t2") {
+  TempDir tmp;
+  const std::string path = tmp.file("t3.lutra");
+  struct M {
+    size_t n, k;
+    std::vector<float> w;
+  };
+  std::vector<M> ms;
+  std::mt19937 rng(14);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  for (auto [n, k] : {std::pair<size_t, size_t>{1, 1}, {5, 4}, {33, 7}, {31, 130}, {70, 96}}) {
+    M m{n, k, std::vector<float>(n * k)};
+    for (float& v : m.w) v = d(rng) * d(rng) * 3.0f;  // heavy tails: some clamping
+    ms.push_back(std::move(m));
+  }
+  {
+    auto w = ModelWriter::create(path);
+    REQUIRE_MESSAGE(w.ok(), w.message());
+    for (size_t i = 0; i < ms.size(); i++) {
+      for (const char* f : {"t2", "t3"}) {
+        auto spec = PackSpec::parse(f);
+        REQUIRE(spec.ok());
+        CHECK(spec->to_string() == f);
+        const M& m = ms[i];
+        Status s = write_matrix(**w, std::string(f) + "." + std::to_string(i), m.n, m.k, *spec,
+                                [&](size_t r, float* out) { std::memcpy(out, m.w.data() + r * m.k, m.k * 4); });
+        REQUIRE_MESSAGE(s.ok(), s.message());
+      }
+    }
+    REQUIRE((*w)->finish("{}").ok());
+  }
+  auto f = ModelFile::open(path);
+  REQUIRE_MESSAGE(f.ok(), f.message());
+  REQUIRE((*f)->verify().ok());
+  for (size_t i = 0; i < ms.size(); i++) {
+    const TensorInfo* a = (*f)->find("t2." + std::to_string(i));
+    const TensorInfo* b = (*f)->find("t3." + std::to_string(i));
+    REQUIRE(a);
+    REQUIRE(b);
+    WeightView v2 = weight_view(**f, *a), v3 = weight_view(**f, *b);
+    CHECK(v3.format == WeightFormat::t3);
+    CHECK(v3.scale == v2.scale);
+    CHECK(b->bytes == weight_bytes(WeightFormat::t3, ms[i].n, ms[i].k));
+    std::vector<float> r2(v2.k), r3(v3.k);
+    for (size_t r = 0; r < v2.n; r++) {
+      kernels().dequant_row.fn(v2, r, r2.data());
+      kernels().dequant_row.fn(v3, r, r3.data());
+      CAPTURE(i);
+      CAPTURE(r);
+      CHECK(std::memcmp(r2.data(), r3.data(), v2.k * 4) == 0);
+    }
+  }
+}
+
+TEST_CASE("t3 is 1.67 bits per weight plus a 4-byte count per row, and parses as a weight format") {
+  WeightFormat f;
+  REQUIRE(parse_weight_format("t3", f));
+  CHECK(f == WeightFormat::t3);
+  CHECK(to_string(WeightFormat::t3) == "t3");
+  // 2560 x 2560: 80 tiles of 128 + 427 * 40 bytes.
+  CHECK(weight_bytes(WeightFormat::t3, 2560, 2560) == 80 * (128 + 427 * 40));
+  CHECK(weight_bytes(WeightFormat::t3, 33, 3) == 2 * (128 + 40));
+  CHECK(weight_bytes(WeightFormat::t3, 0, 3) == 0);
+}
+
+TEST_CASE("the dispatcher picks a t3 lut build and gemm under every ISA cap") {
+  const Isa saved = isa_cap();
+  for (Isa cap : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+    set_isa_cap(cap);
+    CHECK(bool(kernels().lut_build_t3.fn));
+    CHECK(bool(kernels().gemm_t3.fn));
+    if (cap == Isa::scalar) {
+      CHECK(std::string(kernels().lut_build_t3.name) == "t3-lut-build-scalar");
+      CHECK(std::string(kernels().gemm_t3.name) == "t3-qs8-gemm-scalar");
+    }
+  }
+  set_isa_cap(saved);
+}
