@@ -574,3 +574,30 @@ TEST_CASE("bq gemm variants match the scalar bq reference for bits 1..8, LM-head
         }
   CHECK(checked > 0);
 }
+
+TEST_CASE("ternary gemm variants stay exact for every token-tile remainder, token chunks, and int16 sums at their limit") {
+  std::mt19937 rng(40);
+  for_each_variant(kernel_inventory().gemm_t2, [&](const Variant<GemmTernaryFn>& v) {
+    size_t compared = 0;
+    // m = 1..9, 13, 17: full register tiles of 2 or 4 tokens and each remainder after them.
+    for (size_t k : {size_t(255), size_t(256), size_t(1000)})
+      for (size_t n : {size_t(1), size_t(5), size_t(8), size_t(13)}) {
+        TestWeights t = make_t2(rng, n, k);
+        for (size_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 13, 17})
+          check_ternary_gemm(v, t, random_i8(rng, m * k), m, rng, compared);
+      }
+    // Many tokens at long k: more activations than one L2-sized token chunk holds.
+    {
+      TestWeights t = make_t2(rng, 6, 6912);
+      check_ternary_gemm(v, t, random_i8(rng, 41 * 6912), 41, rng, compared);
+    }
+    // Every product at its extreme over long k, 5 tokens (a 4-token tile and one more); code 3
+    // is invalid but must read as +2 like the reference, without int16 overflow.
+    for (int code : {2, 3})
+      for (int8_t xv : {int8_t(-128), int8_t(127)}) {
+        TestWeights t = make_t2(rng, 6, 6912, code);
+        check_ternary_gemm(v, t, std::vector<int8_t>(5 * 6912, xv), 5, rng, compared);
+      }
+    MESSAGE(std::string(v.name) << ": " << compared << " int32 sums compared exactly");
+  });
+}
