@@ -7,7 +7,7 @@ namespace lutra {
 
 namespace {
 // Output rows are split across workers in multiples of this (a whole kernel tile).
-constexpr size_t kRowAlign = 32;  // t3 tiles are 32 rows
+constexpr size_t kRowAlign = t3_tile_rows;  // the widest kernel tile (t3: 32 rows)
 }  // namespace
 
 Result<std::unique_ptr<Context>> Context::create(const Model& model, const ContextParams& p) {
@@ -35,11 +35,20 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   ctx->hb2_.assign(B * hid, 0.0f);
   ctx->xq_.assign(B * ctx->max_width_, 0);
   ctx->xs_.assign(B, 1.0f);
-  ctx->acc_.assign(T * B * ctx->max_width_, 0);
-  // Tables for the widest input, 64-byte strides so workers building adjacent groups of
-  // different tokens never share a cache line.
+  // Ternary kernels write acc[i * n + r] for their rows r of an n-row matrix: each worker
+  // gets a whole (n_batch, widest ternary n) slice, the head's vocabulary included when the
+  // head is ternary.
+  ctx->acc_width_ = ctx->max_width_;
+  const WeightView& head = model.weights().output;
+  if (head.format == WeightFormat::t2 || head.format == WeightFormat::t3)
+    ctx->acc_width_ = std::max(ctx->acc_width_, head.n);
+  ctx->acc_.assign(T * B * ctx->acc_width_, 0);
+  // Tables for the widest input, in 64-byte-aligned rows so workers building adjacent groups
+  // of different tokens never share a cache line.
   ctx->table_stride_ = (lut_table_bytes(WeightFormat::t3, ctx->max_width_) + 63) / 64 * 64;
-  ctx->tables_.assign(B * ctx->table_stride_, 0);
+  ctx->tables_storage_.assign(B * ctx->table_stride_ + 64, 0);
+  ctx->tables_ = ctx->tables_storage_.data() +
+                 (64 - reinterpret_cast<uintptr_t>(ctx->tables_storage_.data()) % 64) % 64;
   ctx->scores_.assign(T * N, 0.0f);
   ctx->logits_.assign((p.logits_all ? B : 1) * size_t(c.vocab_size), 0.0f);
 
@@ -96,7 +105,7 @@ void Context::prepare_input(const float* x, const float* norm, size_t n, float* 
   size_t g0, g1;
   ThreadPool::split(lut_groups(WeightFormat::t3, n), ith, nth, 2, g0, g1);
   if (g0 < g1)
-    for (size_t i = 0; i < m; ++i) k.lut_build_t3.fn(xq_.data() + i * n, n, g0, g1, tables_.data() + i * table_stride_);
+    for (size_t i = 0; i < m; ++i) k.lut_build_t3.fn(xq_.data() + i * n, n, g0, g1, tables_ + i * table_stride_);
   pool_->barrier();
 }
 
@@ -112,7 +121,7 @@ void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_
     case WeightFormat::t2:
     case WeightFormat::t3: {
       // y = (Wq · xq) * mean|W| / s, from exact int32 sums.
-      int32_t* acc = acc_.data() + size_t(ith) * size_t(n_batch_) * max_width_;
+      int32_t* acc = acc_.data() + size_t(ith) * size_t(n_batch_) * acc_width_;
       if (w.format == WeightFormat::t2) k.gemm_t2.fn(w, in.xq, acc, m, r0, r1);
       else k.gemm_t3.fn(w, in.tables, table_stride_, acc, m, r0, r1);
       for (size_t i = 0; i < m; ++i) {
@@ -143,9 +152,9 @@ void Context::forward(int ith, int nth) {
                kvd = size_t(cfg_.kv_dim()), hid = size_t(cfg_.hidden_dim),
                hd = size_t(cfg_.head_dim), N = size_t(n_ctx_);
   const size_t pos0 = size_t(batch_pos_);
-  const LinearInput xb_in{xb_.data(), xq_.data(), xs_.data(), tables_.data()};
-  const LinearInput att_in{att_.data(), xq_.data(), xs_.data(), tables_.data()};
-  const LinearInput hb_in{hb_.data(), xq_.data(), xs_.data(), tables_.data()};
+  const LinearInput xb_in{xb_.data(), xq_.data(), xs_.data(), tables_};
+  const LinearInput att_in{att_.data(), xq_.data(), xs_.data(), tables_};
+  const LinearInput hb_in{hb_.data(), xq_.data(), xs_.data(), tables_};
 
   // Token embeddings → x
   for (size_t i = size_t(ith); i < m; i += size_t(nth))

@@ -79,8 +79,10 @@ class Context {
   std::vector<float> hb_, hb2_;  // FFN gate and up (hidden_dim)
   std::vector<int8_t> xq_;    // int8 activations (max width)
   std::vector<float> xs_;     // their per-token scales
-  std::vector<int32_t> acc_;  // per worker: ternary accumulators (n_batch, max width)
-  std::vector<uint8_t> tables_;  // lookup tables (n_batch, table_stride_)
+  std::vector<int32_t> acc_;  // per worker: ternary accumulators (n_batch, acc_width_)
+  size_t acc_width_ = 0;
+  std::vector<uint8_t> tables_storage_;
+  uint8_t* tables_ = nullptr;  // lookup tables (n_batch, table_stride_), 64-byte aligned
   size_t table_stride_ = 0;
   std::vector<float> scores_; // per worker: attention scores (n_ctx)
   std::vector<float> logits_; // (n_batch or 1, vocab)

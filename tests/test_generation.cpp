@@ -259,3 +259,33 @@ TEST_CASE("the same ternary model packed as t2 (multiply-add) and t3 (table look
   }
   set_isa_cap(before);
 }
+
+TEST_CASE("a ternary LM head (t2 or t3) gives identical logits for every token, in batches of 1 and 4") {
+  // The head's rows (the vocabulary) outnumber every layer's: its accumulators must fit.
+  TempDir tmp;
+  ConvertOptions t2_opts, t3_opts;
+  t2_opts.embedding = "t2";
+  t3_opts.weights = "t3";
+  t3_opts.embedding = "t3";
+  REQUIRE(make_synthetic("tiny", tmp.file("t2.lutra"), t2_opts).ok());
+  REQUIRE(make_synthetic("tiny", tmp.file("t3.lutra"), t3_opts).ok());
+  auto m2 = Model::load(tmp.file("t2.lutra"));
+  auto m3 = Model::load(tmp.file("t3.lutra"));
+  REQUIRE(m2.ok());
+  REQUIRE(m3.ok());
+  REQUIRE((*m3)->weights().output.format == WeightFormat::t3);
+  const std::vector<int32_t> prompt = (*m2)->tokenizer().encode("the dog ran to the park", true);
+  const size_t vocab = size_t((*m2)->config().vocab_size);
+  for (int batch : {1, 4}) {
+    CAPTURE(batch);
+    auto c2 = make_context(**m2, 2, batch, 0, true);
+    auto c3 = make_context(**m3, 2, batch, 0, true);
+    for (size_t at = 0; at < prompt.size(); at += size_t(batch)) {
+      auto chunk = std::span<const int32_t>(prompt).subspan(at, std::min(size_t(batch), prompt.size() - at));
+      REQUIRE(c2->eval(chunk).ok());
+      REQUIRE(c3->eval(chunk).ok());
+      for (size_t i = 0; i < chunk.size(); ++i)
+        CHECK(std::memcmp(c2->logits(i), c3->logits(i), vocab * sizeof(float)) == 0);
+    }
+  }
+}
