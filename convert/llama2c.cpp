@@ -107,7 +107,7 @@ Status convert_llama2c(const std::string& input, const std::string& output, cons
   } else {
     std::memcpy(&h.dim, f.data, 28);
     h.shared = h.vocab > 0;
-    h.vocab = std::abs(h.vocab);
+    h.vocab = h.vocab == INT32_MIN ? 0 : std::abs(h.vocab);  // 0 is refused below
     h.data_offset = 28;
   }
   if (h.dim <= 0 || h.hidden <= 0 || h.layers <= 0 || h.heads <= 0 || h.kv_heads <= 0 || h.vocab <= 0 ||

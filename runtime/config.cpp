@@ -34,7 +34,7 @@ Status ModelConfig::validate() const {
   if (n_heads % n_kv_heads != 0) return bad("n_heads must be a multiple of n_kv_heads");
   if (head_dim % 2 != 0) return bad("head_dim must be even (RoPE rotates pairs)");
   if (dim > (1 << 20) || hidden_dim > (1 << 20) || n_layers > 4096 || vocab_size > (1 << 24) ||
-      head_dim > 4096)
+      head_dim > 4096 || n_heads > 4096 || n_kv_heads > 4096 || max_seq_len > (1 << 24))
     return bad("dimensions out of range");
   if (!(norm_eps > 0) || !(rope_theta > 0)) return bad("norm_eps and rope_theta must be positive");
   if (bos_id < 0 || bos_id >= vocab_size || eos_id < 0 || eos_id >= vocab_size)

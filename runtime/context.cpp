@@ -17,7 +17,8 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   if (ctx->n_ctx_ > (1 << 20)) return Status::error("context size " + std::to_string(p.n_ctx) + " is too large");
   ctx->n_batch_ = std::max(1, std::min(p.n_batch, ctx->n_ctx_));
   ctx->logits_all_ = p.logits_all;
-  int n_threads = p.n_threads > 0 ? p.n_threads : default_thread_count();
+  // Never more workers than CPUs: a worker without a core stalls every barrier.
+  int n_threads = std::min(p.n_threads > 0 ? p.n_threads : default_thread_count(), usable_cpu_count());
   ctx->pool_ = std::make_unique<ThreadPool>(n_threads);
 
   const size_t B = size_t(ctx->n_batch_), T = size_t(n_threads), N = size_t(ctx->n_ctx_);

@@ -15,7 +15,7 @@ namespace lutra {
 
 struct ContextParams {
   int n_ctx = 0;        // KV cache positions; 0: the model's training context, at most 4096
-  int n_threads = 0;    // workers; 0: one per physical core
+  int n_threads = 0;    // workers; 0: one per physical core; at most the usable CPUs
   int n_batch = 64;     // tokens evaluated per forward pass during prefill
   bool logits_all = false;  // keep logits of every token of a batch (perplexity, eval)
 };
@@ -32,7 +32,10 @@ class Context {
   int n_past() const { return n_past_; }
   int n_ctx() const { return n_ctx_; }
   int n_threads() const { return pool_->size(); }
-  void reset() { n_past_ = 0; }
+  void reset() {
+    n_past_ = 0;
+    logits_last_ = nullptr;
+  }
   const Model& model() const { return model_; }
 
  private:

@@ -25,6 +25,8 @@ Result<GenerationResult> generate(Context& ctx, Sampler& sampler, std::span<cons
 
   auto t0 = std::chrono::steady_clock::now();
   LUTRA_TRY(ctx.eval(prompt));
+  if (!ctx.logits())
+    return Status::error("nothing to continue from: the prompt is empty and the context holds no tokens");
   for (int32_t t : prompt) sampler.accept(t);
   stats.n_prompt += int(prompt.size());
   stats.prompt_seconds += seconds_since(t0);

@@ -67,6 +67,7 @@ uint64_t expected_tensor_bytes(const TensorInfo& t) {
   if (t.shape.empty() || t.shape.size() > 2) return 0;
   for (uint64_t d : t.shape)
     if (d == 0 || d > (uint64_t(1) << 40)) return 0;
+  if (t.shape.size() == 2 && t.shape[0] > (uint64_t(1) << 48) / t.shape[1]) return 0;  // no overflow below
   if (t.format == "u8") return t.shape.size() == 1 ? t.shape[0] : 0;
   if (t.shape.size() == 1) return t.format == "f32" ? t.shape[0] * 4 : 0;
   WeightFormat f;

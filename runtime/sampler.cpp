@@ -68,18 +68,15 @@ int32_t Sampler::sample(float* logits) {
       n = size_t(p_.top_k);
     }
     std::sort(cand_.begin(), cand_.begin() + long(n), by_logit);
-    // softmax with temperature (logit field now holds probabilities)
+    // top-p and min-p judge the model's own distribution (temperature 1), as llama.cpp does;
+    // the temperature then shapes the draw among the survivors.
     const float max_logit = cand_[0].logit;
     float sum = 0;
-    for (size_t i = 0; i < n; ++i) {
-      cand_[i].logit = std::exp((cand_[i].logit - max_logit) / p_.temperature);
-      sum += cand_[i].logit;
-    }
-    for (size_t i = 0; i < n; ++i) cand_[i].logit /= sum;
+    for (size_t i = 0; i < n; ++i) sum += std::exp(cand_[i].logit - max_logit);
     if (p_.top_p < 1.0f) {
       float cum = 0;
       for (size_t i = 0; i < n; ++i) {
-        cum += cand_[i].logit;
+        cum += std::exp(cand_[i].logit - max_logit) / sum;
         if (cum >= p_.top_p) {
           n = i + 1;
           break;
@@ -87,11 +84,14 @@ int32_t Sampler::sample(float* logits) {
       }
     }
     if (p_.min_p > 0.0f) {
-      const float floor = cand_[0].logit * p_.min_p;
+      // p_i >= min_p * p_max  <=>  logit_i >= logit_max + log(min_p)
+      const float floor = max_logit + std::log(p_.min_p);
       size_t keep = 1;
       while (keep < n && cand_[keep].logit >= floor) ++keep;
       n = keep;
     }
+    // The logit field now holds unnormalized tempered probabilities.
+    for (size_t i = 0; i < n; ++i) cand_[i].logit = std::exp((cand_[i].logit - max_logit) / p_.temperature);
     float total = 0;
     for (size_t i = 0; i < n; ++i) total += cand_[i].logit;
     float r = uniform() * total;

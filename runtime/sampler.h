@@ -1,5 +1,6 @@
 // Turns logits into the next token: repetition penalty, then greedy or
-// top-k → softmax(temperature) → top-p → min-p → a seeded draw. Buffers are sized once.
+// top-k → top-p → min-p (on the untempered distribution) → temperature → a seeded draw,
+// llama.cpp's default order. Buffers are sized once.
 #pragma once
 
 #include <cstdint>

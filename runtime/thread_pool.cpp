@@ -56,6 +56,11 @@ void pin_to(std::thread::native_handle_type h, int cpu) {
 
 }  // namespace
 
+int usable_cpu_count() {
+  size_t n = allowed_cpus().size();
+  return n > 0 ? int(n) : std::max(1, int(std::thread::hardware_concurrency()));
+}
+
 int default_thread_count() {
   int allowed = int(allowed_cpus().size());
   int cores = 0;

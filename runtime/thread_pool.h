@@ -12,6 +12,8 @@ namespace lutra {
 
 // Physical cores this process may run on (one worker each).
 int default_thread_count();
+// Logical CPUs this process may run on: more workers than this only wait for each other.
+int usable_cpu_count();
 
 class ThreadPool {
  public:

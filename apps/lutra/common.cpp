@@ -95,6 +95,9 @@ Result<std::unique_ptr<Context>> make_context(const Model& model, const cxxopts:
   p.n_batch = r["batch-size"].as<int>();
   if (p.n_ctx < 0 || p.n_threads < 0 || p.n_batch <= 0)
     return Status::error("-c and -t must be >= 0 and -b > 0");
+  if (p.n_threads > usable_cpu_count())
+    std::fprintf(stderr, "lutra: warning: -t %d exceeds the %d CPUs available; using %d\n", p.n_threads,
+                 usable_cpu_count(), usable_cpu_count());
   if (p.n_ctx > model.config().max_seq_len)
     std::fprintf(stderr, "lutra: warning: -c %d exceeds the %d positions the model was trained on\n", p.n_ctx,
                  model.config().max_seq_len);

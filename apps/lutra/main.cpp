@@ -22,7 +22,21 @@ void usage(FILE* f) {
 
 }  // namespace
 
+int dispatch(int argc, char** argv);
+
+// Errors are values inside lutra; this catches what the standard library may still throw
+// (out of memory, thread creation), so even that ends in one line and a non-zero exit.
 int main(int argc, char** argv) {
+  try {
+    return dispatch(argc, argv);
+  } catch (const std::bad_alloc&) {
+    return lutra::cli::fail("out of memory (a smaller -c or model?)");
+  } catch (const std::exception& e) {
+    return lutra::cli::fail(e.what());
+  }
+}
+
+int dispatch(int argc, char** argv) {
   if (argc < 2) {
     usage(stderr);
     return 1;
