@@ -9,19 +9,27 @@ Result<std::vector<int32_t>> chat_turn_tokens(const Model& model, std::string_vi
   const ModelConfig& cfg = model.config();
   std::vector<int32_t> out;
   Status status;
+  // Only the conversation's first text gets sentencepiece's dummy-prefix space, as when the
+  // whole prompt is encoded at once; every later piece continues the text before it.
+  bool at_start = first;
   auto text = [&](std::string_view s) {
     if (!status.ok() || s.empty()) return;
-    auto ids = tok.encode_checked(s, false);
+    auto ids = at_start ? tok.encode_checked(s, false) : tok.encode_continuation(s);
+    at_start = false;
     if (!ids.ok()) {
       status = ids.status();
       return;
     }
     out.insert(out.end(), ids->begin(), ids->end());
   };
-  // A special token by its piece, or its text where the vocabulary lacks it.
+  // A special token by its piece: spelled out as text it would mean something else.
   auto special = [&](std::string_view piece) {
     int32_t id = tok.piece_id(piece);
-    if (id >= 0) out.push_back(id); else text(piece);
+    if (id >= 0) out.push_back(id);
+    else if (status.ok())
+      status = Status::error("the vocabulary lacks " + std::string(piece) + ", which the " + cfg.chat_template +
+                             " chat template needs (choose another with convert --chat-template)");
+    at_start = false;
   };
 
   const std::string& t = cfg.chat_template;

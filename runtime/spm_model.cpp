@@ -165,6 +165,35 @@ std::string make_spm_model_proto(std::span<const TokenPiece> pieces, const SpmOp
   return out;
 }
 
+Result<std::string> spm_proto_without_dummy_prefix(std::string_view serialized) {
+  // Copy every field as it is, but rebuild normalizer_spec with add_dummy_prefix = false.
+  std::string out, normalizer_fields;
+  bool had_normalizer = false;
+  Reader top{serialized};
+  uint32_t field = 0;
+  uint64_t value = 0;
+  std::string_view bytes;
+  for (size_t start = top.pos; top.next(field, value, bytes); start = top.pos) {
+    if (field != model_proto::normalizer_spec) {
+      out.append(serialized.substr(start, top.pos - start));
+      continue;
+    }
+    had_normalizer = true;
+    Reader r{bytes};
+    uint32_t f = 0;
+    uint64_t v = 0;
+    std::string_view b;
+    for (size_t s = r.pos; r.next(f, v, b); s = r.pos)
+      if (f != normalizer::add_dummy_prefix) normalizer_fields.append(bytes.substr(s, r.pos - s));
+    if (r.failed) return Status::error("sentencepiece model: malformed normalizer_spec");
+  }
+  if (top.failed) return Status::error("sentencepiece model: malformed protobuf");
+  if (!had_normalizer) put_bytes(normalizer_fields, normalizer::name, "identity");
+  put_uint(normalizer_fields, normalizer::add_dummy_prefix, 0);
+  put_bytes(out, model_proto::normalizer_spec, normalizer_fields);
+  return out;
+}
+
 Result<SpmProtoSettings> read_spm_proto_settings(std::string_view serialized) {
   SpmProtoSettings s;
   Reader top{serialized};

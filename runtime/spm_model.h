@@ -33,5 +33,8 @@ struct SpmProtoSettings {
   std::string unk_surface = " \xE2\x81\x87 ";  // what <unk> decodes to: " ⁇ "
 };
 Result<SpmProtoSettings> read_spm_proto_settings(std::string_view serialized);
+// The same model with add_dummy_prefix off: for text that continues other text (a chat
+// template's pieces), where a leading "▁" would be a space nobody wrote.
+Result<std::string> spm_proto_without_dummy_prefix(std::string_view serialized);
 
 }  // namespace lutra

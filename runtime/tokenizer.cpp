@@ -83,6 +83,7 @@ int parse_byte_piece(std::string_view p) {
 
 struct Tokenizer::Impl {
   sentencepiece::SentencePieceProcessor sp;
+  sentencepiece::SentencePieceProcessor sp_continuation;  // without the dummy prefix
   std::string proto;
   int32_t bos = -1, eos = -1;
   // Per id: kind, whether the piece starts with "▁", and its bytes blob[off[id], off[id+1]).
@@ -108,6 +109,10 @@ Result<Tokenizer> Tokenizer::from_spm_proto(std::string serialized) {
   t.impl_ = std::make_unique<Impl>();
   Impl& im = *t.impl_;
   if (auto st = im.sp.LoadFromSerializedProto(serialized); !st.ok())
+    return Status::error(std::string("sentencepiece model refused: ") + st.ToString());
+  auto continuation = spm_proto_without_dummy_prefix(serialized);
+  if (!continuation.ok()) return continuation.status();
+  if (auto st = im.sp_continuation.LoadFromSerializedProto(*continuation); !st.ok())
     return Status::error(std::string("sentencepiece model refused: ") + st.ToString());
   im.proto = std::move(serialized);
   im.bos = im.sp.bos_id();
@@ -177,10 +182,19 @@ std::string_view Tokenizer::token_bytes(int32_t id) const {
 }
 
 Result<std::vector<int32_t>> Tokenizer::encode_checked(std::string_view text, bool add_bos) const {
+  return encode_impl(text, add_bos, false);
+}
+
+Result<std::vector<int32_t>> Tokenizer::encode_continuation(std::string_view text) const {
+  return encode_impl(text, false, true);
+}
+
+Result<std::vector<int32_t>> Tokenizer::encode_impl(std::string_view text, bool add_bos, bool continuation) const {
   if (size_t bad = first_invalid_utf8(text); bad != std::string_view::npos)
     return Status::error("tokenizer: input is not valid UTF-8 (byte " + std::to_string(bad) + ")");
   std::vector<int> ids;
-  if (auto st = impl_->sp.Encode(text, &ids); !st.ok())
+  const auto& sp = continuation ? impl_->sp_continuation : impl_->sp;
+  if (auto st = sp.Encode(text, &ids); !st.ok())
     return Status::error(std::string("tokenizer: ") + st.ToString());
   std::vector<int32_t> out;
   out.reserve(ids.size() + 1);

@@ -23,6 +23,8 @@ class Tokenizer {
   // invalid byte as U+FFFD instead.
   std::vector<int32_t> encode(std::string_view text, bool add_bos) const;
   Result<std::vector<int32_t>> encode_checked(std::string_view text, bool add_bos) const;
+  // Text that continues other text (a piece of a chat template): no dummy-prefix space.
+  Result<std::vector<int32_t>> encode_continuation(std::string_view text) const;
 
   int32_t bos_id() const;  // -1: none
   int32_t eos_id() const;  // -1: none
@@ -47,6 +49,7 @@ class Tokenizer {
   struct Impl;
   Tokenizer();
   bool starts_with_space(int32_t id) const;  // piece begins with "▁" (strippable)
+  Result<std::vector<int32_t>> encode_impl(std::string_view text, bool add_bos, bool continuation) const;
   std::unique_ptr<Impl> impl_;
 };
 
