@@ -45,6 +45,16 @@ using LutBuildFn = void (*)(const int8_t* xq, size_t k, size_t group_begin, size
 using GemmLutFn = void (*)(const WeightView& w, const uint8_t* tables, size_t table_stride,
                            int32_t* acc, size_t m, size_t n_begin, size_t n_end);
 
+// b-bit group weights (bq) against int8 activations quantized per token (xs = quantize_i8's
+// scales): per row r, over groups g in order,
+//   acc_g = Σ_{j∈g} q[r][j]·xq[i][j],  xsum_g = Σ_{j∈g} xq[i][j]          (exact int32)
+//   sum  += s[r][g] * (float(acc_g) - z[r][g] * float(xsum_g))          (float, g ascending)
+//   y[i][r] = sum / xs[i]
+// Every variant is bit-identical to the scalar reference (same float operations in the same
+// order per row); the path as a whole approximates the float one by quantizing activations.
+using GemmBqI8Fn = void (*)(const WeightView& w, const int8_t* xq, const float* xs, float* y,
+                            size_t m, size_t n_begin, size_t n_end);
+
 // Per-token absmax int8 quantization (BitNet b1.58): s = 127 / max(max|x|, 1e-5),
 // xq = clamp(round(x * s), -128, 127), rounding half to even (as torch.round and the
 // default SIMD conversion do); returns s.
@@ -87,6 +97,7 @@ struct Variant {
 struct KernelInventory {
   std::span<const Variant<GemmFloatFn>> gemm_f32, gemm_f16, gemm_bq;
   std::span<const Variant<GemmTernaryFn>> gemm_t2;
+  std::span<const Variant<GemmBqI8Fn>> gemm_bq_i8;
   std::span<const Variant<LutBuildFn>> lut_build_t3;
   std::span<const Variant<GemmLutFn>> gemm_t3;
   std::span<const Variant<QuantizeI8Fn>> quantize_i8;
@@ -103,6 +114,7 @@ const KernelInventory& kernel_inventory();
 struct KernelTable {
   Variant<GemmFloatFn> gemm_f32, gemm_f16, gemm_bq;
   Variant<GemmTernaryFn> gemm_t2;
+  Variant<GemmBqI8Fn> gemm_bq_i8;
   Variant<LutBuildFn> lut_build_t3;
   Variant<GemmLutFn> gemm_t3;
   Variant<QuantizeI8Fn> quantize_i8;
