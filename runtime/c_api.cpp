@@ -88,6 +88,10 @@ int lutra_generate(lutra_model* model, const lutra_params* params, const char* p
     sp.top_p = params->top_p;
     sp.min_p = params->min_p;
     sp.seed = params->seed;
+    if (lutra::Status s = lutra::validate(sp); !s.ok()) {
+      set_error(err, err_len, s.message());
+      return 1;
+    }
     lutra::Sampler sampler(size_t(m.config().vocab_size), sp);
     lutra::TextStream stream(m.tokenizer());
     lutra::GenerationStats stats;

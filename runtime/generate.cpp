@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 namespace lutra {
 
@@ -39,6 +40,9 @@ Result<GenerationResult> generate(Context& ctx, Sampler& sampler, std::span<cons
     }
     // logits() of the last evaluated token; the sampler may modify them (penalties).
     int32_t token = sampler.sample(const_cast<float*>(ctx.logits()));
+    // NaN spreads through every later layer, so the chosen logit tells.
+    if (!std::isfinite(ctx.logits()[token]))
+      return Status::error("the model produced non-finite logits (a corrupt file? `lutra info --verify` checks it)");
     if (is_stop_token(cfg, token)) {
       result = {StopReason::stop_token, token};
       break;

@@ -14,6 +14,15 @@ uint64_t splitmix64(uint64_t& x) {
 }
 }  // namespace
 
+Status validate(const SamplerParams& p) {
+  if (!(p.temperature >= 0)) return Status::error("temperature must be >= 0");
+  if (!(p.top_p > 0 && p.top_p <= 1)) return Status::error("top-p must be in (0, 1]");
+  if (!(p.min_p >= 0 && p.min_p <= 1)) return Status::error("min-p must be in [0, 1]");
+  if (!(p.repeat_penalty > 0)) return Status::error("repeat-penalty must be > 0");
+  if (p.repeat_last_n < 0 || p.repeat_last_n > (1 << 20)) return Status::error("repeat-last-n must be in [0, 1048576]");
+  return ok_status();
+}
+
 Sampler::Sampler(size_t vocab_size, const SamplerParams& params)
     : p_(params), vocab_(vocab_size), recent_(size_t(std::max(0, params.repeat_last_n))), cand_(vocab_size) {
   reset();

@@ -7,6 +7,8 @@
 #include <span>
 #include <vector>
 
+#include "runtime/status.h"
+
 namespace lutra {
 
 struct SamplerParams {
@@ -18,6 +20,9 @@ struct SamplerParams {
   int repeat_last_n = 64;
   uint64_t seed = 0;
 };
+
+// Refuses parameters outside their meaning (a penalty of 0 would divide by zero).
+Status validate(const SamplerParams& p);
 
 class Sampler {
  public:

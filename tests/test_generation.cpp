@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -288,4 +289,31 @@ TEST_CASE("a ternary LM head (t2 or t3) gives identical logits for every token, 
         CHECK(std::memcmp(c2->logits(i), c3->logits(i), vocab * sizeof(float)) == 0);
     }
   }
+}
+
+TEST_CASE("generation stops with an error when the model produces non-finite logits") {
+  TempDir tmp;
+  const std::string path = tmp.file("nan.lutra");
+  REQUIRE(make_synthetic("tiny", path, ConvertOptions{}).ok());
+  uint64_t offset = 0;
+  {
+    auto f = ModelFile::open(path);
+    REQUIRE(f.ok());
+    const TensorInfo* t = (*f)->find(kOutputNorm);
+    REQUIRE(t);
+    offset = t->offset;
+  }
+  std::vector<uint8_t> bytes = read_bytes(path);
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::memcpy(bytes.data() + offset, &nan, sizeof nan);  // opens fine; only --verify would notice
+  write_bytes(path, bytes);
+  auto model = Model::load(path);
+  REQUIRE(model.ok());
+  auto ctx = make_context(**model, 1);
+  Sampler sampler(size_t((*model)->config().vocab_size), greedy());
+  GenerationStats stats;
+  const std::vector<int32_t> prompt = {(*model)->config().bos_id};
+  auto r = generate(*ctx, sampler, prompt, 4, [](int32_t) { return true; }, stats);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.message().find("non-finite") != std::string::npos);
 }

@@ -23,6 +23,8 @@ int cmd_chat(int argc, char** argv) {
   cxxopts::ParseResult r;
   int code;
   if (!parse(o, argc, argv, r, code)) return code;
+  auto sp = sampler_params(r);
+  if (!sp.ok()) return fail(sp.message());
 
   auto model = load_model(r);
   if (!model.ok()) return fail(model.message());
@@ -30,7 +32,7 @@ int cmd_chat(int argc, char** argv) {
   if (!ctx_r.ok()) return fail(ctx_r.message());
   Context& ctx = **ctx_r;
   const Tokenizer& tok = (*model)->tokenizer();
-  Sampler sampler(size_t((*model)->config().vocab_size), sampler_params(r));
+  Sampler sampler(size_t((*model)->config().vocab_size), *sp);
   const std::string system = r["system"].as<std::string>();
   const int n_predict = r["n-predict"].as<int>();
   const bool tty = ::isatty(STDIN_FILENO);

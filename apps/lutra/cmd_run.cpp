@@ -20,6 +20,8 @@ int cmd_run(int argc, char** argv) {
   cxxopts::ParseResult r;
   int code;
   if (!parse(o, argc, argv, r, code)) return code;
+  auto sp = sampler_params(r);
+  if (!sp.ok()) return fail(sp.message());
 
   std::string prompt = r["prompt"].as<std::string>();
   if (r.count("file")) {
@@ -42,7 +44,7 @@ int cmd_run(int argc, char** argv) {
                 std::to_string((*ctx)->n_ctx()) + " (raise -c)");
 
   install_interrupt_handler();
-  Sampler sampler(size_t((*model)->config().vocab_size), sampler_params(r));
+  Sampler sampler(size_t((*model)->config().vocab_size), *sp);
   TextStream stream(tok);
   // Echo the prompt as the tokenizer sees it, then the continuation.
   for (int32_t id : *ids) print_text(stream.push(id));

@@ -50,7 +50,7 @@ void add_sampling_options(cxxopts::Options& o) {
       ("seed", "random seed (default: from the clock)", cxxopts::value<uint64_t>());
 }
 
-SamplerParams sampler_params(const cxxopts::ParseResult& r) {
+Result<SamplerParams> sampler_params(const cxxopts::ParseResult& r) {
   SamplerParams p;
   p.temperature = r["temp"].as<float>();
   p.top_k = r["top-k"].as<int>();
@@ -60,6 +60,7 @@ SamplerParams sampler_params(const cxxopts::ParseResult& r) {
   p.repeat_last_n = std::max(0, r["repeat-last-n"].as<int>());
   p.seed = r.count("seed") ? r["seed"].as<uint64_t>()
                            : uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
+  LUTRA_TRY(validate(p));
   return p;
 }
 

@@ -24,7 +24,7 @@ int fail(const std::string& message);
 // Options every model-running subcommand takes (-m -t -c -b, sampling).
 void add_model_options(cxxopts::Options& o);
 void add_sampling_options(cxxopts::Options& o);
-SamplerParams sampler_params(const cxxopts::ParseResult& r);
+Result<SamplerParams> sampler_params(const cxxopts::ParseResult& r);
 
 // -m, else $LUTRA_MODEL, else the default model built with lutra (or installed with it).
 Result<std::string> resolve_model_path(const cxxopts::ParseResult& r);
