@@ -307,6 +307,31 @@ void bench_lutra(benchmark::State& state, Fn fn, const PackSpec& spec, const Sha
   state.SetLabel(set->label);
 }
 
+// bq weights x int8 activations (GemmBqI8Fn): the activations quantized per token (xq, xs) once
+// before the loop, as the runtime hands them over.
+void bench_bq_i8(benchmark::State& state, GemmBqI8Fn fn, const PackSpec& spec, const Shape& s,
+                 size_t m, size_t copies) {
+  const std::string key =
+      "lutra/" + spec.to_string() + "/" + dims(s) + "/" + std::to_string(copies);
+  auto* set = prepared<LutraSet>(key, [&] { return build_lutra(spec, s.n, s.k, copies); });
+  if (!set) {
+    state.SkipWithError("could not build the weight set (out of memory?)");
+    return;
+  }
+  const std::vector<int8_t> xq = random_activations_s8(m * s.k);
+  const std::vector<float> xs(m, 127.0f);
+  std::vector<float> y(m * s.n);
+  size_t c = 0;
+  for (auto _ : state) {
+    fn(set->views[c], xq.data(), xs.data(), y.data(), m, 0, s.n);  // one thread
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+    if (++c == copies) c = 0;
+  }
+  set_counters(state, set->bytes, m, s);
+  state.SetLabel(set->label);
+}
+
 // Table-lookup kernels (t3): the table build of the m tokens alone (build, no gemm), the GEMM
 // on tables built once before the loop (gemm, no build), or both per call as the runtime runs
 // them (build + gemm). The table build reads no weights; its weight_bw is that of the GEMM it
@@ -572,6 +597,13 @@ void register_all() {
             add(std::string(v.name) + "@" + spec.to_string(), s, m, cold,
                 [fn = v.fn, s, m, c = copies(spec), spec](benchmark::State& st) {
                   bench_lutra<float, float>(st, fn, spec, s, m, c);
+                });
+          }
+          for (const auto& v : inv.gemm_bq_i8) {
+            if (!cpu_supports(v.isa) || (v.isa == Isa::scalar && !scalar_ok)) continue;
+            add(std::string(v.name) + "@" + spec.to_string(), s, m, cold,
+                [fn = v.fn, s, m, c = copies(spec), spec](benchmark::State& st) {
+                  bench_bq_i8(st, fn, spec, s, m, c);
                 });
           }
         }

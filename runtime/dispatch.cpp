@@ -75,6 +75,7 @@ KernelTable build(Isa cap) {
       .gemm_f16 = pick(inv.gemm_f16, cap),
       .gemm_bq = pick(inv.gemm_bq, cap),
       .gemm_t2 = pick(inv.gemm_t2, cap),
+      .gemm_bq_i8 = pick(inv.gemm_bq_i8, cap),
       .lut_build_t3 = pick(inv.lut_build_t3, cap),
       .gemm_t3 = pick(inv.gemm_t3, cap),
       .quantize_i8 = pick(inv.quantize_i8, cap),

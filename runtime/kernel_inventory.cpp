@@ -36,6 +36,13 @@ constexpr Variant<GemmTernaryFn> gemm_t2_variants[] = {
 #endif
 };
 
+constexpr Variant<GemmBqI8Fn> gemm_bq_i8_variants[] = {
+    {"bq-qs8-gemm-scalar", Isa::scalar, lutra_bq_qs8_gemm__scalar},
+#if defined(__x86_64__)
+    {"bq-qs8-gemm-1x4-avx512", Isa::avx512, lutra_bq_qs8_gemm_1x4__avx512},
+#endif
+};
+
 constexpr Variant<LutBuildFn> lut_build_t3_variants[] = {
     {"t3-lut-build-scalar", Isa::scalar, lutra_t3_lut_build__scalar},
 #if defined(__x86_64__)
@@ -96,6 +103,7 @@ const KernelInventory& kernel_inventory() {
       .gemm_f16 = gemm_f16_variants,
       .gemm_bq = gemm_bq_variants,
       .gemm_t2 = gemm_t2_variants,
+      .gemm_bq_i8 = gemm_bq_i8_variants,
       .lut_build_t3 = lut_build_t3_variants,
       .gemm_t3 = gemm_t3_variants,
       .quantize_i8 = quantize_i8_variants,

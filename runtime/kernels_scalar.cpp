@@ -260,3 +260,36 @@ void lutra_dequant_row__scalar(const WeightView& w, size_t r, float* out) {
 }
 
 }  // namespace lutra
+
+// bq weights x int8 activations (GemmBqI8Fn): the formula of its comment in runtime/kernels.h,
+// literally. Per row, groups ascending: exact int32 sums, then one float combine per group.
+namespace lutra {
+
+void lutra_bq_qs8_gemm__scalar(const WeightView& w, const int8_t* xq, const float* xs, float* y,
+                               size_t m, size_t n_begin, size_t n_end) {
+  const size_t gpr = w.groups_per_row(), group = size_t(w.group);
+  const size_t row_bytes = bq_code_bytes_per_row(w.k, w.bits);
+  const float zsym = float(1u << (w.bits - 1));
+  for (size_t i = 0; i < m; i++) {
+    const int8_t* xi = xq + i * w.k;
+    for (size_t r = n_begin; r < n_end; r++) {
+      const uint8_t* codes = w.bq_codes() + r * row_bytes;
+      const uint16_t* scales = w.bq_scales() + r * gpr;
+      const uint16_t* zeros = w.asymmetric ? w.bq_zeros() + r * gpr : nullptr;
+      float sum = 0.0f;
+      for (size_t g = 0; g < gpr; g++) {
+        int32_t acc = 0, xsum = 0;
+        for (size_t j = g * group; j < (g + 1) * group; j++) {
+          acc += int32_t(bq_code(codes, j, w.bits)) * int32_t(xi[j]);
+          xsum += int32_t(xi[j]);
+        }
+        const float s = load_f16(scales + g);
+        const float z = zeros ? load_f16(zeros + g) : zsym;
+        sum += s * (float(acc) - z * float(xsum));
+      }
+      y[i * w.n + r] = sum / xs[i];
+    }
+  }
+}
+
+}  // namespace lutra
