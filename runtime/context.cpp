@@ -17,6 +17,7 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   if (ctx->n_ctx_ > (1 << 20)) return Status::error("context size " + std::to_string(p.n_ctx) + " is too large");
   ctx->n_batch_ = std::max(1, std::min(p.n_batch, ctx->n_ctx_));
   ctx->logits_all_ = p.logits_all;
+  ctx->bq_int8_ = p.bq_int8;
   // Never more workers than CPUs: a worker without a core stalls every barrier.
   int n_threads = std::min(p.n_threads > 0 ? p.n_threads : default_thread_count(), usable_cpu_count());
   ctx->pool_ = std::make_unique<ThreadPool>(n_threads);
@@ -91,7 +92,8 @@ void Context::prepare_input(const float* x, const float* norm, size_t n, float* 
   const KernelTable& k = kernels();
   bool quantize = false, tables = false;
   for (const WeightView* w : consumers) {
-    quantize |= w->format == WeightFormat::t2 || w->format == WeightFormat::t3;
+    quantize |= w->format == WeightFormat::t2 || w->format == WeightFormat::t3 ||
+                (bq_int8_ && w->format == WeightFormat::bq);
     tables |= w->format == WeightFormat::t3;
   }
   // Per token: norm, then int8 (a token's max|x| needs its whole row).
@@ -118,7 +120,10 @@ void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_
   switch (w.format) {
     case WeightFormat::f32: k.gemm_f32.fn(w, in.x, y, m, r0, r1); break;
     case WeightFormat::f16: k.gemm_f16.fn(w, in.x, y, m, r0, r1); break;
-    case WeightFormat::bq: k.gemm_bq.fn(w, in.x, y, m, r0, r1); break;
+    case WeightFormat::bq:
+      if (bq_int8_) k.gemm_bq_i8.fn(w, in.xq, in.xs, y, m, r0, r1);
+      else k.gemm_bq.fn(w, in.x, y, m, r0, r1);
+      break;
     case WeightFormat::t2:
     case WeightFormat::t3: {
       // y = (Wq · xq) * mean|W| / s, from exact int32 sums.
