@@ -54,6 +54,7 @@ constexpr Variant<GemmLutFn> gemm_t3_variants[] = {
     {"t3-qs8-gemm-scalar", Isa::scalar, lutra_t3_qs8_gemm__scalar},
 #if defined(__x86_64__)
     {"t3-qs8-gemm-1x32-avx2", Isa::avx2, lutra_t3_qs8_gemm_1x32__avx2},
+    {"t3-qs8-gemm-1x32-avx512", Isa::avx512, lutra_t3_qs8_gemm_1x32__avx512},
 #endif
 };
 

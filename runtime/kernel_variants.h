@@ -66,6 +66,9 @@ void lutra_bq_f32_gemm_1x4__avx512(const WeightView& w, const float* x, float* y
                                    size_t n_begin, size_t n_end);
 void lutra_bq_qs8_gemm_1x4__avx512(const WeightView& w, const int8_t* xq, const float* xs,
                                    float* y, size_t m, size_t n_begin, size_t n_end);
+void lutra_t3_qs8_gemm_1x32__avx512(const WeightView& w, const uint8_t* tables,
+                                    size_t table_stride, int32_t* acc, size_t m,
+                                    size_t n_begin, size_t n_end);
 #endif
 
 }  // namespace lutra

@@ -30,6 +30,9 @@ void print_kernels() {
   row("gemm_f16", k.gemm_f16.name);
   row("gemm_bq", k.gemm_bq.name);
   row("gemm_t2", k.gemm_t2.name);
+  row("lut_build_t3", k.lut_build_t3.name);
+  row("gemm_t3", k.gemm_t3.name);
+  row("gemm_bq_i8", k.gemm_bq_i8.name);
   row("quantize_i8", k.quantize_i8.name);
   row("rmsnorm", k.rmsnorm.name);
   row("softmax", k.softmax.name);
