@@ -20,6 +20,9 @@
 namespace lutra {
 namespace {
 
+// Bytes ahead in the weight stream (the next tiles too): far enough to cover DRAM latency.
+constexpr size_t kPrefetch = 8192;
+
 constexpr size_t kFlushBlocks = 64;  // int16 sums of at most 64 groups per lane
 
 // out[s] = sum over groups of row s of the tile, one token.
@@ -37,7 +40,7 @@ inline void tile_dot(const uint8_t* tile, size_t blocks, const uint8_t* tab, int
     __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
     for (size_t p = p0; p < p1; p++) {
       const uint8_t* b = blk + 40 * p;
-      _mm_prefetch(reinterpret_cast<const char*>(b) + 1024, _MM_HINT_T0);  // the next tile too
+      _mm_prefetch(reinterpret_cast<const char*>(b) + kPrefetch, _MM_HINT_T0);
       const __m256i idx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
       const __m256i il = _mm256_and_si256(idx, nibble);
       const __m256i ih = _mm256_and_si256(_mm256_srli_epi16(idx, 4), nibble);
