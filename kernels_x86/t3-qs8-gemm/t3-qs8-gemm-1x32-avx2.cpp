@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels_x86/t3-qs8-gemm/t3-qs8-gemm-tiles.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
@@ -74,18 +75,10 @@ inline void tile_dot(const uint8_t* tile, size_t blocks, const uint8_t* tab, int
 void lutra_t3_qs8_gemm_1x32__avx2(const WeightView& w, const uint8_t* tables,
                                   size_t table_stride, int32_t* acc, size_t m, size_t n_begin,
                                   size_t n_end) {
-  if (n_begin >= n_end) return;
-  const size_t tile_bytes = t3_tile_bytes(w.k), blocks = lut_groups(WeightFormat::t3, w.k) / 2;
-  alignas(32) int32_t out[32];
-  for (size_t t = n_begin / t3_tile_rows; t * t3_tile_rows < n_end; t++) {
-    const size_t r0 = std::max(n_begin, t * t3_tile_rows);
-    const size_t r1 = std::min(n_end, (t + 1) * t3_tile_rows);
-    const uint8_t* tile = w.data + t * tile_bytes;
-    for (size_t i = 0; i < m; i++) {  // tokens innermost: the tile stays in L1
-      tile_dot(tile, blocks, tables + i * table_stride, out);
-      std::memcpy(acc + i * w.n + r0, out + (r0 - t * t3_tile_rows), (r1 - r0) * 4);
-    }
-  }
+  t3_gemm_tiles(w, tables, table_stride, acc, m, n_begin, n_end,
+                [](const uint8_t* tile, size_t blocks, const uint8_t* tab, int32_t* out) {
+                  tile_dot(tile, blocks, tab, out);
+                });
 }
 
 }  // namespace lutra
