@@ -35,9 +35,7 @@ Result<std::vector<int32_t>> chat_turn_tokens(const Model& model, std::string_vi
   const std::string& t = cfg.chat_template;
   if (t == "llama2") {
     // <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {reply}</s>
-    if (!first) {
-      if (previous_stop >= 0) out.push_back(previous_stop);
-    }
+    if (!first && previous_stop >= 0) out.push_back(previous_stop);
     out.push_back(cfg.bos_id);
     std::string turn = "[INST] ";
     if (first && !system_prompt.empty())

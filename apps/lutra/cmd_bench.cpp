@@ -180,18 +180,23 @@ int cmd_bench(int argc, char** argv) {
               m.file().path().c_str(), c.arch.c_str(), double(m.file().size()) / 1e9, bytes_per_token / 1e6, reps);
   std::printf("| threads | test | tokens/s (mean ± sd) | median | read GB/s | machine GB/s | of floor |\n");
   std::printf("|---:|---|---:|---:|---:|---:|---:|\n");
+  auto num = [](double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", v);
+    return std::string(buf);
+  };
   for (const auto& j : results) {
-    std::string test = j["test"];
-    bool gen = test.rfind("tg", 0) == 0;
-    double med = j["tokens_per_s_median"];
-    std::string bw = j.contains("bandwidth_gb_s") ? std::to_string(j["bandwidth_gb_s"].get<double>()).substr(0, 5) : "-";
-    std::string floor = gen && j.contains("floor_fraction")
-                            ? std::to_string(int(std::lround(j["floor_fraction"].get<double>() * 100))) + " %"
-                            : "-";
+    const std::string test = j["test"];
+    const bool gen = test.rfind("tg", 0) == 0;
+    const double med = j["tokens_per_s_median"];
+    const std::string read_gbs = gen ? num(med * bytes_per_token / 1e9) : "-";
+    const std::string machine_gbs = j.contains("bandwidth_gb_s") ? num(j["bandwidth_gb_s"].get<double>()) : "-";
+    const std::string floor = gen && j.contains("floor_fraction")
+                                  ? std::to_string(std::lround(j["floor_fraction"].get<double>() * 100)) + " %"
+                                  : "-";
     std::printf("| %d | %s | %.2f ± %.2f | %.2f | %s | %s | %s |\n", j["threads"].get<int>(), test.c_str(),
                 j["tokens_per_s_mean"].get<double>(), j["tokens_per_s_stddev"].get<double>(), med,
-                gen ? std::to_string(med * bytes_per_token / 1e9).substr(0, 5).c_str() : "-", bw.c_str(),
-                floor.c_str());
+                read_gbs.c_str(), machine_gbs.c_str(), floor.c_str());
   }
   return 0;
 }
