@@ -143,6 +143,88 @@ TEST_CASE("lutra run on converted stories260K greedily tells llama2.c's story an
   CHECK(found);
 }
 
+// ---- inspection: tokenize and eval -----------------------------------------------------------
+
+namespace {
+std::vector<int32_t> json_ids(const std::string& text) {
+  std::vector<int32_t> ids;
+  for (const auto& v : nlohmann::json::parse(text)) ids.push_back(v.get<int32_t>());
+  return ids;
+}
+
+// A float32 .npy file's shape (rows, cols) and data, parsed the way NumPy reads version 1.0.
+struct Npy {
+  size_t rows = 0, cols = 0;
+  std::vector<float> data;
+};
+Npy read_npy_f32(const fs::path& p) {
+  const std::string b = read_file(p);
+  REQUIRE(b.size() >= 10);
+  REQUIRE(b.compare(0, 8, std::string("\x93NUMPY\x01\0", 8)) == 0);
+  const size_t header = size_t(uint8_t(b[8])) | size_t(uint8_t(b[9])) << 8;
+  REQUIRE((10 + header) % 64 == 0);
+  const std::string dict = b.substr(10, header);
+  CHECK(contains(dict, "'descr': '<f4'"));
+  CHECK(contains(dict, "'fortran_order': False"));
+  Npy n;
+  REQUIRE(std::sscanf(dict.c_str() + dict.find("'shape': (") + 10, "%zu, %zu", &n.rows, &n.cols) == 2);
+  REQUIRE(b.size() == 10 + header + n.rows * n.cols * 4);
+  n.data.resize(n.rows * n.cols);
+  std::memcpy(n.data.data(), b.data() + 10 + header, b.size() - 10 - header);
+  return n;
+}
+}  // namespace
+
+TEST_CASE("lutra tokenize --json prints the ids as a JSON array, with BOS only under --bos") {
+  fs::path m = Models::get().tiny();
+  ProcessResult plain = lutra({"tokenize", "-m", m.string(), "-p", "Hello world", "--json"});
+  ProcessResult bos = lutra({"tokenize", "-m", m.string(), "-p", "Hello world", "--json", "--bos"});
+  REQUIRE_MESSAGE(plain.exit_code == 0, plain.err);
+  REQUIRE_MESSAGE(bos.exit_code == 0, bos.err);
+  std::vector<int32_t> a = json_ids(plain.out), b = json_ids(bos.out);
+  REQUIRE_FALSE(a.empty());
+  REQUIRE(b.size() == a.size() + 1);
+  CHECK(std::equal(a.begin(), a.end(), b.begin() + 1));
+  check_one_line_failure(lutra({"tokenize", "-m", m.string(), "-p", "bad \xff byte"}), "UTF-8");
+}
+
+TEST_CASE("lutra eval logits of llama2.c's greedy story predict each next token of it (stories260K)") {
+  fs::path m = Models::get().stories();
+  if (m.empty()) return;
+  const std::string story = "Once upon a time, there was a little girl named Lily.";
+  ProcessResult tok = lutra({"tokenize", "-m", m.string(), "-p", story, "--json", "--bos"});
+  REQUIRE_MESSAGE(tok.exit_code == 0, tok.err);
+  const std::vector<int32_t> ids = json_ids(tok.out);
+  TempDir dir;
+  const fs::path out = dir / "logits.npy";
+  // -b 5: several batches, so logits are gathered across forward passes.
+  ProcessResult r = lutra({"eval", "-m", m.string(), "--ids", tok.out, "--logits-out", out.string(), "-b", "5"});
+  REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+  Npy npy = read_npy_f32(out);
+  REQUIRE(npy.rows == ids.size());
+  REQUIRE(npy.cols == 512);
+  for (size_t i = 0; i + 1 < ids.size(); ++i) {
+    const float* row = npy.data.data() + i * npy.cols;
+    CHECK(std::max_element(row, row + npy.cols) - row == ids[i + 1]);
+  }
+}
+
+TEST_CASE("lutra eval refuses bad ids in one line and writes no output") {
+  fs::path m = Models::get().tiny();
+  TempDir dir;
+  const fs::path out = dir / "logits.npy";
+  check_one_line_failure(lutra({"eval", "-m", m.string(), "--ids", "[1, 99999999]", "--logits-out", out.string()}),
+                         "outside the vocabulary");
+  check_one_line_failure(lutra({"eval", "-m", m.string(), "--ids", "{\"a\": 1}", "--logits-out", out.string()}),
+                         "JSON array");
+  check_one_line_failure(lutra({"eval", "-m", m.string(), "--ids", (dir / "none.json").string(), "--logits-out",
+                                out.string()}), "cannot read");
+  check_one_line_failure(lutra({"eval", "-m", m.string(), "--ids", "[1, 2]", "-c", "1", "--logits-out", out.string()}),
+                         "context");
+  CHECK_FALSE(fs::exists(out));
+  CHECK_FALSE(fs::exists(out.string() + ".tmp"));
+}
+
 TEST_CASE("lutra run with a fixed seed repeats its text and a different seed changes it") {
   fs::path m = Models::get().tiny();
   auto sample = [&](const char* seed) {

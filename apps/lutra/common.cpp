@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 
 namespace lutra::cli {
@@ -90,8 +92,10 @@ Result<std::unique_ptr<Model>> load_model(const cxxopts::ParseResult& r) {
   return Model::load(*path);
 }
 
-Result<std::unique_ptr<Context>> make_context(const Model& model, const cxxopts::ParseResult& r) {
+Result<std::unique_ptr<Context>> make_context(const Model& model, const cxxopts::ParseResult& r,
+                                              bool logits_all) {
   ContextParams p;
+  p.logits_all = logits_all;
   p.n_ctx = r["ctx-size"].as<int>();
   p.n_threads = r["threads"].as<int>();
   p.n_batch = r["batch-size"].as<int>();
@@ -105,6 +109,22 @@ Result<std::unique_ptr<Context>> make_context(const Model& model, const cxxopts:
     std::fprintf(stderr, "lutra: warning: -c %d exceeds the %d positions the model was trained on\n", p.n_ctx,
                  model.config().max_seq_len);
   return Context::create(model, p);
+}
+
+void add_text_options(cxxopts::Options& o, const char* group) {
+  o.add_options(group)
+      ("p,prompt", "the text", cxxopts::value<std::string>()->default_value(""))
+      ("f,file", "read the text from a file", cxxopts::value<std::string>());
+}
+
+Result<std::string> read_text_option(const cxxopts::ParseResult& r) {
+  if (!r.count("file")) return r["prompt"].as<std::string>();
+  const std::string path = r["file"].as<std::string>();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::error("cannot read '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 bool parse(cxxopts::Options& o, int argc, char** argv, cxxopts::ParseResult& out, int& exit_code) {

@@ -29,7 +29,13 @@ Result<SamplerParams> sampler_params(const cxxopts::ParseResult& r);
 // -m, else $LUTRA_MODEL, else the default model built with lutra (or installed with it).
 Result<std::string> resolve_model_path(const cxxopts::ParseResult& r);
 Result<std::unique_ptr<Model>> load_model(const cxxopts::ParseResult& r);
-Result<std::unique_ptr<Context>> make_context(const Model& model, const cxxopts::ParseResult& r);
+// logits_all: keep every token's logits (eval, perplexity).
+Result<std::unique_ptr<Context>> make_context(const Model& model, const cxxopts::ParseResult& r,
+                                              bool logits_all = false);
+
+// -p/--prompt and -f/--file, added to `o` and read back: the file's bytes win over -p.
+void add_text_options(cxxopts::Options& o, const char* group);
+Result<std::string> read_text_option(const cxxopts::ParseResult& r);
 
 // Applies --isa (a cap on the kernels' instruction set) if given.
 Status apply_isa_option(const cxxopts::ParseResult& r);
@@ -48,3 +54,5 @@ int cmd_chat(int argc, char** argv);
 int cmd_convert(int argc, char** argv);
 int cmd_info(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
