@@ -225,6 +225,43 @@ TEST_CASE("lutra eval refuses bad ids in one line and writes no output") {
   CHECK_FALSE(fs::exists(out.string() + ".tmp"));
 }
 
+TEST_CASE("lutra perplexity of stories260K is low on its own greedy story and high on Wikipedia text") {
+  fs::path m = Models::get().stories();
+  auto wiki = test_data_file("wikitext2-test-crlf.txt");
+  if (m.empty() || !wiki) return;
+  TempDir dir;
+  ProcessResult story = lutra({"run", "-m", m.string(), "-n", "300", "--temp", "0"});
+  REQUIRE_MESSAGE(story.exit_code == 0, story.err);
+  write_file(dir / "story.txt", story.out);
+  std::string wiki_text = read_file(*wiki).substr(0, 8000);
+  write_file(dir / "wiki.txt", wiki_text);
+
+  // The running value after each chunk, then the final estimate with its error; returns PPL.
+  auto ppl_of = [&](const fs::path& text, int expect_chunks) {
+    ProcessResult r = lutra({"perplexity", "-m", m.string(), "-f", text.string(), "-c", "64"});
+    INFO("stdout: " << r.out << "\nstderr: " << r.err);
+    REQUIRE(r.exit_code == 0);
+    std::vector<std::string> out = lines(r.out);
+    REQUIRE(out.size() == 2);
+    CHECK(std::count(out[0].begin(), out[0].end(), '[') == expect_chunks);
+    double ppl = 0, err = 0;
+    REQUIRE(std::sscanf(out[1].c_str(), "Final estimate: PPL = %lf +/- %lf", &ppl, &err) == 2);
+    const std::string last = out[0].substr(out[0].rfind(']') + 1);
+    CHECK(std::stod(last) == doctest::Approx(ppl).epsilon(1e-3));
+    CHECK(err > 0);
+    return ppl;
+  };
+  ProcessResult count = lutra({"tokenize", "-m", m.string(), "-f", (dir / "story.txt").string(), "--json", "--bos"});
+  const int story_chunks = int(json_ids(count.out).size() / 64);
+  const double story_ppl = ppl_of(dir / "story.txt", story_chunks);
+  count = lutra({"tokenize", "-m", m.string(), "-f", (dir / "wiki.txt").string(), "--json", "--bos"});
+  const double wiki_ppl = ppl_of(dir / "wiki.txt", int(json_ids(count.out).size() / 64));
+  CHECK(story_ppl < 3.0);   // measured 1.3-2.3: greedy text is what the model expects
+  CHECK(wiki_ppl > 30.0);   // measured ~160: a 512-piece children's-story model on Wikipedia
+  check_one_line_failure(lutra({"perplexity", "-m", m.string(), "-p", "Once upon a time", "-c", "64"}),
+                         "fewer than one chunk");
+}
+
 TEST_CASE("lutra run with a fixed seed repeats its text and a different seed changes it") {
   fs::path m = Models::get().tiny();
   auto sample = [&](const char* seed) {

@@ -93,10 +93,11 @@ Result<std::unique_ptr<Model>> load_model(const cxxopts::ParseResult& r) {
 }
 
 Result<std::unique_ptr<Context>> make_context(const Model& model, const cxxopts::ParseResult& r,
-                                              bool logits_all) {
+                                              bool logits_all, int default_n_ctx) {
   ContextParams p;
   p.logits_all = logits_all;
   p.n_ctx = r["ctx-size"].as<int>();
+  if (p.n_ctx == 0) p.n_ctx = default_n_ctx;
   p.n_threads = r["threads"].as<int>();
   p.n_batch = r["batch-size"].as<int>();
   p.bq_int8 = r.count("int8-bq") > 0;

@@ -17,7 +17,8 @@ void usage(FILE* f) {
                "  info      show a model, the CPU and the kernels lutra picked\n"
                "  bench     measure prompt and generation speed against the memory-bandwidth floor\n"
                "  tokenize  print the token ids of a text\n"
-               "  eval      run token ids through a model and write their logits (.npy)\n\n"
+               "  eval      run token ids through a model and write their logits (.npy)\n"
+               "  perplexity  measure a model's perplexity on a text file\n\n"
                "`lutra <command> --help` lists a command's options.\n",
                LUTRA_VERSION);
 }
@@ -60,5 +61,6 @@ int dispatch(int argc, char** argv) {
   if (cmd == "bench") return cmd_bench(argc - 1, argv + 1);
   if (cmd == "tokenize") return cmd_tokenize(argc - 1, argv + 1);
   if (cmd == "eval") return cmd_eval(argc - 1, argv + 1);
+  if (cmd == "perplexity") return cmd_perplexity(argc - 1, argv + 1);
   return lutra::cli::fail("unknown command '" + cmd + "' (try `lutra --help`)");
 }
