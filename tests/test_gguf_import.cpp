@@ -3,8 +3,12 @@
 // projects' tools convert and run.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -448,4 +452,183 @@ TEST_CASE("llama-2-tiny-random.gguf (another project's tooling) converts, runs, 
     for (size_t i = 0; i < ref[p].size(); ++i) worst = std::max(worst, std::fabs(got[p][i] - ref[p][i]));
   MESSAGE("largest logit difference against the float reference: " << worst);
   CHECK(worst < 1e-4f);
+}
+
+namespace {
+
+// A one-layer ternary model as a GGUF file: dim = hidden = 256 (the TQ block), 4 heads of 64
+// (2 KV heads), a 264-piece SPM vocabulary. Every linear layer holds random ternary weights
+// times its own scale, stored as `type` (TQ1_0, TQ2_0, I2_S, or F32/F16 values); with
+// `scale_tensors` the weights are stored unscaled and each scale goes into a separate
+// "<name>.scale" tensor, as llama.cpp's bitnet graph allows. The same seed gives the same model.
+struct TinyTernary {
+  static constexpr size_t dim = 256, hidden = 256, heads = 4, kv_heads = 2, head_dim = 64;
+  std::map<std::string, std::vector<int>> weights;  // linear layers, row-major [out][in]
+  std::map<std::string, float> scales;
+};
+
+std::vector<uint8_t> tiny_ternary_gguf(const std::string& arch, GgmlType type, TinyTernary& model,
+                                       bool scale_tensors = false) {
+  std::mt19937 rng(5);
+  GgufBuilder b;
+  b.kv_string("general.architecture", arch);
+  b.kv_u32(arch + ".context_length", 64);
+  b.kv_u32(arch + ".embedding_length", TinyTernary::dim);
+  b.kv_u32(arch + ".feed_forward_length", TinyTernary::hidden);
+  b.kv_u32(arch + ".block_count", 1);
+  b.kv_u32(arch + ".attention.head_count", TinyTernary::heads);
+  b.kv_u32(arch + ".attention.head_count_kv", TinyTernary::kv_heads);
+  b.kv_f32(arch + ".attention.layer_norm_rms_epsilon", 1e-5f);
+  b.kv_f32(arch + ".rope.freq_base", 500000.0f);
+  std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
+  std::vector<int32_t> types = {2, 3, 3};
+  for (int i = 0; i < 256; ++i) {
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "<0x%02X>", i);
+    tokens.push_back(hex);
+    types.push_back(6);
+  }
+  for (const char* w : {"\xE2\x96\x81" "a", "\xE2\x96\x81" "b", "c", "\xE2\x96\x81" "the", "d"}) {
+    tokens.push_back(w);
+    types.push_back(1);
+  }
+  std::vector<float> scores(tokens.size());
+  for (size_t i = 0; i < scores.size(); ++i) scores[i] = -float(i);
+  b.kv_string("tokenizer.ggml.model", "llama");
+  b.kv_strings("tokenizer.ggml.tokens", tokens);
+  b.kv_array<float>("tokenizer.ggml.scores", 6, scores);
+  b.kv_array<int32_t>("tokenizer.ggml.token_type", 5, types);
+  b.kv_u32("tokenizer.ggml.bos_token_id", 1);
+  b.kv_u32("tokenizer.ggml.eos_token_id", 2);
+
+  const size_t V = tokens.size();
+  std::vector<uint8_t> embd(V * TinyTernary::dim * 2);
+  for (size_t i = 0; i < V * TinyTernary::dim; ++i) put_f16(embd, 2 * i, std::normal_distribution<float>(0, 1)(rng));
+  b.tensor("token_embd.weight", {TinyTernary::dim, V}, uint32_t(GgmlType::f16), embd);
+  auto vec = [&](const std::string& name, size_t n) {
+    std::vector<float> v(n);
+    for (float& x : v) x = std::uniform_real_distribution<float>(0.5f, 1.5f)(rng);
+    b.tensor(name + ".weight", {n}, uint32_t(GgmlType::f32), encode_f32(v));
+  };
+  auto mat = [&](const std::string& name, size_t out, size_t in) {
+    auto w = random_ternary(out * in, uint32_t(rng()));
+    const float s = float(1 + rng() % 8) / 16.0f;  // exact in f16
+    model.weights[name] = w;
+    model.scales[name] = s;
+    const float stored = scale_tensors ? 1.0f : s;
+    std::vector<uint8_t> bytes;
+    if (type == GgmlType::tq1_0) bytes = encode_tq1_0(w, stored);
+    else if (type == GgmlType::tq2_0) bytes = encode_tq2_0(w, stored);
+    else if (type == GgmlType::i2_s) bytes = encode_i2_s(w, stored);
+    else {
+      std::vector<float> v(w.size());
+      for (size_t i = 0; i < w.size(); ++i) v[i] = stored * float(w[i]);
+      if (type == GgmlType::f32) {
+        bytes = encode_f32(v);
+      } else {
+        bytes.resize(v.size() * 2);
+        for (size_t i = 0; i < v.size(); ++i) put_f16(bytes, 2 * i, v[i]);
+      }
+    }
+    b.tensor(name + ".weight", {in, out}, uint32_t(type), bytes);
+    if (scale_tensors) b.tensor(name + ".scale", {1}, uint32_t(GgmlType::f32), encode_f32({s}));
+  };
+  const size_t q = TinyTernary::heads * TinyTernary::head_dim, kv = TinyTernary::kv_heads * TinyTernary::head_dim;
+  vec("blk.0.attn_norm", TinyTernary::dim);
+  mat("blk.0.attn_q", q, TinyTernary::dim);
+  mat("blk.0.attn_k", kv, TinyTernary::dim);
+  mat("blk.0.attn_v", kv, TinyTernary::dim);
+  vec("blk.0.attn_sub_norm", q);
+  mat("blk.0.attn_output", TinyTernary::dim, q);
+  vec("blk.0.ffn_norm", TinyTernary::dim);
+  mat("blk.0.ffn_gate", TinyTernary::hidden, TinyTernary::dim);
+  mat("blk.0.ffn_up", TinyTernary::hidden, TinyTernary::dim);
+  vec("blk.0.ffn_sub_norm", TinyTernary::hidden);
+  mat("blk.0.ffn_down", TinyTernary::dim, TinyTernary::hidden);
+  vec("output_norm", TinyTernary::dim);
+  return b.bytes();
+}
+
+}  // namespace
+
+TEST_CASE("bitnet-b1.58 GGUFs with I2_S, TQ1_0, TQ2_0 or float ternary weights convert to the same exact t2 codes") {
+  TempDir tmp;
+  std::vector<std::vector<float>> first_logits;
+  const std::vector<int32_t> tokens = {1, 259, 260, 261};
+  for (GgmlType type : {GgmlType::i2_s, GgmlType::tq1_0, GgmlType::tq2_0, GgmlType::f32, GgmlType::f16}) {
+    CAPTURE(ggml_type_name(uint32_t(type)));
+    TinyTernary model;
+    const std::string in = tmp.file("tiny-" + ggml_type_name(uint32_t(type)) + ".gguf");
+    write_bytes(in, tiny_ternary_gguf("bitnet-b1.58", type, model));
+    auto t2 = convert_and_load(in, tmp, "t2.lutra", "t2");
+    const ModelConfig& c = t2->config();
+    CHECK(c.arch == "bitnet-b1.58");
+    CHECK(c.activation == Activation::relu2);
+    CHECK(c.sub_norms);
+    CHECK(c.tied_embeddings);
+    CHECK(c.rope_style == RopeStyle::half_split);
+    CHECK(c.rope_theta == 500000.0f);
+    for (const auto& [name, w] : model.weights) {
+      CAPTURE(name);
+      const TensorInfo* t = t2->file().find(name);
+      REQUIRE(t);
+      REQUIRE(t->format == "t2");
+      CHECK(t->scale == model.scales[name]);
+      const auto data = t2->file().data(*t);
+      CHECK(std::vector<uint8_t>(data.begin(), data.end()) == t2_of(w, t->shape[0], t->shape[1]));
+    }
+    // The default recipe (t3 table lookup) computes the same logits from every source.
+    auto t3 = convert_and_load(in, tmp, "t3.lutra");
+    CHECK(t3->weights().layers[0].wq.format == WeightFormat::t3);
+    auto logits = lutra_logits(*t3, tokens);
+    if (first_logits.empty()) first_logits = logits;
+    else CHECK(logits == first_logits);
+  }
+}
+
+TEST_CASE("llama.cpp bitnet GGUFs with separate .scale tensors fold the scales into the ternary weights") {
+  TempDir tmp;
+  TinyTernary model;
+  const std::string in = tmp.file("bitnet-scales.gguf");
+  write_bytes(in, tiny_ternary_gguf("bitnet", GgmlType::tq2_0, model, true));
+  auto m = convert_and_load(in, tmp, "bitnet.lutra", "t2");
+  CHECK(m->config().arch == "bitnet");
+  CHECK(m->config().activation == Activation::silu);
+  CHECK(m->config().rope_style == RopeStyle::half_split);
+  for (const auto& [name, w] : model.weights) {
+    const TensorInfo* t = m->file().find(name);
+    REQUIRE(t);
+    CHECK(t->scale == model.scales[name]);
+    const auto data = m->file().data(*t);
+    CHECK(std::vector<uint8_t>(data.begin(), data.end()) == t2_of(w, t->shape[0], t->shape[1]));
+  }
+  auto logits = lutra_logits(*m, {1, 259});
+  size_t non_finite = 0;
+  for (const auto& row : logits)
+    for (float v : row) non_finite += !std::isfinite(v);
+  CHECK(non_finite == 0);
+}
+
+TEST_CASE("a GGUF whose tensors do not match its metadata, or has extra tensors, is refused naming the tensor") {
+  TempDir tmp;
+  TinyTernary model;
+  auto good = tiny_ternary_gguf("bitnet-b1.58", GgmlType::i2_s, model);
+  // Claim 4 KV heads instead of 2: k and v no longer have the shape the metadata implies.
+  auto bytes = good;
+  const std::string key = "bitnet-b1.58.attention.head_count_kv";
+  auto it = std::search(bytes.begin(), bytes.end(), key.begin(), key.end());
+  REQUIRE(it != bytes.end());
+  uint32_t four = 4;
+  std::memcpy(&*(it + long(key.size()) + 4), &four, 4);
+  write_bytes(tmp.file("bad-shape.gguf"), bytes);
+  Status s = convert_model(tmp.file("bad-shape.gguf"), tmp.file("bad.lutra"), ConvertOptions{});
+  REQUIRE(!s.ok());
+  CHECK(s.message().find("'blk.0.attn_k.weight' has shape [256, 128], expected [256, 256]") != std::string::npos);
+  CHECK(!std::filesystem::exists(tmp.file("bad.lutra")));
+  // llama-arch GGUF of the same tensors: the sub-norms are not part of the llama graph.
+  auto llama = tiny_ternary_gguf("llama", GgmlType::i2_s, model);
+  write_bytes(tmp.file("llama.gguf"), llama);
+  s = convert_model(tmp.file("llama.gguf"), tmp.file("bad.lutra"), ConvertOptions{});
+  REQUIRE(!s.ok());
+  CHECK(s.message().find("attn_sub_norm.weight' is not part of lutra's llama graph") != std::string::npos);
 }
