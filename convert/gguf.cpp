@@ -189,7 +189,6 @@ std::optional<TypeSize> type_size(uint32_t type) {
     case GgmlType::bf16: return TypeSize{1, 2};
     case GgmlType::tq1_0: return TypeSize{256, 54};
     case GgmlType::tq2_0: return TypeSize{256, 66};
-    case GgmlType::mxfp4: return TypeSize{32, 17};
     default: return std::nullopt;
   }
 }
@@ -238,7 +237,6 @@ std::string ggml_type_name(uint32_t type) {
     case GgmlType::tq1_0: return "TQ1_0";
     case GgmlType::tq2_0: return "TQ2_0";
     case GgmlType::i2_s: return "I2_S";
-    case GgmlType::mxfp4: return "MXFP4";
   }
   return "type " + std::to_string(type);
 }

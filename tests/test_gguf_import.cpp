@@ -632,3 +632,14 @@ TEST_CASE("a GGUF whose tensors do not match its metadata, or has extra tensors,
   REQUIRE(!s.ok());
   CHECK(s.message().find("attn_sub_norm.weight' is not part of lutra's llama graph") != std::string::npos);
 }
+
+TEST_CASE("bitnet.cpp's earlier architecture name bitnet-25 imports as bitnet-b1.58") {
+  TempDir tmp;
+  TinyTernary model;
+  write_bytes(tmp.file("b25.gguf"), tiny_ternary_gguf("bitnet-25", GgmlType::i2_s, model));
+  auto m = convert_and_load(tmp.file("b25.gguf"), tmp, "b25.lutra");
+  CHECK(m->config().arch == "bitnet-b1.58");
+  CHECK(m->config().activation == Activation::relu2);
+  CHECK(m->provenance_json().find("\"gguf_architecture\":\"bitnet-25\"") != std::string::npos);
+  CHECK(m->provenance_json().find("\"weights\":\"t3 (default)\"") != std::string::npos);
+}
