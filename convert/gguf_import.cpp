@@ -87,7 +87,7 @@ class GgufImporter {
 
  private:
   Status read_config();
-  Result<const GgufTensorInfo*> tensor(const std::string& name, std::vector<uint64_t> dims, bool required = true);
+  Result<const GgufTensorInfo*> tensor(const std::string& name, std::vector<uint64_t> dims);
   Status matrix(ModelWriter& w, const std::string& name, const GgufTensorInfo& t, bool embedding);
   Status vector(ModelWriter& w, const std::string& name, const GgufTensorInfo& t);
   Result<float> scale_factor(const std::string& gguf_name);
@@ -158,6 +158,8 @@ Status GgufImporter::read_config() {
   auto tokens = f_.find("tokenizer.ggml.tokens");
   if (!tokens || tokens->type != GgufType::array)
     return Status::error(f_.name() + " has no vocabulary (tokenizer.ggml.tokens)");
+  if (tokens->count > (uint64_t(1) << 24))
+    return Status::error(f_.name() + " has " + std::to_string(tokens->count) + " tokens, more than lutra supports");
   c_.vocab_size = int(tokens->count);
   auto bos = u32_or(f_, "tokenizer.ggml.bos_token_id", 1);
   auto eos = u32_or(f_, "tokenizer.ggml.eos_token_id", 2);
@@ -169,9 +171,9 @@ Status GgufImporter::read_config() {
   c_.eos_id = int32_t(*eos);
   c_.stop_ids = {c_.eos_id};
   if (eot->has_value() && int32_t(**eot) != c_.eos_id) c_.stop_ids.push_back(int32_t(**eot));
-  for (int32_t id : c_.stop_ids)
-    if (id < 0 || id >= c_.vocab_size) return Status::error(f_.name() + ": special token id " + std::to_string(id) + " is outside the vocabulary");
-  if (c_.bos_id < 0 || c_.bos_id >= c_.vocab_size) return Status::error(f_.name() + ": BOS id is outside the vocabulary");
+  for (int32_t id : {c_.bos_id, c_.eos_id, c_.stop_ids.back()})
+    if (id < 0 || id >= c_.vocab_size)
+      return Status::error(f_.name() + ": special token id " + std::to_string(id) + " is outside the vocabulary");
 
   if (!opts_.chat_template.empty()) {
     c_.chat_template = opts_.chat_template;
@@ -185,14 +187,11 @@ Status GgufImporter::read_config() {
 }
 
 // The GGUF tensor "<name>.weight" with the given dims (GGUF order), marked as used.
-Result<const GgufTensorInfo*> GgufImporter::tensor(const std::string& name, std::vector<uint64_t> dims,
-                                                    bool required) {
+Result<const GgufTensorInfo*> GgufImporter::tensor(const std::string& name, std::vector<uint64_t> dims) {
   const std::string full = name + ".weight";
   const GgufTensorInfo* t = f_.find_tensor(full);
-  if (!t) {
-    if (!required) return static_cast<const GgufTensorInfo*>(nullptr);
+  if (!t)
     return Status::error(f_.name() + " lacks tensor '" + full + "', which the " + gguf_arch_ + " architecture needs");
-  }
   // Vectors may be stored as [n] or [n, 1].
   std::vector<uint64_t> got = t->dims;
   while (got.size() > dims.size() && got.back() == 1) got.pop_back();
