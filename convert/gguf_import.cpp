@@ -143,11 +143,14 @@ Status GgufImporter::read_config() {
   if (int(*rope_dims) != c_.head_dim)
     return Status::error(f_.name() + " rotates " + std::to_string(*rope_dims) + " of " + std::to_string(c_.head_dim) +
                          " head dimensions: partial RoPE is not supported");
-  if (auto scaling = f_.find_string(a + "rope.scaling.type"); !scaling.ok()) {
-    return scaling.status();
-  } else if (scaling->has_value() && **scaling != "none") {
-    return Status::error(f_.name() + " uses RoPE scaling '" + **scaling + "', which lutra does not support");
-  }
+  // llama.cpp's bitnet converter writes linear scaling with factor 1: no scaling at all.
+  auto scaling = f_.find_string(a + "rope.scaling.type");
+  auto factor = f_.find_f32(a + "rope.scaling.factor");
+  if (!scaling.ok()) return scaling.status();
+  if (!factor.ok()) return factor.status();
+  const std::string kind = scaling->value_or("none");
+  if (kind != "none" && !(kind == "linear" && factor->value_or(1.0f) == 1.0f))
+    return Status::error(f_.name() + " uses RoPE scaling '" + kind + "', which lutra does not support");
   auto eps = f_.find_f32(a + "attention.layer_norm_rms_epsilon");
   if (!eps.ok()) return eps.status();
   c_.norm_eps = eps->value_or(1e-5f);

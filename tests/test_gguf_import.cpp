@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <random>
 #include <string>
@@ -468,9 +469,11 @@ struct TinyTernary {
 };
 
 std::vector<uint8_t> tiny_ternary_gguf(const std::string& arch, GgmlType type, TinyTernary& model,
-                                       bool scale_tensors = false) {
+                                       bool scale_tensors = false,
+                                       const std::function<void(GgufBuilder&)>& more_metadata = {}) {
   std::mt19937 rng(5);
   GgufBuilder b;
+  if (more_metadata) more_metadata(b);
   b.kv_string("general.architecture", arch);
   b.kv_u32(arch + ".context_length", 64);
   b.kv_u32(arch + ".embedding_length", TinyTernary::dim);
@@ -590,7 +593,11 @@ TEST_CASE("llama.cpp bitnet GGUFs with separate .scale tensors fold the scales i
   TempDir tmp;
   TinyTernary model;
   const std::string in = tmp.file("bitnet-scales.gguf");
-  write_bytes(in, tiny_ternary_gguf("bitnet", GgmlType::tq2_0, model, true));
+  // With linear RoPE scaling by 1 (no scaling), as llama.cpp's bitnet converter writes it.
+  write_bytes(in, tiny_ternary_gguf("bitnet", GgmlType::tq2_0, model, true, [](GgufBuilder& b) {
+                b.kv_string("bitnet.rope.scaling.type", "linear");
+                b.kv_f32("bitnet.rope.scaling.factor", 1.0f);
+              }));
   auto m = convert_and_load(in, tmp, "bitnet.lutra", "t2");
   CHECK(m->config().arch == "bitnet");
   CHECK(m->config().activation == Activation::silu);
@@ -631,6 +638,12 @@ TEST_CASE("a GGUF whose tensors do not match its metadata, or has extra tensors,
   s = convert_model(tmp.file("llama.gguf"), tmp.file("bad.lutra"), ConvertOptions{});
   REQUIRE(!s.ok());
   CHECK(s.message().find("attn_sub_norm.weight' is not part of lutra's llama graph") != std::string::npos);
+  // RoPE scaling that changes the angles is refused.
+  auto yarn = [](GgufBuilder& b) { b.kv_string("bitnet-b1.58.rope.scaling.type", "yarn"); };
+  write_bytes(tmp.file("yarn.gguf"), tiny_ternary_gguf("bitnet-b1.58", GgmlType::i2_s, model, false, yarn));
+  s = convert_model(tmp.file("yarn.gguf"), tmp.file("bad.lutra"), ConvertOptions{});
+  REQUIRE(!s.ok());
+  CHECK(s.message().find("RoPE scaling 'yarn'") != std::string::npos);
 }
 
 TEST_CASE("bitnet.cpp's earlier architecture name bitnet-25 imports as bitnet-b1.58") {
