@@ -437,8 +437,9 @@ TEST_CASE("llama-2-tiny-random.gguf (another project's tooling) converts, runs, 
   const std::vector<int32_t> tokens = {1, 450, 4996, 17354, 1701, 29916};
   // Default recipe: runs with finite logits.
   auto dflt = convert_and_load(gguf->string(), tmp, "default.lutra");
+  const auto got_default = lutra_logits(*dflt, tokens);
   size_t non_finite = 0;
-  for (const auto& row : lutra_logits(*dflt, tokens))
+  for (const auto& row : got_default)
     for (float v : row) non_finite += !std::isfinite(v);
   CHECK(non_finite == 0);
   // f32 weights: the same numbers as the GGUF's own tensors through llama.cpp's graph.
@@ -448,11 +449,19 @@ TEST_CASE("llama-2-tiny-random.gguf (another project's tooling) converts, runs, 
   const auto ref = reference_llama_logits(**file, tokens);
   const auto got = lutra_logits(*f32, tokens);
   REQUIRE(got.size() == ref.size());
-  float worst = 0;
-  for (size_t p = 0; p < ref.size(); ++p)
-    for (size_t i = 0; i < ref[p].size(); ++i) worst = std::max(worst, std::fabs(got[p][i] - ref[p][i]));
-  MESSAGE("largest logit difference against the float reference: " << worst);
-  CHECK(worst < 1e-4f);
+  auto worst_difference = [&](const std::vector<std::vector<float>>& a) {
+    float worst = 0, largest = 0;
+    for (size_t p = 0; p < ref.size(); ++p)
+      for (size_t i = 0; i < ref[p].size(); ++i) {
+        worst = std::max(worst, std::fabs(a[p][i] - ref[p][i]));
+        largest = std::max(largest, std::fabs(ref[p][i]));
+      }
+    MESSAGE("largest logit difference against the float reference: " << worst << " (largest logit " << largest
+                                                                     << ")");
+    return worst;
+  };
+  CHECK(worst_difference(got) < 1e-4f);
+  worst_difference(got_default);  // measured, not bounded: this model is too small for 4-bit groups
 }
 
 namespace {
