@@ -430,15 +430,46 @@ TEST_CASE("convert of a missing input is refused in one line and writes nothing"
   CHECK_FALSE(fs::exists(out.string() + ".tmp"));
 }
 
-TEST_CASE("convert of a GGUF file says in one line that GGUF is not supported yet") {
-  auto gguf = test_data_file("ggml-vocab-gpt-2.gguf");
+TEST_CASE("lutra convert of llama.cpp's stories260K GGUF runs llama2.c's story; info shows the source and recipe") {
+  auto gguf = test_data_file("stories260K-f32.gguf");
   if (!gguf) return;
   fs::path out = Models::get().dir() / "from-gguf.lutra";
+  ProcessResult c = lutra({"convert", gguf->string(), "-o", out.string(), "--weights", "f32", "--embedding", "f32"});
+  INFO("stderr: " << c.err);
+  REQUIRE(c.exit_code == 0);
+  ProcessResult r = lutra({"run", "-m", out.string(), "-n", "40", "--temp", "0", "-c", "256"});
+  INFO("run stderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.rfind("Once upon a time, there was a little girl named Lily.", 0) == 0);
+  ProcessResult i = lutra({"info", "-m", out.string()});
+  REQUIRE(i.exit_code == 0);
+  CHECK(contains(i.out, "stories260K-f32.gguf"));
+  CHECK(contains(i.out, "GGUF v3"));
+  CHECK(contains(i.out, "\"weights\":\"f32\""));
+}
+
+TEST_CASE("convert of a GGUF file of an unsupported architecture is refused in one line naming it") {
+  auto gguf = test_data_file("ggml-vocab-gpt-2.gguf");
+  if (!gguf) return;
+  fs::path out = Models::get().dir() / "from-gpt2-gguf.lutra";
   ProcessResult r = lutra({"convert", gguf->string(), "-o", out.string()});
   check_one_line_failure(r, "GGUF");
-  CHECK(contains(r.err, "not supported"));
+  CHECK(contains(r.err, "'gpt2'"));
   CHECK_FALSE(fs::exists(out));
   CHECK_FALSE(fs::exists(out.string() + ".tmp"));
+}
+
+TEST_CASE("convert of a truncated GGUF file is refused in one line saying truncated") {
+  auto gguf = test_data_file("stories260K-f32.gguf");
+  if (!gguf) return;
+  const std::string bytes = read_file(*gguf);
+  for (size_t cut : {size_t(10), size_t(3000), bytes.size() / 2, bytes.size() - 1}) {
+    fs::path in = Models::get().dir() / "cut.gguf";
+    write_file(in, bytes.substr(0, cut));
+    fs::path out = Models::get().dir() / "from-cut-gguf.lutra";
+    check_one_line_failure(lutra({"convert", in.string(), "-o", out.string()}), "truncated");
+    CHECK_FALSE(fs::exists(out));
+  }
 }
 
 TEST_CASE("convert of an unknown synthetic preset is refused in one line listing the presets") {
