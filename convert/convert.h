@@ -18,11 +18,13 @@ struct ConvertOptions {
   uint64_t seed = 1;          // synthetic models
   // Called after each tensor is written (its name, bytes so far).
   std::function<void(const std::string& tensor, uint64_t bytes)> progress;
+  // Importers that know their tensor count also call this, just before `progress`.
+  std::function<void(size_t tensors_done, size_t tensors_total)> progress_count;
   const std::atomic<bool>* interrupt = nullptr;  // Ctrl-C: stop between tensors
 };
 
-// Detects the input's format (llama2.c .bin; GGUF files and Hugging Face folders are refused
-// with a message saying so, until their importers land) and converts it.
+// Detects the input's format (llama2.c .bin, Hugging Face folders; GGUF files are refused
+// with a message saying so, until their importer lands) and converts it.
 Status convert_model(const std::string& input, const std::string& output, const ConvertOptions& opts);
 
 // Synthetic models with random weights, for tests ("tiny", "llama-tiny") and benchmarks
@@ -33,5 +35,11 @@ const char* synthetic_presets();  // "tiny, llama-tiny, bitnet-2b4t"
 // llama2.c checkpoints: the legacy .bin (7-int header) and the versioned export (v1 fp32,
 // v2 int8 groups).
 Status convert_llama2c(const std::string& input, const std::string& output, const ConvertOptions& opts);
+
+// Hugging Face folders: config.json + model.safetensors (or shards with
+// model.safetensors.index.json) + tokenizer. BitNetForCausalLM (BitNet b1.58 2B4T: bf16
+// master weights, or the packed uint8 release), BitnetForCausalLM (1bitLLM) and
+// LlamaForCausalLM.
+Status convert_hf(const std::string& folder, const std::string& output, const ConvertOptions& opts);
 
 }  // namespace lutra
