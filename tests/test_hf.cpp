@@ -557,6 +557,8 @@ TEST_CASE("a sharded BitNet master folder and its transformers-style packed copy
   json config = base_config(s, "BitNetForCausalLM", true);
   config["hidden_act"] = "relu2";
   config["rope_parameters"] = {{"rope_theta", 500000.0}, {"rope_type", "default"}};
+  // As the 2B4T bf16 release says: master weights that transformers ternarizes on the fly.
+  config["quantization_config"] = {{"quant_method", "bitnet"}, {"linear_class", "autobitlinear"}, {"quantization_mode", "online"}};
   write_hf_folder(tmp / "master", config, w, "BF16", 2);
   REQUIRE(fs::exists(tmp / "master" / "model.safetensors.index.json"));
 
