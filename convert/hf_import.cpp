@@ -355,15 +355,9 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
   auto writer = ModelWriter::create(output);
   if (!writer.ok()) return writer.status();
   ModelWriter& w = **writer;
-  const size_t per_layer = 9 + (c.sub_norms ? 2 : 0);
-  const size_t total = 1 + 1 + per_layer * size_t(c.n_layers) + 1 + (c.tied_embeddings ? 0 : 1);
-  size_t done = 0;
-  auto step = [&](const std::string& name) -> Status {
-    if (opts.progress_count) opts.progress_count(++done, total);
-    if (opts.progress) opts.progress(name, w.bytes_written());
-    if (opts.interrupt && opts.interrupt->load()) return Status::error("conversion interrupted; no file written");
-    return ok_status();
-  };
+  // The tokenizer, the embedding, 9 tensors a layer (11 with sub-norms), the final norm, [the head].
+  TensorSteps steps(opts, w, 3 + size_t(c.n_layers) * (c.sub_norms ? 11 : 9) + (c.tied_embeddings ? 0 : 1));
+  auto step = [&](const std::string& name) { return steps.step(name); };
 
   auto tok = write_hf_tokenizer(w, folder, V);
   if (!tok.ok()) return tok.status();

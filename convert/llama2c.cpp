@@ -180,11 +180,9 @@ Status convert_llama2c(const std::string& input, const std::string& output, cons
   auto writer = ModelWriter::create(output);
   if (!writer.ok()) return writer.status();
   ModelWriter& w = **writer;
-  auto step = [&](const std::string& name) -> Status {
-    if (opts.progress) opts.progress(name, w.bytes_written());
-    if (opts.interrupt && opts.interrupt->load()) return Status::error("conversion interrupted; no file written");
-    return ok_status();
-  };
+  // The tokenizer, the embedding, 9 tensors a layer, the final norm, [the head].
+  TensorSteps steps(opts, w, 3 + 9 * L + (h.shared ? 0 : 1));
+  auto step = [&](const std::string& name) { return steps.step(name); };
   auto mat = [&](const std::string& name, const SourceMatrix& m, const PackSpec& spec) -> Status {
     LUTRA_TRY(write_matrix(w, name, m.n, m.k, spec, [&](size_t r, float* out) { m.row(r, out); }));
     return step(name);
@@ -197,6 +195,7 @@ Status convert_llama2c(const std::string& input, const std::string& output, cons
   };
 
   LUTRA_TRY(write_spm_tokenizer(w, make_spm_model_proto(*pieces, SpmOptions{})));
+  LUTRA_TRY(step(kTokenizerSpm));
   LUTRA_TRY(mat(kTokenEmbd, emb, *espec));
   for (size_t l = 0; l < L; ++l) {
     int li = int(l);

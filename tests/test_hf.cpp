@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <string>
@@ -707,6 +708,32 @@ TEST_CASE("Hugging Face folders lutra cannot convert are refused in one line nam
   write_hf_folder(tmp / "notjson", base_config(s, "LlamaForCausalLM", true), w, "F32");
   write_text(tmp / "notjson" / "config.json", "{\"architectures\": [");
   refused(tmp / "notjson", {"config.json", "not valid JSON"});
+}
+
+TEST_CASE("every importer counts its tensors: the last progress call reports all of them done") {
+  TempDir tmp;
+  const Shape s{32, 64, 2, 2, 2, 32};
+  const HfWeights w = random_weights(s, false, true, 4);
+  write_hf_folder(tmp / "hf", base_config(s, "LlamaForCausalLM", false), w, "F32");
+  write_llama2c(tmp / "l.bin", s, w, true);
+  write_llama2c_tokenizer(tmp / "tok.bin");
+  auto count = [&](const std::function<Status(const ConvertOptions&)>& convert) {
+    std::vector<std::pair<size_t, size_t>> calls;
+    size_t names = 0;
+    ConvertOptions o;
+    o.tokenizer = tmp.file("tok.bin");
+    o.progress_count = [&](size_t done, size_t total) { calls.push_back({done, total}); };
+    o.progress = [&](const std::string&, uint64_t) { ++names; };
+    Status st = convert(o);
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    REQUIRE_FALSE(calls.empty());
+    CHECK(calls.back().first == calls.back().second);
+    CHECK(calls.size() == names);
+    for (size_t i = 0; i < calls.size(); ++i) CHECK(calls[i].first == i + 1);
+  };
+  count([&](const ConvertOptions& o) { return convert_model((tmp / "hf").string(), tmp.file("a.lutra"), o); });
+  count([&](const ConvertOptions& o) { return convert_model(tmp.file("l.bin"), tmp.file("b.lutra"), o); });
+  count([&](const ConvertOptions& o) { return make_synthetic("tiny", tmp.file("c.lutra"), o); });
 }
 
 TEST_CASE("lutra convert of a Hugging Face folder prints a summary, and lutra run and info use the result") {
