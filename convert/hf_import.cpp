@@ -257,6 +257,12 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
   c.max_seq_len = integer("max_position_embeddings", 2048, false);
   c.head_dim = integer("head_dim", c.n_heads > 0 ? c.dim / c.n_heads : 0, false);
   LUTRA_TRY(bad);
+  {
+    // The dimensions, checked before anything is sized by them (token ids come later).
+    ModelConfig dims = c;
+    dims.bos_id = dims.eos_id = 0;
+    if (Status s = dims.validate(); !s.ok()) return Status::error(where + ": " + s.message());
+  }
   c.norm_eps = hc.value("rms_norm_eps", 1e-6f);
   // Newer transformers write rope_parameters.rope_theta; older configs a top-level rope_theta.
   const json rope = hc.contains("rope_parameters") && hc["rope_parameters"].is_object() ? hc["rope_parameters"]
@@ -306,9 +312,6 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
 
   const size_t dim = size_t(c.dim), hid = size_t(c.hidden_dim), qd = size_t(c.q_dim()), kvd = size_t(c.kv_dim()),
                V = size_t(c.vocab_size);
-  // Check what can be checked before writing anything.
-  if (c.dim <= 0 || c.n_heads <= 0 || c.head_dim <= 0 || c.n_kv_heads <= 0 || c.n_layers <= 0 || c.vocab_size <= 0)
-    return Status::error(where + " has a non-positive dimension");
   std::set<std::string> dtypes;
   auto vector = [&](const std::string& name, size_t n) -> Result<std::vector<float>> {
     auto t = st.get(name, {n});

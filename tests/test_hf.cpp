@@ -690,6 +690,11 @@ TEST_CASE("Hugging Face folders lutra cannot convert are refused in one line nam
   write_hf_folder(tmp / "scaled", scaled, w, "F32");
   refused(tmp / "scaled", {"llama3"});
 
+  json huge = base_config(s, "LlamaForCausalLM", true);
+  huge["vocab_size"] = 1 << 30;  // refused before a tokenizer is padded to it
+  write_hf_folder(tmp / "huge", huge, w, "F32");
+  refused(tmp / "huge", {"out of range"});
+
   json no_heads = base_config(s, "LlamaForCausalLM", true);
   no_heads.erase("num_attention_heads");
   write_hf_folder(tmp / "noheads", no_heads, w, "F32");
