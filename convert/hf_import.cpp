@@ -337,6 +337,11 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
         return Status::error("packed tensor '" + name + "' has weight_scale " + std::to_string(v));
       s.packed = *p;
       s.scale = scale_is_reciprocal ? 1.0f / v : v;
+      for (size_t r = 0; r < n; ++r)  // 3 is no ternary value (rows past n are padding)
+        for (size_t j = 0; j < k; ++j)
+          if (s.code(r, j) == 3)
+            return Status::error("packed tensor '" + name + "' holds the invalid code 3 at row " + std::to_string(r) +
+                                 ", column " + std::to_string(j));
       dtypes.insert("U8 (packed ternary)");
       dtypes.insert(ws->dtype_name);
       return s;
@@ -387,7 +392,7 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
   if ((c.chat_template == "bitnet" || c.chat_template == "llama3") && tok->eot_id >= 0 &&
       std::find(eos.begin(), eos.end(), tok->eot_id) == eos.end())
     c.stop_ids.push_back(tok->eot_id);  // turns end with <|eot_id|>
-  LUTRA_TRY(c.validate());
+  if (Status s = c.validate(); !s.ok()) return Status::error(where + ": " + s.message());
 
   auto mat = [&](const std::string& hf_name, const std::string& name, size_t n, size_t k) -> Status {
     auto src = linear(hf_name, n, k);
@@ -397,12 +402,7 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
       // The exact ternary codes, in the t2 layout (the same w + 1 codes, 4 per byte along k).
       std::vector<uint8_t> t2(n * t2_row_bytes(k), 0);
       for (size_t r = 0; r < n; ++r)
-        for (size_t j = 0; j < k; ++j) {
-          const int code = s.code(r, j);
-          if (code == 3) return Status::error("packed tensor '" + hf_name + "' holds the invalid code 3 at row " +
-                                              std::to_string(r) + ", column " + std::to_string(j));
-          t2[r * t2_row_bytes(k) + j / 4] |= uint8_t(code << (2 * (j % 4)));
-        }
+        for (size_t j = 0; j < k; ++j) t2[r * t2_row_bytes(k) + j / 4] |= uint8_t(s.code(r, j) << (2 * (j % 4)));
       LUTRA_TRY(write_ternary(w, name, wspec->format, n, k, s.scale, t2));
     } else if (ternary_out && std::string(arch->hf_name) == "BitNetForCausalLM") {
       // Master weights: absmean ternary, with the scale rounded as the packed release stores

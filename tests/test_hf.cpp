@@ -595,6 +595,15 @@ TEST_CASE("a sharded BitNet master folder and its transformers-style packed copy
   CHECK(std::memcmp(la.data(), lb.data(), la.size() * sizeof(float)) == 0);
   CHECK(json::parse(a->provenance_json())["source_format"] == "Hugging Face safetensors (2 shards)");
 
+  // A packed byte holding the code 3 (no ternary value) is refused, naming the tensor.
+  // A packed byte holding the code 3 (no ternary value) is refused, naming the tensor, in
+  // every output format.
+  fs::create_directories(tmp / "corrupt");
+  for (const char* f : {"config.json", "tokenizer.model"}) fs::copy_file(tmp / "packed" / f, tmp / "corrupt" / f);
+  for (FixtureTensor& t : packed)
+    if (t.name == "model.layers.1.mlp.up_proj.weight") t.bytes[7] = 0xff;
+  write_safetensors(tmp / "corrupt" / "model.safetensors", packed);
+
   // The packed weights written as floats (f32) are the ternary values times mean|W|.
   ConvertOptions f;
   f.weights = "f32";
@@ -604,6 +613,12 @@ TEST_CASE("a sharded BitNet master folder and its transformers-style packed copy
   const float* vals = reinterpret_cast<const float*>(wk.data);
   const float scale = b->weights().layers[0].wk.scale;
   for (size_t i = 0; i < wk.n * wk.k; ++i) CHECK((vals[i] == 0 || std::fabs(vals[i]) == scale));
+
+  for (const ConvertOptions& opts : {o, f}) {
+    Status bad = convert_model((tmp / "corrupt").string(), tmp.file("bad.lutra"), opts);
+    CHECK(contains(bad.message(), "invalid code 3"));
+    CHECK(contains(bad.message(), "model.layers.1.mlp.up_proj.weight"));
+  }
 }
 
 TEST_CASE("a 1bitLLM Bitnet folder with inner_attn_ln / ffn_layernorm sub-norms converts as arch bitnet") {
