@@ -11,7 +11,7 @@
 namespace lutra {
 
 struct ConvertOptions {
-  std::string tokenizer;      // separate tokenizer file (llama2.c tokenizer.bin / tok*.bin)
+  std::string tokenizer;      // separate tokenizer file (llama2.c tokenizer.bin; HF: a sentencepiece model)
   std::string weights;        // format of the linear layers; "" = the importer's default
   std::string embedding;      // format of the token embedding (and tied head); "" = default
   std::string chat_template;  // "" = from the checkpoint, else plain

@@ -135,12 +135,16 @@ std::string with_unused_pieces(std::string proto, size_t first_id, size_t count)
   return proto;
 }
 
-// Writes the folder's tokenizer into the model file. A sentencepiece model is stored as it is
-// (padded with unused pieces up to the config's vocabulary). BPE tokenizers (tokenizer.json,
-// tiktoken text) are refused here: this is where lutra's BPE tokenizer plugs in.
-Result<TokenizerFacts> write_hf_tokenizer(ModelWriter& w, const fs::path& folder, size_t vocab_size) {
+// Writes the folder's tokenizer (or `given`, from --tokenizer) into the model file. A
+// sentencepiece model is stored as it is (padded with unused pieces up to the config's
+// vocabulary). BPE tokenizers (tokenizer.json, tiktoken text) are refused here: this is where
+// lutra's BPE tokenizer plugs in.
+Result<TokenizerFacts> write_hf_tokenizer(ModelWriter& w, const fs::path& folder, const std::string& given,
+                                          size_t vocab_size) {
   std::error_code ec;
-  const fs::path model = folder / "tokenizer.model", tj = folder / "tokenizer.json";
+  const fs::path model = given.empty() ? folder / "tokenizer.model" : fs::path(given), tj = folder / "tokenizer.json";
+  if (!given.empty() && !fs::is_regular_file(model, ec))
+    return Status::error("tokenizer '" + given + "' is not a readable file");
   if (fs::exists(model, ec)) {
     std::ifstream in(model, std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -158,7 +162,7 @@ Result<TokenizerFacts> write_hf_tokenizer(ModelWriter& w, const fs::path& folder
       if (!tok.ok()) return Status::error("'" + model.string() + "' padded to the vocabulary: " + tok.message());
     }
     LUTRA_TRY(write_spm_tokenizer(w, bytes));
-    return TokenizerFacts{"tokenizer.model", tok->bos_id(), tok->eos_id(), tok->piece_id("<|eot_id|>")};
+    return TokenizerFacts{model.filename().string(), tok->bos_id(), tok->eos_id(), tok->piece_id("<|eot_id|>")};
   }
   if (fs::exists(tj, ec))
     return Status::error("'" + tj.string() + "': BPE tokenizers (tokenizer.json) are not supported yet");
@@ -367,7 +371,7 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
   TensorSteps steps(opts, w, 3 + size_t(c.n_layers) * (c.sub_norms ? 11 : 9) + (c.tied_embeddings ? 0 : 1));
   auto step = [&](const std::string& name) { return steps.step(name); };
 
-  auto tok = write_hf_tokenizer(w, folder, V);
+  auto tok = write_hf_tokenizer(w, folder, opts.tokenizer, V);
   if (!tok.ok()) return tok.status();
   LUTRA_TRY(step(kTokenizerSpm));
   // bos/eos: config.json, else generation_config.json, else the tokenizer's own. Every eos

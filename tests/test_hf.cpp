@@ -724,6 +724,14 @@ TEST_CASE("Hugging Face folders lutra cannot convert are refused in one line nam
   fs::remove(tmp / "bpe" / "tokenizer.model");
   fs::remove(tmp / "bpe" / "tokenizer.json");
   refused(tmp / "bpe", {"no tokenizer"});
+  // --tokenizer names the sentencepiece model instead.
+  write_text(tmp / "spm.model", make_spm_model_proto(fixture_pieces(), SpmOptions{}));
+  ConvertOptions with_tok;
+  with_tok.tokenizer = tmp.file("spm.model");
+  Status given = convert_model((tmp / "bpe").string(), tmp.file("given.lutra"), with_tok);
+  CHECK_MESSAGE(given.ok(), given.message());
+  with_tok.tokenizer = tmp.file("missing.model");
+  CHECK(contains(convert_model((tmp / "bpe").string(), tmp.file("given.lutra"), with_tok).message(), "missing.model"));
 
   write_hf_folder(tmp / "notjson", base_config(s, "LlamaForCausalLM", true), w, "F32");
   write_text(tmp / "notjson" / "config.json", "{\"architectures\": [");
@@ -741,7 +749,6 @@ TEST_CASE("every importer counts its tensors: the last progress call reports all
     std::vector<std::pair<size_t, size_t>> calls;
     size_t names = 0;
     ConvertOptions o;
-    o.tokenizer = tmp.file("tok.bin");
     o.progress_count = [&](size_t done, size_t total) { calls.push_back({done, total}); };
     o.progress = [&](const std::string&, uint64_t) { ++names; };
     Status st = convert(o);
@@ -752,7 +759,10 @@ TEST_CASE("every importer counts its tensors: the last progress call reports all
     for (size_t i = 0; i < calls.size(); ++i) CHECK(calls[i].first == i + 1);
   };
   count([&](const ConvertOptions& o) { return convert_model((tmp / "hf").string(), tmp.file("a.lutra"), o); });
-  count([&](const ConvertOptions& o) { return convert_model(tmp.file("l.bin"), tmp.file("b.lutra"), o); });
+  count([&](ConvertOptions o) {
+    o.tokenizer = tmp.file("tok.bin");
+    return convert_model(tmp.file("l.bin"), tmp.file("b.lutra"), o);
+  });
   count([&](const ConvertOptions& o) { return make_synthetic("tiny", tmp.file("c.lutra"), o); });
 }
 
