@@ -26,10 +26,12 @@
 // y = acc / (input_scale * weight_scale), so it holds 1 / mean|W|; "autobitlinear" multiplies
 // by it, so there it holds mean|W|.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <vector>
