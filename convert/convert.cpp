@@ -11,8 +11,7 @@ Status convert_model(const std::string& input, const std::string& output, const 
   std::error_code ec;
   if (!fs::exists(input, ec)) return Status::error("'" + input + "' does not exist");
   if (fs::is_directory(input, ec)) {
-    if (fs::exists(fs::path(input) / "config.json", ec))
-      return Status::error("'" + input + "' is a Hugging Face folder: converting those is not supported yet");
+    if (fs::exists(fs::path(input) / "config.json", ec)) return convert_hf(input, output, opts);
     return Status::error("'" + input + "' is a folder without config.json: not a checkpoint lutra knows");
   }
   char magic[4] = {};

@@ -9,11 +9,6 @@
 //            layers, rms_ffn all layers, rms_final); then the matrices token_embedding, wq,
 //            wk, wv, wo, w1, w2, w3 (all layers each), [wcls] — fp32 in v1; in v2 each matrix
 //            is int8 values followed by fp32 scales, one per group_size values.
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -21,6 +16,7 @@
 
 #include "convert/convert.h"
 #include "convert/llama2c_tokenizer.h"
+#include "convert/mapped_file.h"
 #include "convert/pack.h"
 #include "runtime/model.h"
 #include "runtime/tokenizer.h"
@@ -30,30 +26,6 @@ namespace lutra {
 namespace {
 
 constexpr uint32_t kLlama2cMagic = 0x616b3432;  // "ak42"
-
-struct MappedFile {
-  const uint8_t* data = nullptr;
-  size_t size = 0;
-  ~MappedFile() {
-    if (data) ::munmap(const_cast<uint8_t*>(data), size);
-  }
-};
-
-Status map_file(const std::string& path, MappedFile& f) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::error("cannot open '" + path + "': " + std::strerror(errno));
-  struct stat st{};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
-    ::close(fd);
-    return Status::error("'" + path + "' is not a readable, non-empty file");
-  }
-  f.size = size_t(st.st_size);
-  void* p = ::mmap(nullptr, f.size, PROT_READ, MAP_PRIVATE, fd, 0);
-  ::close(fd);
-  if (p == MAP_FAILED) return Status::error("cannot map '" + path + "': " + std::strerror(errno));
-  f.data = static_cast<const uint8_t*>(p);
-  return ok_status();
-}
 
 struct Header {
   int32_t dim, hidden, layers, heads, kv_heads, vocab, seq;
@@ -88,24 +60,24 @@ struct SourceMatrix {
 
 Status convert_llama2c(const std::string& input, const std::string& output, const ConvertOptions& opts) {
   MappedFile f;
-  LUTRA_TRY(map_file(input, f));
+  LUTRA_TRY(f.open(input));
   const std::string where = "llama2.c checkpoint '" + input + "'";
-  if (f.size < 28) return Status::error(where + " is too small");
+  if (f.size() < 28) return Status::error(where + " is too small");
 
   Header h{};
   uint32_t magic;
-  std::memcpy(&magic, f.data, 4);
+  std::memcpy(&magic, f.data(), 4);
   if (magic == kLlama2cMagic) {
-    if (f.size < 256) return Status::error(where + " is truncated (header)");
-    std::memcpy(&h.version, f.data + 4, 4);
+    if (f.size() < 256) return Status::error(where + " is truncated (header)");
+    std::memcpy(&h.version, f.data() + 4, 4);
     if (h.version != 1 && h.version != 2)
       return Status::error(where + " has export version " + std::to_string(h.version) + " (supported: 1, 2)");
-    std::memcpy(&h.dim, f.data + 8, 28);
-    h.shared = f.data[36] != 0;
-    if (h.version == 2) std::memcpy(&h.group, f.data + 37, 4);
+    std::memcpy(&h.dim, f.data() + 8, 28);
+    h.shared = f.data()[36] != 0;
+    if (h.version == 2) std::memcpy(&h.group, f.data() + 37, 4);
     h.data_offset = 256;
   } else {
-    std::memcpy(&h.dim, f.data, 28);
+    std::memcpy(&h.dim, f.data(), 28);
     h.shared = h.vocab > 0;
     h.vocab = h.vocab == INT32_MIN ? 0 : std::abs(h.vocab);  // 0 is refused below
     h.data_offset = 28;
@@ -124,11 +96,11 @@ Status convert_llama2c(const std::string& input, const std::string& output, cons
   size_t at = h.data_offset;
   bool truncated = false;
   auto take = [&](size_t bytes) -> const uint8_t* {
-    if (truncated || bytes > f.size - std::min(at, f.size)) {
+    if (truncated || bytes > f.size() - std::min(at, f.size())) {
       truncated = true;
       return nullptr;
     }
-    const uint8_t* p = f.data + at;
+    const uint8_t* p = f.data() + at;
     at += bytes;
     return p;
   };
@@ -169,8 +141,8 @@ Status convert_llama2c(const std::string& input, const std::string& output, cons
   }
   if (!h.shared) cls = matrix(V, dim);
   if (truncated) return Status::error(where + " is truncated: its header describes more weights than the file holds");
-  if (at != f.size)
-    return Status::error(where + " has " + std::to_string(f.size - at) +
+  if (at != f.size())
+    return Status::error(where + " has " + std::to_string(f.size() - at) +
                          " bytes more than its header describes (wrong file or format?)");
 
   if (opts.tokenizer.empty())
@@ -208,11 +180,9 @@ Status convert_llama2c(const std::string& input, const std::string& output, cons
   auto writer = ModelWriter::create(output);
   if (!writer.ok()) return writer.status();
   ModelWriter& w = **writer;
-  auto step = [&](const std::string& name) -> Status {
-    if (opts.progress) opts.progress(name, w.bytes_written());
-    if (opts.interrupt && opts.interrupt->load()) return Status::error("conversion interrupted; no file written");
-    return ok_status();
-  };
+  // The tokenizer, the embedding, 9 tensors a layer, the final norm, [the head].
+  TensorSteps steps(opts, w, 3 + 9 * L + (h.shared ? 0 : 1));
+  auto step = [&](const std::string& name) { return steps.step(name); };
   auto mat = [&](const std::string& name, const SourceMatrix& m, const PackSpec& spec) -> Status {
     LUTRA_TRY(write_matrix(w, name, m.n, m.k, spec, [&](size_t r, float* out) { m.row(r, out); }));
     return step(name);
@@ -225,6 +195,7 @@ Status convert_llama2c(const std::string& input, const std::string& output, cons
   };
 
   LUTRA_TRY(write_spm_tokenizer(w, make_spm_model_proto(*pieces, SpmOptions{})));
+  LUTRA_TRY(step(kTokenizerSpm));
   LUTRA_TRY(mat(kTokenEmbd, emb, *espec));
   for (size_t l = 0; l < L; ++l) {
     int li = int(l);

@@ -208,6 +208,13 @@ Status write_ternary(ModelWriter& w, const std::string& name, WeightFormat forma
   return w.add_tensor(std::move(info), t3);
 }
 
+Status TensorSteps::step(const std::string& tensor) {
+  if (opts_.progress_count) opts_.progress_count(++done_, total_);
+  if (opts_.progress) opts_.progress(tensor, w_.bytes_written());
+  if (opts_.interrupt && opts_.interrupt->load()) return Status::error("conversion interrupted; no file written");
+  return ok_status();
+}
+
 Status write_spm_tokenizer(ModelWriter& w, const std::string& spm_proto) {
   TensorInfo info;
   info.name = kTokenizerSpm;

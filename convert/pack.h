@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "convert/convert.h"
 #include "runtime/config.h"
 #include "runtime/model_file.h"
 
@@ -49,6 +50,19 @@ void pack_t3_from_t2(const uint8_t* t2_packed, size_t n, size_t k, uint8_t* t3_o
 // Codes, scales and zeros of one row into their sections (see WeightFormat::bq).
 void pack_row_bq(const float* x, size_t k, const PackSpec& spec, uint8_t* codes, uint16_t* scales,
                  uint16_t* zeros);
+
+// Each importer calls step() after writing a tensor: it reports progress (the tensor, bytes
+// written so far, and tensors done of `total`) and stops the conversion on Ctrl-C.
+class TensorSteps {
+ public:
+  TensorSteps(const ConvertOptions& opts, const ModelWriter& w, size_t total) : opts_(opts), w_(w), total_(total) {}
+  Status step(const std::string& tensor);
+
+ private:
+  const ConvertOptions& opts_;
+  const ModelWriter& w_;
+  size_t total_, done_ = 0;
+};
 
 // The tokenizer blob and the directory metadata every importer writes.
 Status write_spm_tokenizer(ModelWriter& w, const std::string& spm_proto);

@@ -146,11 +146,9 @@ Status make_synthetic(const std::string& preset_name, const std::string& output,
   if (!writer.ok()) return writer.status();
   ModelWriter& w = **writer;
   Rng rng{opts.seed * 0x2545f4914f6cdd1dull + 7};
-  auto step = [&](const std::string& name) -> Status {
-    if (opts.progress) opts.progress(name, w.bytes_written());
-    if (opts.interrupt && opts.interrupt->load()) return Status::error("conversion interrupted; no file written");
-    return ok_status();
-  };
+  // The tokenizer, the embedding, 9 tensors a layer (11 with sub-norms), the final norm.
+  TensorSteps steps(opts, w, 3 + size_t(c.n_layers) * (c.sub_norms ? 11 : 9));
+  auto step = [&](const std::string& name) { return steps.step(name); };
   std::vector<uint8_t> packed;
   // A random matrix: ternary codes drawn directly (fast at 2B parameters), other formats from
   // uniform floats scaled by 1/sqrt(k) so activations keep their size.
@@ -176,6 +174,7 @@ Status make_synthetic(const std::string& preset_name, const std::string& output,
   };
 
   LUTRA_TRY(write_spm_tokenizer(w, make_spm_model_proto(synthetic_pieces(c.vocab_size, bitnet_chat), SpmOptions{})));
+  LUTRA_TRY(step(kTokenizerSpm));
   const size_t dim = size_t(c.dim), hid = size_t(c.hidden_dim), qd = size_t(c.q_dim()), kvd = size_t(c.kv_dim());
   // The embedding doubles as the head: unit-scale rows give logits of a useful spread.
   {

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <map>
 
 #include "apps/lutra/common.h"
 #include "convert/convert.h"
@@ -10,18 +11,52 @@
 using namespace lutra;
 using namespace lutra::cli;
 
+namespace {
+
+// One line about the written file: its size, and the bits per weight of the layers' matrices
+// (blk.*) and of the embedding/head, with their formats.
+std::string summary(const std::string& path) {
+  auto f = ModelFile::open(path);
+  if (!f.ok()) return "";
+  struct Sum { uint64_t weights = 0, bytes = 0; std::map<std::string, int> formats; };
+  Sum layers, embedding;
+  for (const TensorInfo& t : (*f)->tensors()) {
+    if (t.shape.size() != 2) continue;
+    Sum& s = t.name.rfind("blk.", 0) == 0 ? layers : embedding;
+    s.weights += t.shape[0] * t.shape[1];
+    s.bytes += t.bytes;
+    s.formats[t.format == "bq" ? "b" + std::to_string(t.bits) + "g" + std::to_string(t.group) + (t.asymmetric ? "a" : "")
+                               : t.format]++;
+  }
+  auto describe = [](const char* what, const Sum& s) {
+    if (s.weights == 0) return std::string();
+    std::string formats;
+    for (const auto& [name, count] : s.formats) formats += (formats.empty() ? "" : "+") + name;
+    char buf[128];
+    std::snprintf(buf, sizeof buf, ", %s %.2f bits/weight (%s)", what, 8.0 * double(s.bytes) / double(s.weights),
+                  formats.c_str());
+    return std::string(buf);
+  };
+  char size[64];
+  std::snprintf(size, sizeof size, "%.1f MB", double((*f)->size()) / 1e6);
+  return size + describe("layers", layers) + describe("embedding/head", embedding);
+}
+
+}  // namespace
+
 int cmd_convert(int argc, char** argv) {
   cxxopts::Options o("lutra convert", "Convert a checkpoint into a lutra model file");
   o.positional_help("INPUT");
   o.add_options()
-      ("input", "checkpoint: a llama2.c .bin or a GGUF file", cxxopts::value<std::string>())
+      ("input", "checkpoint: a llama2.c .bin, a GGUF file, or a Hugging Face folder (config.json + safetensors + tokenizer)", cxxopts::value<std::string>())
       ("o,output", "model file to write", cxxopts::value<std::string>())
-      ("tokenizer", "tokenizer file (llama2.c tokenizer.bin / tok*.bin)", cxxopts::value<std::string>()->default_value(""))
-      ("weights", "format of the linear layers: f32, f16, t2, t3, b<bits>g<group>[a] (default: llama2.c: the source's; GGUF: t3 for ternary layers, else b4g32)", cxxopts::value<std::string>()->default_value(""))
-      ("embedding", "format of the token embedding / head (same choices; GGUF default: b8g32)", cxxopts::value<std::string>()->default_value(""))
+      ("tokenizer", "tokenizer file (llama2.c tokenizer.bin / tok*.bin; for a Hugging Face folder, a sentencepiece model instead of its own)", cxxopts::value<std::string>()->default_value(""))
+      ("weights", "format of the linear layers: f32, f16, t2, t3, b<bits>g<group>[a] (default: t3 for ternary/BitNet layers, b4g32 for other GGUF and Llama layers, a llama2.c file's own)", cxxopts::value<std::string>()->default_value(""))
+      ("embedding", "format of the token embedding and head (same choices; default: b8g32 for GGUF files and Hugging Face folders)", cxxopts::value<std::string>()->default_value(""))
       ("chat-template", "plain, llama2, llama3 or bitnet (default: from the checkpoint)", cxxopts::value<std::string>()->default_value(""))
       ("synthetic", std::string("make a model with random weights: ") + synthetic_presets(), cxxopts::value<std::string>())
       ("seed", "seed of a synthetic model", cxxopts::value<uint64_t>()->default_value("1"))
+      ("progress", "show the progress line even when stderr is not a terminal")
       ("q,quiet", "no progress output")
       ("h,help", "show this help");
   o.parse_positional({"input"});
@@ -39,26 +74,29 @@ int cmd_convert(int argc, char** argv) {
   opts.chat_template = r["chat-template"].as<std::string>();
   opts.seed = r["seed"].as<uint64_t>();
   opts.interrupt = &g_interrupted;
-  // A live progress line on a terminal; logs get only the summary.
-  const bool quiet = r.count("quiet") > 0 || !::isatty(STDERR_FILENO);
+  // A live progress line on a terminal (or one line per tensor with --progress); logs get
+  // only the summary.
+  const bool tty = ::isatty(STDERR_FILENO);
+  const bool show = !r.count("quiet") && (tty || r.count("progress"));
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-  uint64_t last_bytes = 0;
+  double fraction = -1;  // unknown unless the importer counts its tensors
+  opts.progress_count = [&](size_t done, size_t total) { fraction = total ? double(done) / double(total) : -1; };
   opts.progress = [&](const std::string& tensor, uint64_t bytes) {
-    last_bytes = bytes;
-    if (quiet) return;
+    if (!show) return;
     double s = elapsed();
-    std::fprintf(stderr, "\r\033[K%-32s %8.1f MB  %6.1f MB/s", tensor.c_str(), double(bytes) / 1e6,
-                 s > 0 ? double(bytes) / 1e6 / s : 0.0);
+    char pct[16] = "";
+    if (fraction >= 0) std::snprintf(pct, sizeof pct, "%5.1f %%", 100.0 * fraction);
+    std::fprintf(stderr, "%s%-32s %8.1f MB  %6.1f MB/s  %s%s", tty ? "\r\033[K" : "", tensor.c_str(),
+                 double(bytes) / 1e6, s > 0 ? double(bytes) / 1e6 / s : 0.0, pct, tty ? "" : "\n");
     std::fflush(stderr);
   };
 
   const std::string out = r["output"].as<std::string>();
   Status s = r.count("synthetic") ? make_synthetic(r["synthetic"].as<std::string>(), out, opts)
                                   : convert_model(r["input"].as<std::string>(), out, opts);
-  if (!quiet) std::fputc('\n', stderr);
+  if (show && tty) std::fputc('\n', stderr);
   if (!s.ok()) return fail(s.message());
-  if (!r.count("quiet"))
-    std::fprintf(stderr, "wrote %s: %.1f MB in %.1f s\n", out.c_str(), double(last_bytes) / 1e6, elapsed());
+  if (!r.count("quiet")) std::fprintf(stderr, "wrote %s: %s in %.1f s\n", out.c_str(), summary(out).c_str(), elapsed());
   return 0;
 }
