@@ -1,6 +1,7 @@
 #include "convert/pack.h"
 
 #include <cmath>
+#include <cctype>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -17,7 +18,19 @@ std::string PackSpec::to_string() const {
   return "b" + std::to_string(bits) + "g" + std::to_string(group) + (asymmetric ? "a" : "");
 }
 
-Result<PackSpec> PackSpec::parse(const std::string& s) {
+// The recipe names of the issue tracker and other tools, as lutra's own: "tl" (table lookup:
+// t3, which every CPU runs fast), "i2" (2-bit multiply-add: t2), "w<bits>g<group>[a]" (b-bit
+// groups), "q8" / "q4" (b8g32 / b4g32, like ggml's Q8_0 / Q4_0 block size).
+std::string canonical_format_name(const std::string& s) {
+  if (s == "tl") return "t3";
+  if (s == "i2") return "t2";
+  if (s == "q8" || s == "q4") return "b" + s.substr(1) + "g32";
+  if (s.size() > 1 && s[0] == 'w' && std::isdigit(static_cast<unsigned char>(s[1]))) return "b" + s.substr(1);
+  return s;
+}
+
+Result<PackSpec> PackSpec::parse(const std::string& name) {
+  const std::string s = canonical_format_name(name);
   PackSpec p;
   if (parse_weight_format(s, p.format) && p.format != WeightFormat::bq) return p;
   int bits = 0, group = 0;
@@ -32,7 +45,9 @@ Result<PackSpec> PackSpec::parse(const std::string& s) {
     p.asymmetric = n == 3;
     return p;
   }
-  return Status::error("unknown weight format '" + s + "' (use f32, f16, t2, t3, or b<bits>g<group>[a] such as b4g32)");
+  return Status::error("unknown weight format '" + name +
+                       "' (use f32, f16, t2 (alias i2), t3 (alias tl), or b<bits>g<group>[a] such as b4g32 "
+                       "(aliases w4g32, q4, q8))");
 }
 
 void pack_row_f16(const float* x, size_t k, uint8_t* out) {

@@ -22,8 +22,11 @@ struct PackSpec {
   int bits = 0, group = 0;
   bool asymmetric = false;
   std::string to_string() const;
+  // Also takes the recipe aliases tl, i2, w<bits>g<group>[a], q8, q4 (canonical_format_name).
   static Result<PackSpec> parse(const std::string& s);
 };
+
+std::string canonical_format_name(const std::string& s);
 
 // Writes row r of the source matrix (k floats) to out.
 using RowSource = std::function<void(size_t r, float* out)>;

@@ -115,8 +115,20 @@ TEST_CASE("pack spec parses the documented formats and round-trips through to_st
   }
 }
 
+TEST_CASE("pack spec takes the recipe aliases tl, i2, w<bits>g<group>[a], q8 and q4 as lutra's formats") {
+  const std::pair<const char*, const char*> aliases[] = {
+      {"tl", "t3"}, {"i2", "t2"}, {"w2g64", "b2g64"}, {"w4g128", "b4g128"}, {"w4g32a", "b4g32a"},
+      {"q8", "b8g32"}, {"q4", "b4g32"}};
+  for (auto [alias, format] : aliases) {
+    CAPTURE(alias);
+    auto p = PackSpec::parse(alias);
+    REQUIRE_MESSAGE(p.ok(), p.message());
+    CHECK(p->to_string() == format);
+  }
+}
+
 TEST_CASE("pack spec rejects symmetric 1-bit, more than 8 bits, empty groups and unknown names") {
-  for (std::string bad : {"b1g32", "b9g32", "b4g0", "q4", "", "b0g32a", "b4g-32", "b4g32b", "b4g32aa",
+  for (std::string bad : {"b1g32", "b9g32", "b4g0", "q3", "", "b0g32a", "w", "wx", "w1g32", "b4g-32", "b4g32b", "b4g32aa",
                           "b04g32", "B4G32", "bq", "b4", "g32", "f64"}) {
     CAPTURE(bad);
     auto p = PackSpec::parse(bad);

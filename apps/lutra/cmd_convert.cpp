@@ -53,6 +53,7 @@ int cmd_convert(int argc, char** argv) {
       ("tokenizer", "tokenizer file (llama2.c tokenizer.bin / tok*.bin; for a Hugging Face folder, a sentencepiece model instead of its own)", cxxopts::value<std::string>()->default_value(""))
       ("weights", "format of the linear layers: f32, f16, t2, t3, b<bits>g<group>[a] (default: t3 for ternary/BitNet layers, b4g32 for other GGUF and Llama layers, a llama2.c file's own)", cxxopts::value<std::string>()->default_value(""))
       ("embedding", "format of the token embedding and head (same choices; default: b8g32 for GGUF files and Hugging Face folders)", cxxopts::value<std::string>()->default_value(""))
+      ("head", "the same as --embedding (the LM head, tied or not, and the embedding share a format): q8, q4, f16, ...", cxxopts::value<std::string>()->default_value(""))
       ("chat-template", "plain, llama2, llama3 or bitnet (default: from the checkpoint)", cxxopts::value<std::string>()->default_value(""))
       ("synthetic", std::string("make a model with random weights: ") + synthetic_presets(), cxxopts::value<std::string>())
       ("seed", "seed of a synthetic model", cxxopts::value<uint64_t>()->default_value("1"))
@@ -71,6 +72,11 @@ int cmd_convert(int argc, char** argv) {
   opts.tokenizer = r["tokenizer"].as<std::string>();
   opts.weights = r["weights"].as<std::string>();
   opts.embedding = r["embedding"].as<std::string>();
+  if (const std::string head = r["head"].as<std::string>(); !head.empty()) {
+    if (!opts.embedding.empty() && opts.embedding != head)
+      return fail("--head and --embedding name one format (the head's and the embedding's): give one of them");
+    opts.embedding = head;
+  }
   opts.chat_template = r["chat-template"].as<std::string>();
   opts.seed = r["seed"].as<uint64_t>();
   opts.interrupt = &g_interrupted;
