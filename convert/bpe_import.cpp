@@ -90,14 +90,14 @@ Status add_specials(BpeVocab& v, std::span<const SpecialToken> specials, const s
 
 }  // namespace
 
-std::vector<SpecialToken> llama3_special_tokens() {
+std::vector<SpecialToken> llama3_special_tokens(int32_t first_id) {
   std::vector<SpecialToken> out;
   const char* named[] = {"<|begin_of_text|>", "<|end_of_text|>", nullptr, nullptr, nullptr, nullptr,
                          "<|start_header_id|>", "<|end_header_id|>", nullptr, "<|eot_id|>"};
   int reserved = 0;
   for (int i = 0; i < 256; ++i) {
     const char* n = i < 10 ? named[i] : nullptr;
-    out.push_back({n ? std::string(n) : "<|reserved_special_token_" + std::to_string(reserved++) + "|>", 128000 + i});
+    out.push_back({n ? std::string(n) : "<|reserved_special_token_" + std::to_string(reserved++) + "|>", first_id + i});
   }
   return out;
 }
@@ -217,6 +217,33 @@ Result<BpeVocab> bpe_vocab_from_gguf(std::span<const std::string> tokens, std::s
   }
   v.bos_id = bos_id;
   v.eos_id = eos_id;
+  return v;
+}
+
+Result<BpeVocab> bpe_vocab_from_gguf(const GgufFile& gguf) {
+  auto model = gguf.get_string("tokenizer.ggml.model");
+  if (!model.ok()) return model.status();
+  if (*model != "gpt2")
+    return Status::error(gguf.name() + ": tokenizer model '" + *model + "' is not byte-level BPE (gpt2)");
+  auto tokens = gguf.get_string_array("tokenizer.ggml.tokens");
+  if (!tokens.ok()) return tokens.status();
+  auto merges = gguf.get_string_array("tokenizer.ggml.merges");
+  if (!merges.ok()) return merges.status();
+  std::vector<int32_t> types;
+  if (gguf.has("tokenizer.ggml.token_type")) {
+    auto t = gguf.get_int_array("tokenizer.ggml.token_type");
+    if (!t.ok()) return t.status();
+    types.assign(t->begin(), t->end());
+  }
+  auto pre = gguf.find_string("tokenizer.ggml.pre");
+  if (!pre.ok()) return pre.status();
+  auto bos = gguf.find_u32("tokenizer.ggml.bos_token_id");
+  if (!bos.ok()) return bos.status();
+  auto eos = gguf.find_u32("tokenizer.ggml.eos_token_id");
+  if (!eos.ok()) return eos.status();
+  auto v = bpe_vocab_from_gguf(*tokens, *merges, types, pre->value_or("gpt-2"),
+                               bos->has_value() ? int32_t(**bos) : -1, eos->has_value() ? int32_t(**eos) : -1);
+  if (!v.ok()) return Status::error(gguf.name() + ": " + v.message());
   return v;
 }
 

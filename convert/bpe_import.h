@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "convert/gguf.h"
 #include "runtime/bpe.h"
 #include "runtime/status.h"
 
@@ -20,10 +21,10 @@ struct SpecialToken {
   int32_t id = 0;
 };
 
-// LLaMA-3's 256 special tokens, ids 128000..128255, as Meta's tokenizer names them:
-// <|begin_of_text|>, <|end_of_text|>, <|start_header_id|>, <|end_header_id|>, <|eot_id|>, and
-// <|reserved_special_token_N|> for the rest.
-std::vector<SpecialToken> llama3_special_tokens();
+// LLaMA-3's 256 special tokens, ids first_id.. (128000.. in LLaMA-3, right after the ranks), as
+// Meta's tokenizer names them: <|begin_of_text|>, <|end_of_text|>, <|start_header_id|>,
+// <|end_header_id|>, <|eot_id|> (first_id + 0, 1, 6, 7, 9) and <|reserved_special_token_N|>.
+std::vector<SpecialToken> llama3_special_tokens(int32_t first_id = 128000);
 
 // A tiktoken file: one "base64 rank" line per token, ranks 0..n-1 (each once) becoming ids;
 // merges follow the ranks (BpeMerges::by_id) and a piece that is a token is that token, as
@@ -48,6 +49,10 @@ Result<std::string> byte_level_decode(std::string_view text);
 Result<BpeVocab> bpe_vocab_from_gguf(std::span<const std::string> tokens, std::span<const std::string> merges,
                                      std::span<const int32_t> token_types, std::string_view pre,
                                      int32_t bos_id, int32_t eos_id);
+
+// The same from a GGUF file's tokenizer.ggml.* keys (model "gpt2"; pre absent: "gpt-2";
+// bos/eos_token_id optional).
+Result<BpeVocab> bpe_vocab_from_gguf(const GgufFile& gguf);
 
 // A Hugging Face tokenizer.json of a byte-level BPE model: model.vocab, model.merges (either
 // "a b" strings or ["a", "b"] pairs), model.ignore_merges, added_tokens (special → control,

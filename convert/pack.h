@@ -50,8 +50,11 @@ void pack_t3_from_t2(const uint8_t* t2_packed, size_t n, size_t k, uint8_t* t3_o
 void pack_row_bq(const float* x, size_t k, const PackSpec& spec, uint8_t* codes, uint16_t* scales,
                  uint16_t* zeros);
 
-// The tokenizer blob and the directory metadata every importer writes.
+// The tokenizer blob and the directory metadata every importer writes. `tokenizer_type` is
+// "spm" (write_spm_tokenizer) or "bpe" (write_bpe_tokenizer: Tokenizer::bpe_blob()).
 Status write_spm_tokenizer(ModelWriter& w, const std::string& spm_proto);
-std::string model_metadata(const ModelConfig& config, const std::string& provenance_json);
+Status write_bpe_tokenizer(ModelWriter& w, const std::string& bpe_blob);
+std::string model_metadata(const ModelConfig& config, const std::string& provenance_json,
+                           const std::string& tokenizer_type = "spm");
 
 }  // namespace lutra
