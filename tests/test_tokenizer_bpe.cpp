@@ -13,8 +13,11 @@
 #include <vector>
 
 #include "convert/bpe_import.h"
+#include "convert/convert.h"
 #include "convert/gguf.h"
 #include "runtime/bpe.h"
+#include "runtime/chat.h"
+#include "runtime/model.h"
 #include "runtime/tokenizer.h"
 #include "tests/gguf_builder.h"
 #include "tests/test_data.h"
@@ -464,4 +467,99 @@ TEST_CASE("LLaMA-3 BPE decodes WikiText back exactly, and the stream agrees with
   CHECK(tok.decode(*ids) == text);
   TextStream ts(tok);
   CHECK(stream_all(ts, *ids) == text);
+}
+
+namespace {
+
+std::string base64(std::string_view bytes) {
+  static const char* kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    uint32_t v = 0;
+    for (size_t j = 0; j < 3; ++j) v = (v << 8) | (i + j < bytes.size() ? uint8_t(bytes[i + j]) : 0u);
+    for (size_t j = 0; j < 4; ++j) out.push_back(j <= (bytes.size() - i) ? kAlphabet[(v >> (18 - 6 * j)) & 63] : '=');
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("tiktoken files are read rank by rank, and broken ones are refused naming the line") {
+  std::string text;
+  for (int b = 0; b < 256; ++b) text += base64(std::string(1, char(b))) + " " + std::to_string(b) + "\n";
+  text += base64("ab") + " 256\n" + base64(" ab") + " 257\n";
+  auto v = parse_tiktoken_bpe(text, "t", llama3_special_tokens(258), BpePreTokenizer::llama3);
+  REQUIRE_MESSAGE(v.ok(), v.message());
+  CHECK(v->tokens.size() == 258 + 256);
+  CHECK(v->tokens[257].bytes == " ab");
+  CHECK(v->tokens[258 + 9].bytes == "<|eot_id|>");
+  CHECK(v->merge_rule == BpeMerges::by_id);
+  CHECK(v->ignore_merges);
+  CHECK(parse_tiktoken_bpe(text + "!!! 258\n", "t", {}, BpePreTokenizer::llama3).message().find("line 259") !=
+        std::string::npos);
+  CHECK(parse_tiktoken_bpe(text + base64("zz") + " 256\n", "t", {}, BpePreTokenizer::llama3).message().find("twice") !=
+        std::string::npos);
+  CHECK(parse_tiktoken_bpe(text + base64("zz") + " 300\n", "t", {}, BpePreTokenizer::llama3).message().find("missing") !=
+        std::string::npos);
+  CHECK_FALSE(parse_tiktoken_bpe(text, "t", llama3_special_tokens(100), BpePreTokenizer::llama3).ok());
+  CHECK(read_tiktoken_bpe("/nonexistent/tokenizer.model", {}, BpePreTokenizer::llama3).message().find("/nonexistent") !=
+        std::string::npos);
+}
+
+TEST_CASE("a synthetic model with a tiktoken tokenizer stores it as BPE and loads it back") {
+  TempDir tmp;
+  std::string text;
+  for (int b = 0; b < 256; ++b) text += base64(std::string(1, char(b))) + " " + std::to_string(b) + "\n";
+  text += base64("ab") + " 256\n" + base64(" a") + " 257\n";
+  const std::string tok_path = tmp.file("tokenizer.model");
+  std::ofstream(tok_path, std::ios::binary) << text;
+
+  ConvertOptions opts;
+  opts.tokenizer = tok_path;
+  const std::string path = tmp.file("m.lutra");
+  Status s = make_synthetic("tiny", path, opts);
+  REQUIRE_MESSAGE(s.ok(), s.message());
+  auto model = Model::load(path);
+  REQUIRE_MESSAGE(model.ok(), model.message());
+  const Tokenizer& tok = (*model)->tokenizer();
+  CHECK(tok.type() == Tokenizer::Type::bpe);
+  CHECK(tok.vocab_size() == 258 + 256);
+  CHECK((*model)->config().vocab_size == 258 + 256);
+  CHECK(tok.bos_id() == 258);
+  CHECK((*model)->config().bos_id == 258);
+  CHECK((*model)->config().stop_ids == std::vector<int32_t>{258 + 9});
+  CHECK(tok.encode("ab a", true) == std::vector<int32_t>{258, 256, 257});
+  // The chat template finds its special tokens in the BPE vocabulary.
+  auto turn = chat_turn_tokens(**model, "ab", "", true, -1);
+  REQUIRE_MESSAGE(turn.ok(), turn.message());
+  CHECK(std::count(turn->begin(), turn->end(), 258 + 9) == 1);
+
+  // A file that is not a tiktoken vocabulary is refused, and no model is left behind.
+  std::ofstream(tok_path, std::ios::binary | std::ios::trunc) << "not a tokenizer\n";
+  const std::string bad = tmp.file("bad.lutra");
+  Status refused = make_synthetic("tiny", bad, opts);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.message().find("tiktoken") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(bad));
+}
+
+TEST_CASE("a synthetic model with LLaMA-3's tokenizer has its vocabulary and special tokens") {
+  auto tok_file = test_data_file("llama3_tokenizer.model");
+  if (!tok_file) return;
+  TempDir tmp;
+  ConvertOptions opts;
+  opts.tokenizer = tok_file->string();
+  const std::string path = tmp.file("m.lutra");
+  Status s = make_synthetic("tiny", path, opts);
+  REQUIRE_MESSAGE(s.ok(), s.message());
+  auto model = Model::load(path);
+  REQUIRE_MESSAGE(model.ok(), model.message());
+  const Tokenizer& tok = (*model)->tokenizer();
+  CHECK(tok.vocab_size() == 128256);
+  CHECK(tok.bos_id() == 128000);
+  CHECK(tok.eos_id() == 128001);
+  CHECK(tok.piece_id("<|eot_id|>") == 128009);
+  CHECK((*model)->config().stop_ids == std::vector<int32_t>{128009});
+  const Tokenizer direct = llama3_tokenizer(*tok_file);
+  CHECK(tok.bpe_blob() == direct.bpe_blob());
 }
