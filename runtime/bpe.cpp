@@ -7,7 +7,6 @@
 #include <array>
 #include <cstring>
 #include <limits>
-#include <unordered_map>
 
 namespace lutra {
 namespace {
@@ -70,6 +69,67 @@ class PairTable {
   size_t count_ = 0;
 };
 
+// Token bytes → id, open addressing over ids with a hash tag per slot, so a miss rarely touches
+// the token's bytes: built for 128k tokens and probed ~1M times while a vocabulary loads.
+class TokenIndex {
+ public:
+  explicit TokenIndex(const std::vector<BpeVocab::Token>* tokens = nullptr) : tokens_(tokens) {}
+  void reserve(size_t n) {
+    size_t cap = 16;
+    while (cap < n * 2) cap <<= 1;
+    slots_.assign(cap, Slot{});
+  }
+  // False if the bytes are there already (under `*existing`).
+  bool insert(int32_t id, int32_t* existing) {
+    if ((count_ + 1) * 2 > slots_.size()) grow();
+    const std::string_view bytes = (*tokens_)[size_t(id)].bytes;
+    const uint64_t h = hash(bytes);
+    for (size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+      Slot& sl = slots_[i];
+      if (sl.id < 0) {
+        sl = {uint32_t(h >> 32), id};
+        ++count_;
+        return true;
+      }
+      if (sl.tag == uint32_t(h >> 32) && (*tokens_)[size_t(sl.id)].bytes == bytes) {
+        *existing = sl.id;
+        return false;
+      }
+    }
+  }
+  int32_t find(std::string_view bytes) const {
+    if (slots_.empty()) return -1;
+    const uint64_t h = hash(bytes);
+    for (size_t i = h & (slots_.size() - 1);; i = (i + 1) & (slots_.size() - 1)) {
+      const Slot& sl = slots_[i];
+      if (sl.id < 0) return -1;
+      if (sl.tag == uint32_t(h >> 32) && (*tokens_)[size_t(sl.id)].bytes == bytes) return sl.id;
+    }
+  }
+
+ private:
+  struct Slot {
+    uint32_t tag = 0;
+    int32_t id = -1;
+  };
+  static uint64_t hash(std::string_view s) {  // FNV-1a, then mixed so the low bits spread
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (char c : s) h = (h ^ uint8_t(c)) * 0x100000001b3ull;
+    return (h ^ (h >> 29)) * 0xbf58476d1ce4e5b9ull;
+  }
+  void grow() {
+    std::vector<Slot> old = std::move(slots_);
+    reserve(std::max<size_t>(8, old.size()));
+    count_ = 0;
+    int32_t unused;
+    for (const Slot& sl : old)
+      if (sl.id >= 0) insert(sl.id, &unused);
+  }
+  const std::vector<BpeVocab::Token>* tokens_;
+  std::vector<Slot> slots_;
+  size_t count_ = 0;
+};
+
 struct Pcre2CodeDeleter {
   void operator()(pcre2_code* c) const { pcre2_code_free(c); }
 };
@@ -118,8 +178,8 @@ std::string_view bpe_pattern(BpePreTokenizer pre) {
 
 struct BpeModel::Impl {
   BpeVocab vocab;
-  std::unordered_map<std::string_view, int32_t> normal_ids;   // views into vocab.tokens
-  std::unordered_map<std::string_view, int32_t> special_ids;  // control and user-defined
+  TokenIndex normal_ids{&vocab.tokens};
+  TokenIndex special_ids{&vocab.tokens};  // control and user-defined
   std::array<int32_t, 256> byte_ids{};
   PairTable pairs;
   std::unique_ptr<pcre2_code, Pcre2CodeDeleter> regex;
@@ -135,9 +195,8 @@ BpeModel& BpeModel::operator=(BpeModel&&) noexcept = default;
 const BpeVocab& BpeModel::vocab() const { return impl_->vocab; }
 
 int32_t BpeModel::find(std::string_view bytes) const {
-  if (auto it = impl_->normal_ids.find(bytes); it != impl_->normal_ids.end()) return it->second;
-  if (auto it = impl_->special_ids.find(bytes); it != impl_->special_ids.end()) return it->second;
-  return -1;
+  const int32_t id = impl_->normal_ids.find(bytes);
+  return id >= 0 ? id : impl_->special_ids.find(bytes);
 }
 
 Result<BpeModel> BpeModel::create(BpeVocab vocab) {
@@ -153,26 +212,29 @@ Result<BpeModel> BpeModel::create(BpeVocab vocab) {
   const BpeVocab& v = im.vocab;
 
   im.normal_ids.reserve(n);
+  std::vector<int32_t> specials;
   for (size_t id = 0; id < n; ++id) {
     const BpeVocab::Token& t = v.tokens[id];
     if (uint8_t(t.kind) > uint8_t(BpeVocab::Kind::user_defined))
       return Status::error("BPE vocabulary: token " + std::to_string(id) + " has an unknown kind");
     if (t.bytes.empty()) continue;  // placeholder: never produced by encoding
+    int32_t first = -1;
     if (t.kind == BpeVocab::Kind::normal) {
-      if (!im.normal_ids.emplace(t.bytes, int32_t(id)).second)
-        return Status::error("BPE vocabulary: token " + std::to_string(id) + " repeats token " +
-                             std::to_string(im.normal_ids[t.bytes]));
+      if (!im.normal_ids.insert(int32_t(id), &first))
+        return Status::error("BPE vocabulary: token " + std::to_string(id) + " repeats token " + std::to_string(first));
     } else {
-      im.special_ids.emplace(t.bytes, int32_t(id));
+      im.special_ids.insert(int32_t(id), &first);  // a repeated special keeps its first id
+      specials.push_back(int32_t(id));
       im.has_user_defined |= t.kind == BpeVocab::Kind::user_defined;
     }
   }
   for (int b = 0; b < 256; ++b) {
-    auto it = im.normal_ids.find(std::string_view(std::string(1, char(b))));
-    if (it == im.normal_ids.end())
+    const char byte = char(b);
+    const int32_t id = im.normal_ids.find(std::string_view(&byte, 1));
+    if (id < 0)
       return Status::error("BPE vocabulary has no token for byte " + std::to_string(b) +
                            " (byte-level BPE needs all 256)");
-    im.byte_ids[size_t(b)] = it->second;
+    im.byte_ids[size_t(b)] = id;
   }
 
   // Merge ranks as a table of id pairs, whichever way the vocabulary ranks them.
@@ -184,10 +246,9 @@ Result<BpeModel> BpeModel::create(BpeVocab vocab) {
       if (l < 0 || rt < 0 || size_t(l) >= n || size_t(rt) >= n)
         return Status::error("BPE vocabulary: merge " + std::to_string(r) + " names an id out of range");
       joined = v.tokens[size_t(l)].bytes + v.tokens[size_t(rt)].bytes;
-      auto it = im.normal_ids.find(joined);
-      if (it == im.normal_ids.end())
-        return Status::error("BPE vocabulary: merge " + std::to_string(r) + " makes no token");
-      im.pairs.insert(l, rt, int32_t(r), it->second);
+      const int32_t merged = im.normal_ids.find(joined);
+      if (merged < 0) return Status::error("BPE vocabulary: merge " + std::to_string(r) + " makes no token");
+      im.pairs.insert(l, rt, int32_t(r), merged);
     }
   } else if (v.merge_rule == BpeMerges::by_id) {
     if (!v.merges.empty()) return Status::error("BPE vocabulary: merges listed for a by-id vocabulary");
@@ -198,10 +259,9 @@ Result<BpeModel> BpeModel::create(BpeVocab vocab) {
       if (t.kind != BpeVocab::Kind::normal) continue;
       std::string_view s = t.bytes;
       for (size_t k = 1; k < s.size(); ++k) {
-        auto l = im.normal_ids.find(s.substr(0, k));
-        if (l == im.normal_ids.end()) continue;
-        auto r = im.normal_ids.find(s.substr(k));
-        if (r != im.normal_ids.end()) im.pairs.insert(l->second, r->second, int32_t(id), int32_t(id));
+        const int32_t l = im.normal_ids.find(s.substr(0, k));
+        const int32_t r = l < 0 ? -1 : im.normal_ids.find(s.substr(k));
+        if (r >= 0) im.pairs.insert(l, r, int32_t(id), int32_t(id));
       }
     }
   } else {
@@ -222,7 +282,7 @@ Result<BpeModel> BpeModel::create(BpeVocab vocab) {
   }
   pcre2_jit_compile(im.regex.get(), PCRE2_JIT_COMPLETE);  // the interpreter runs it where JIT cannot
 
-  for (const auto& [text, id] : im.special_ids) im.specials_by_first_byte[uint8_t(text[0])].push_back(id);
+  for (int32_t id : specials) im.specials_by_first_byte[uint8_t(v.tokens[size_t(id)].bytes[0])].push_back(id);
   for (auto& ids : im.specials_by_first_byte)
     std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
       const size_t la = v.tokens[size_t(a)].bytes.size(), lb = v.tokens[size_t(b)].bytes.size();
@@ -258,8 +318,8 @@ static void encode_piece(const BpeModel::Impl& im, std::string_view piece, Merge
     return;
   }
   if (im.vocab.ignore_merges) {
-    if (auto it = im.normal_ids.find(piece); it != im.normal_ids.end()) {
-      out.push_back(it->second);
+    if (const int32_t id = im.normal_ids.find(piece); id >= 0) {
+      out.push_back(id);
       return;
     }
   }

@@ -563,3 +563,33 @@ TEST_CASE("a synthetic model with LLaMA-3's tokenizer has its vocabulary and spe
   const Tokenizer direct = llama3_tokenizer(*tok_file);
   CHECK(tok.bpe_blob() == direct.bpe_blob());
 }
+
+TEST_CASE("long runs of one character class encode and decode back without a regex error") {
+  auto model = test_data_file("llama3_tokenizer.model");
+  if (!model) return;
+  const Tokenizer llama3 = llama3_tokenizer(*model);
+  auto gpt2_like = Tokenizer::from_bpe([] {
+    BpeVocab v = tiny_vocab();
+    v.pre = BpePreTokenizer::gpt2;
+    return v;
+  }());
+  REQUIRE(gpt2_like.ok());
+  const size_t n = 200000;
+  const std::vector<std::string> texts = {
+      std::string(n, ' ') + "x",  std::string(n, 'a'),  std::string(n, '7'),   std::string(n, '!'),
+      std::string(n, '\n') + "x", std::string(n / 2, ' ') + std::string(n / 2, '\n'),
+      [&] {
+        std::string s;
+        while (s.size() < n) s += "\xC3\xA9\r\n \t";
+        return s;
+      }(),
+  };
+  for (const std::string& text : texts) {
+    INFO("text starting with byte " << int(uint8_t(text[0])) << ", " << text.size() << " bytes");
+    for (const Tokenizer* tok : {&llama3, static_cast<const Tokenizer*>(&*gpt2_like)}) {
+      auto ids = tok->encode_checked(text, false);
+      REQUIRE_MESSAGE(ids.ok(), ids.message());
+      CHECK(tok->decode(*ids) == text);
+    }
+  }
+}
