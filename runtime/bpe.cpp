@@ -367,8 +367,10 @@ Status BpeModel::encode(std::string_view text, bool allow_control, std::vector<i
   auto split = [&](std::string_view seg) {
     const auto* subject = reinterpret_cast<PCRE2_SPTR>(seg.data());
     size_t pos = 0, emitted = 0;
+    uint32_t utf_check = 0;  // PCRE2 checks the whole segment on the first match only
     while (pos < seg.size() && status.ok()) {
-      int rc = pcre2_match(im.regex.get(), subject, seg.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
+      int rc = pcre2_match(im.regex.get(), subject, seg.size(), pos, utf_check, md, nullptr);
+      utf_check = PCRE2_NO_UTF_CHECK;
       if (rc == PCRE2_ERROR_NOMATCH) break;
       if (rc < 0) {
         PCRE2_UCHAR msg[256];
@@ -379,7 +381,7 @@ Status BpeModel::encode(std::string_view text, bool allow_control, std::vector<i
       const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
       const size_t start = ov[0], end = ov[1];
       if (end == start) {  // an empty match: step over one character, which joins the gap
-        pos = start + utf8_len(uint8_t(seg[start]));
+        pos = std::min(seg.size(), start + utf8_len(uint8_t(seg[start])));
         continue;
       }
       if (start > emitted) encode_piece(im, seg.substr(emitted, start - emitted), work, out);

@@ -68,8 +68,8 @@ class BpeModel {
   //   u32 merge count m, m × (i32 left id, i32 right id), best first.
   std::string serialize() const;
 
-  // Appends the tokens of `text`, which must be valid UTF-8 (the caller checks). Control
-  // tokens' text is matched only with allow_control; user-defined tokens always are.
+  // Appends the tokens of `text`. Control tokens' text is matched only with allow_control;
+  // user-defined tokens always are. Text that is not UTF-8 is an error (from PCRE2's check).
   Status encode(std::string_view text, bool allow_control, std::vector<int32_t>& out) const;
 
   const BpeVocab& vocab() const;

@@ -373,6 +373,12 @@ TEST_CASE("invalid UTF-8 is refused by BPE encode_checked and replaced by encode
     const auto ids = tok->encode(bad, false);
     CHECK(tok->decode(ids).find("\xEF\xBF\xBD") != std::string::npos);  // U+FFFD, byte-encoded
   }
+  // The encoder itself refuses it too (PCRE2's check), rather than reading past a character.
+  auto m = BpeModel::create(tiny_vocab());
+  REQUIRE(m.ok());
+  std::vector<int32_t> ids;
+  CHECK_FALSE(m->encode("ab\xE2\x82", false, ids).ok());
+  CHECK_FALSE(m->encode("<|end|>\xFF", true, ids).ok());
 }
 
 TEST_CASE("LLaMA-3 golden vectors pass with the vocabulary read from llama3_tokenizer.model") {
