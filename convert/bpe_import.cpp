@@ -260,6 +260,9 @@ Result<BpeVocab> bpe_vocab_from_hf_json(std::string_view json_text) {
       return Status::error("tokenizer.json: model type '" + model.value("type", std::string()) + "' is not BPE");
     BpeVocab v;
     v.ignore_merges = model.value("ignore_merges", false);
+    if (j.contains("normalizer") && !j["normalizer"].is_null())
+      return Status::error("tokenizer.json: normalizer '" + j["normalizer"].value("type", std::string("?")) +
+                           "' is not supported");
 
     // The pre-tokenizer: a ByteLevel with its own regex, or a Split before a regex-less ByteLevel.
     const json pre = j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json();
@@ -303,16 +306,20 @@ Result<BpeVocab> bpe_vocab_from_hf_json(std::string_view json_text) {
       v.tokens[size_t(id)] = {std::move(bytes), kind};
       return ok_status();
     };
+    // Added tokens may repeat in the vocab, spelled as plain text: theirs is the entry that counts.
+    std::unordered_map<int64_t, const json*> added;
+    if (j.contains("added_tokens") && j["added_tokens"].is_array())
+      for (const json& a : j["added_tokens"]) added[a.at("id").get<int64_t>()] = &a;
     for (const auto& [text, id] : model.at("vocab").items()) {
+      id_of.emplace(text, id.get<int32_t>());
+      if (added.count(id.get<int64_t>())) continue;
       auto bytes = byte_level_decode(text);
       if (!bytes.ok()) return Status::error("tokenizer.json: vocab: " + bytes.message());
       LUTRA_TRY(place(id.get<int64_t>(), std::move(bytes).value(), BpeVocab::Kind::normal));
-      id_of.emplace(text, id.get<int32_t>());
     }
-    if (j.contains("added_tokens") && j["added_tokens"].is_array())
-      for (const json& a : j["added_tokens"])
-        LUTRA_TRY(place(a.at("id").get<int64_t>(), a.at("content").get<std::string>(),
-                        a.value("special", false) ? BpeVocab::Kind::control : BpeVocab::Kind::user_defined));
+    for (const auto& [id, a] : added)
+      LUTRA_TRY(place(id, a->at("content").get<std::string>(),
+                      a->value("special", false) ? BpeVocab::Kind::control : BpeVocab::Kind::user_defined));
 
     for (const json& m : model.at("merges")) {
       std::string left, right;

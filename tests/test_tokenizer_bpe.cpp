@@ -247,10 +247,11 @@ TEST_CASE("tokenizer.json vocabularies import with both merge spellings and thei
       nlohmann::json key = spelled;
       vocab += key.dump() + ": " + std::to_string(b) + ", ";
     }
-    vocab += "\"ab\": 256, \"\xC4\xA0" "ab\": 257";
+    // An added token may repeat in the vocab, as plain text (a raw space is no byte-level spelling).
+    vocab += "\"ab\": 256, \"\xC4\xA0" "ab\": 257, \"@ @\": 259";
     return R"({"version": "1.0", "added_tokens": [
         {"id": 258, "content": "<|eot_id|>", "special": true},
-        {"id": 259, "content": "@@", "special": false}],
+        {"id": 259, "content": "@ @", "special": false}],
       "normalizer": null, "pre_tokenizer": )" + pre + R"(,
       "model": {"type": "BPE", "vocab": {)" + vocab + R"(}, "merges": )" + merges + "}}";
   };
@@ -267,7 +268,7 @@ TEST_CASE("tokenizer.json vocabularies import with both merge spellings and thei
     CHECK(v->tokens[259].kind == BpeVocab::Kind::user_defined);
     auto m = BpeModel::create(std::move(v).value());
     REQUIRE_MESSAGE(m.ok(), m.message());
-    CHECK(ids_of(*m, "ab ab@@<|eot_id|>", true) == std::vector<int32_t>{256, 257, 259, 258});
+    CHECK(ids_of(*m, "ab ab@ @<|eot_id|>", true) == std::vector<int32_t>{256, 257, 259, 258});
   }
   // LLaMA-3's Split regex is recognized; another regex is used as given.
   const std::string split = R"({"type": "Sequence", "pretokenizers": [
@@ -290,6 +291,9 @@ TEST_CASE("tokenizer.json vocabularies import with both merge spellings and thei
   CHECK_FALSE(bpe_vocab_from_hf_json(make(R"(["a zz"])", byte_level)).ok());
   CHECK(bpe_vocab_from_hf_json(make(R"([])", R"({"type": "Whitespace"})")).message().find("Whitespace") !=
         std::string::npos);
+  std::string nfc = make(R"([])", byte_level);
+  nfc.replace(nfc.find("\"normalizer\": null"), 18, R"("normalizer": {"type": "NFC"})");
+  CHECK(bpe_vocab_from_hf_json(nfc).message().find("NFC") != std::string::npos);
 }
 
 TEST_CASE("GGUF token lists import: normal tokens byte-level decoded, control tokens kept as text") {
