@@ -408,6 +408,44 @@ TEST_CASE("LLaMA-3 golden vectors pass with the vocabulary read from llama3_toke
   }
 }
 
+TEST_CASE("LLaMA-3 golden vectors pass through GGUF-style lists with listed merges too") {
+  auto model = test_data_file("llama3_tokenizer.model");
+  auto inp = test_data_file("ggml-vocab-llama-bpe.gguf.inp");
+  auto out = test_data_file("ggml-vocab-llama-bpe.gguf.out");
+  if (!model || !inp || !out) return;
+  // The lists a GGUF "llama-bpe" vocabulary holds, made from the tiktoken ranks: tokens in
+  // byte-level spelling, specials as control (type 3), and a merge for every split of a token
+  // into two tokens, in the order of the token they make.
+  const Tokenizer ranked = llama3_tokenizer(*model);
+  std::vector<std::string> tokens, merges;
+  std::vector<int32_t> types;
+  for (int32_t id = 0; id < int32_t(ranked.vocab_size()); ++id) {
+    if (ranked.is_control(id)) {
+      tokens.push_back(id == 128009 ? "<|eot_id|>" : "<|special_" + std::to_string(id) + "|>");
+      types.push_back(3);
+      continue;
+    }
+    const std::string_view bytes = ranked.token_bytes(id);
+    tokens.push_back(byte_level_encode(bytes));
+    types.push_back(1);
+    for (size_t k = 1; k < bytes.size(); ++k) {
+      const int32_t l = ranked.piece_id(bytes.substr(0, k)), r = ranked.piece_id(bytes.substr(k));
+      if (l >= 0 && r >= 0 && l < id && r < id)
+        merges.push_back(byte_level_encode(bytes.substr(0, k)) + " " + byte_level_encode(bytes.substr(k)));
+    }
+  }
+  auto vocab = bpe_vocab_from_gguf(tokens, merges, types, "llama-bpe", 128000, 128001);
+  REQUIRE_MESSAGE(vocab.ok(), vocab.message());
+  CHECK(vocab->ignore_merges);
+  auto listed = Tokenizer::from_bpe(std::move(vocab).value());
+  REQUIRE_MESSAGE(listed.ok(), listed.message());
+  CHECK(listed->piece_id("<|eot_id|>") == 128009);
+  for (const auto& [text, expected] : read_golden(*inp, *out)) {
+    INFO("golden: \"" << text << "\"");
+    CHECK(listed->encode(text, false) == expected);
+  }
+}
+
 TEST_CASE("GPT-2 golden vectors pass with the vocabulary read from ggml-vocab-gpt-2.gguf") {
   auto gguf = test_data_file("ggml-vocab-gpt-2.gguf");
   auto inp = test_data_file("ggml-vocab-gpt-2.gguf.inp");
@@ -432,6 +470,10 @@ TEST_CASE("GPT-2 golden vectors pass with the vocabulary read from ggml-vocab-gp
     INFO("golden #" << i << ": \"" << text << "\"");
     CHECK(tok.encode_checked(text, false).value() == expected);
     CHECK(tok.decode(expected) == text);
+  }
+  if (auto wiki = test_data_file("wikitext2-test-crlf.txt")) {
+    const std::string text = read_all(*wiki);
+    CHECK(tok.decode(tok.encode(text, false)) == text);
   }
 }
 
