@@ -18,8 +18,7 @@ Status convert_model(const std::string& input, const std::string& output, const 
   char magic[4] = {};
   std::ifstream in(input, std::ios::binary);
   in.read(magic, 4);
-  if (std::memcmp(magic, "GGUF", 4) == 0)
-    return Status::error("'" + input + "' is a GGUF file: converting GGUF is not supported yet");
+  if (std::memcmp(magic, "GGUF", 4) == 0) return convert_gguf(input, output, opts);
   if (std::memcmp(magic, "LUTR", 4) == 0)
     return Status::error("'" + input + "' is already a lutra model");
   // Anything else must parse as a llama2.c checkpoint (which has no magic in its legacy form).

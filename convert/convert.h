@@ -21,8 +21,8 @@ struct ConvertOptions {
   const std::atomic<bool>* interrupt = nullptr;  // Ctrl-C: stop between tensors
 };
 
-// Detects the input's format (llama2.c .bin; GGUF files and Hugging Face folders are refused
-// with a message saying so, until their importers land) and converts it.
+// Detects the input's format (llama2.c .bin, GGUF; Hugging Face folders are refused with a
+// message saying so, until their importer lands) and converts it.
 Status convert_model(const std::string& input, const std::string& output, const ConvertOptions& opts);
 
 // Synthetic models with random weights, for tests ("tiny", "llama-tiny") and benchmarks
@@ -33,5 +33,9 @@ const char* synthetic_presets();  // "tiny, llama-tiny, bitnet-2b4t"
 // llama2.c checkpoints: the legacy .bin (7-int header) and the versioned export (v1 fp32,
 // v2 int8 groups).
 Status convert_llama2c(const std::string& input, const std::string& output, const ConvertOptions& opts);
+
+// GGUF v2/v3 files of the llama, bitnet (llama.cpp) and bitnet-b1.58 (bitnet.cpp) architectures
+// (convert/gguf_import.cpp).
+Status convert_gguf(const std::string& input, const std::string& output, const ConvertOptions& opts);
 
 }  // namespace lutra

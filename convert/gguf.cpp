@@ -91,15 +91,19 @@ struct Cursor {
     out = load<T>(p);
     return ok_status();
   }
-  Status string(const std::string& what, std::string_view& out) {
+  // `index` names an element of an array in messages (the name is built only on error: arrays
+  // hold hundreds of thousands of strings).
+  Status string(const std::string& what, std::string_view& out, uint64_t index = UINT64_MAX) {
+    auto name = [&] { return index == UINT64_MAX ? what : what + "[" + std::to_string(index) + "]"; };
     uint64_t n = 0;
-    LUTRA_TRY(read(what + " (string length)", n));
+    if (left() < 8) return truncated(name() + " (string length)");
+    n = load<uint64_t>(bytes.data() + at);
+    at += 8;
     if (n > left())
-      return Status::error(where + " is corrupt or truncated: " + what + " claims a " + std::to_string(n) +
+      return Status::error(where + " is corrupt or truncated: " + name() + " claims a " + std::to_string(n) +
                            "-byte string but " + std::to_string(left()) + " bytes remain");
-    const uint8_t* p = nullptr;
-    LUTRA_TRY(take(n, what, p));
-    out = std::string_view(reinterpret_cast<const char*>(p), n);
+    out = std::string_view(reinterpret_cast<const char*>(bytes.data() + at), n);
+    at += n;
     return ok_status();
   }
   Status value(GgufType t, const std::string& what, GgufValue& v, int depth) {
@@ -126,13 +130,18 @@ struct Cursor {
       return Status::error(where + " is corrupt or truncated: " + what + " claims " + std::to_string(v.count) +
                            " elements but " + std::to_string(left()) + " bytes remain");
     if (v.elem_type == GgufType::string) {
-      v.strings.resize(v.count);
-      for (uint64_t i = 0; i < v.count; ++i)
-        LUTRA_TRY(string(what + "[" + std::to_string(i) + "]", v.strings[i]));
+      // Grown as elements are read, so a corrupt count cannot allocate past the file's contents.
+      for (uint64_t i = 0; i < v.count; ++i) {
+        std::string_view e;
+        LUTRA_TRY(string(what, e, i));
+        v.strings.push_back(e);
+      }
     } else if (v.elem_type == GgufType::array) {
-      v.items.resize(v.count);
-      for (uint64_t i = 0; i < v.count; ++i)
-        LUTRA_TRY(value(GgufType::array, what + "[" + std::to_string(i) + "]", v.items[i], depth + 1));
+      for (uint64_t i = 0; i < v.count; ++i) {
+        GgufValue e;
+        LUTRA_TRY(value(GgufType::array, what + "[" + std::to_string(i) + "]", e, depth + 1));
+        v.items.push_back(std::move(e));
+      }
     } else {
       const uint8_t* p = nullptr;
       LUTRA_TRY(take(v.count * min_elem, what, p));
@@ -180,7 +189,6 @@ std::optional<TypeSize> type_size(uint32_t type) {
     case GgmlType::bf16: return TypeSize{1, 2};
     case GgmlType::tq1_0: return TypeSize{256, 54};
     case GgmlType::tq2_0: return TypeSize{256, 66};
-    case GgmlType::mxfp4: return TypeSize{32, 17};
     default: return std::nullopt;
   }
 }
@@ -229,7 +237,6 @@ std::string ggml_type_name(uint32_t type) {
     case GgmlType::tq1_0: return "TQ1_0";
     case GgmlType::tq2_0: return "TQ2_0";
     case GgmlType::i2_s: return "I2_S";
-    case GgmlType::mxfp4: return "MXFP4";
   }
   return "type " + std::to_string(type);
 }
@@ -313,12 +320,11 @@ Status GgufFile::parse_all() {
     return Status::error(where + " is corrupt or truncated: header claims " + std::to_string(n_kv) +
                          " metadata entries but " + std::to_string(c.left()) + " bytes remain");
 
-  kvs_.resize(n_kv);
   std::unordered_set<std::string_view> keys;
   for (uint64_t i = 0; i < n_kv; ++i) {
     std::string_view key;
     LUTRA_TRY(c.string("metadata key #" + std::to_string(i), key));
-    kvs_[i].key = std::string(key);
+    kvs_.push_back({std::string(key), {}});
     const std::string what = "metadata '" + kvs_[i].key + "'";
     if (!keys.insert(key).second) return Status::error(where + " has a duplicate " + what);
     uint32_t t = 0;
@@ -336,10 +342,9 @@ Status GgufFile::parse_all() {
   if (n_tensors > c.left() / 24)
     return Status::error(where + " is corrupt or truncated: header claims " + std::to_string(n_tensors) +
                          " tensors but " + std::to_string(c.left()) + " bytes remain");
-  tensors_.resize(n_tensors);
   std::unordered_set<std::string_view> names;
   for (uint64_t i = 0; i < n_tensors; ++i) {
-    GgufTensorInfo& t = tensors_[i];
+    GgufTensorInfo& t = tensors_.emplace_back();
     std::string_view name;
     LUTRA_TRY(c.string("tensor name #" + std::to_string(i), name));
     t.name = std::string(name);

@@ -55,13 +55,15 @@ struct GgufKeyValue {
 };
 
 // ggml tensor types this project knows the sizes of (the numbers are ggml's; I2_S is
-// bitnet.cpp's addition).
+// bitnet.cpp's addition). Numbers whose meaning differs between ggml and bitnet.cpp's fork
+// (37-39: bitnet.cpp's I8_S, TL1, TL2; upstream's MXFP4 is 39) are left unknown: their
+// tensors parse with an unknown size and are refused when decoded.
 enum class GgmlType : uint32_t {
   f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q8_1 = 9,
   q2_k = 10, q3_k = 11, q4_k = 12, q5_k = 13, q6_k = 14, q8_k = 15,
   iq2_xxs = 16, iq2_xs = 17, iq3_xxs = 18, iq1_s = 19, iq4_nl = 20, iq3_s = 21, iq2_s = 22,
   iq4_xs = 23, i8 = 24, i16 = 25, i32 = 26, i64 = 27, f64 = 28, iq1_m = 29, bf16 = 30,
-  tq1_0 = 34, tq2_0 = 35, i2_s = 36, mxfp4 = 39,
+  tq1_0 = 34, tq2_0 = 35, i2_s = 36,
 };
 // "F32", "Q8_0", "I2_S", ...; "type 77" for numbers it does not know.
 std::string ggml_type_name(uint32_t type);

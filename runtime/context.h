@@ -34,6 +34,7 @@ class Context {
   const float* logits(size_t i) const { return logits_.data() + i * size_t(cfg_.vocab_size); }
   int n_past() const { return n_past_; }
   int n_ctx() const { return n_ctx_; }
+  int n_batch() const { return n_batch_; }  // tokens per forward pass: logits(i) covers one
   int n_threads() const { return pool_->size(); }
   void reset() {
     n_past_ = 0;

@@ -33,6 +33,7 @@ constexpr Variant<GemmTernaryFn> gemm_t2_variants[] = {
 #if defined(__x86_64__)
     {"t2-qs8-gemm-1x4-avx2", Isa::avx2, lutra_t2_qs8_gemm_1x4__avx2},
     {"t2-qs8-gemm-1x4-avx512", Isa::avx512, lutra_t2_qs8_gemm_1x4__avx512},
+    {"t2-qs8-gemm-1x4-avx512vnni", Isa::avx512vnni, lutra_t2_qs8_gemm_1x4__avx512vnni},
 #endif
 };
 

@@ -54,6 +54,41 @@ void pin_to(std::thread::native_handle_type h, int cpu) {
   pthread_setaffinity_np(h, sizeof set, &set);  // best effort: a refusal only costs speed
 }
 
+// One CPU per physical core among those this process may use (the first of its logical
+// CPUs: SMT siblings share the core's vector units, so a second worker there only waits),
+// fastest cores first (the big cores of a big.LITTLE board; cpuinfo reports each core's clock,
+// 0 where unknown, and the order is otherwise cpuinfo's). Empty if cpuinfo knows nothing.
+std::vector<int> core_cpus() {
+  std::vector<int> allowed = allowed_cpus();
+  struct Core {
+    uint64_t hz;
+    int cpu;
+  };
+  std::vector<Core> cores;
+  if (!cpuinfo_initialize()) return {};
+  for (uint32_t i = 0; i < cpuinfo_get_cores_count(); ++i) {
+    const cpuinfo_core* core = cpuinfo_get_core(i);
+    for (uint32_t p = core->processor_start; p < core->processor_start + core->processor_count; ++p) {
+      const int cpu = cpuinfo_get_processor(p)->linux_id;
+      if (std::find(allowed.begin(), allowed.end(), cpu) != allowed.end()) {
+        cores.push_back({core->frequency, cpu});
+        break;
+      }
+    }
+  }
+  std::stable_sort(cores.begin(), cores.end(), [](const Core& a, const Core& b) { return a.hz > b.hz; });
+  std::vector<int> cpus;
+  for (const Core& c : cores) cpus.push_back(c.cpu);
+  return cpus;
+}
+
+void pin_self(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  sched_setaffinity(0, sizeof set, &set);  // best effort, as pin_to
+}
+
 }  // namespace
 
 int usable_cpu_count() {
@@ -62,22 +97,28 @@ int usable_cpu_count() {
 }
 
 int default_thread_count() {
-  int allowed = int(allowed_cpus().size());
-  int cores = 0;
-  if (cpuinfo_initialize()) cores = int(cpuinfo_get_cores_count());
-  if (cores <= 0) cores = int(std::thread::hardware_concurrency());
-  return std::max(1, std::min(cores, allowed > 0 ? allowed : cores));
+  const size_t cores = core_cpus().size();
+  return cores > 0 ? int(cores) : usable_cpu_count();
+}
+
+std::vector<int> worker_cpus(int n_threads) {
+  std::vector<int> cpus = core_cpus();
+  // More workers than cores (the user asked for it): every allowed CPU, SMT siblings included.
+  if (int(cpus.size()) < n_threads) cpus = allowed_cpus();
+  if (int(cpus.size()) < n_threads) return {};
+  cpus.resize(size_t(n_threads));
+  return cpus;
 }
 
 ThreadPool::ThreadPool(int n_threads) : n_(std::max(1, n_threads)) {
-  std::vector<int> cpus = allowed_cpus();
+  cpus_ = worker_cpus(n_);
   threads_.reserve(size_t(n_ - 1));
   // Each worker starts from the generation as it is now: read inside the thread, a run()
   // issued before the thread first ran would look already seen, and its barrier would hang.
   const uint32_t start = generation_.load(std::memory_order_acquire);
   for (int i = 1; i < n_; ++i) {
     threads_.emplace_back([this, i, start] { worker_main(i, start); });
-    if (int(cpus.size()) >= n_) pin_to(threads_.back().native_handle(), cpus[size_t(i)]);
+    if (!cpus_.empty()) pin_to(threads_.back().native_handle(), cpus_[size_t(i)]);
   }
 }
 
@@ -93,6 +134,12 @@ void ThreadPool::run_raw(Fn fn, void* ctx) {
     fn(ctx, 0, 1);
     return;
   }
+  // The caller is worker 0: pinned to its core for the run (else the scheduler may put it on a
+  // core a pinned worker already holds, and every barrier waits for the two to take turns),
+  // then given back the affinity it came with: the pool does not own the caller's thread.
+  cpu_set_t saved;
+  const bool pin = !cpus_.empty() && sched_getaffinity(0, sizeof saved, &saved) == 0;
+  if (pin) pin_self(cpus_[0]);
   fn_ = fn;
   ctx_ = ctx;
   done_.store(0, std::memory_order_relaxed);
@@ -100,6 +147,7 @@ void ThreadPool::run_raw(Fn fn, void* ctx) {
   generation_.notify_all();
   fn(ctx, 0, n_);
   for (int done; (done = done_.load(std::memory_order_acquire)) != n_ - 1;) wait_while_equal(done_, done);
+  if (pin) sched_setaffinity(0, sizeof saved, &saved);
 }
 
 void ThreadPool::worker_main(int ith, uint32_t seen) {

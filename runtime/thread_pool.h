@@ -14,6 +14,9 @@ namespace lutra {
 int default_thread_count();
 // Logical CPUs this process may run on: more workers than this only wait for each other.
 int usable_cpu_count();
+// The CPU each of n workers is pinned to: one per physical core, fastest cores first, then SMT
+// siblings if n exceeds the cores; empty if n exceeds the usable CPUs (workers not pinned).
+std::vector<int> worker_cpus(int n_threads);
 
 class ThreadPool {
  public:
@@ -41,6 +44,7 @@ class ThreadPool {
   void worker_main(int ith, uint32_t seen);
 
   int n_;
+  std::vector<int> cpus_;  // worker_cpus(n_): worker i's CPU
   std::vector<std::thread> threads_;
   Fn fn_ = nullptr;
   void* ctx_ = nullptr;

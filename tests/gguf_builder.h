@@ -53,7 +53,9 @@ class GgufBuilder {
   }
 
   std::vector<uint8_t> bytes() const {
-    std::vector<uint8_t> out = {'G', 'G', 'U', 'F'};
+    std::vector<uint8_t> out;
+    out.reserve(24 + kvs_.size() + infos_.size() + alignment_ + data_.size());
+    put(out, uint32_t(0x46554747));  // "GGUF"
     put(out, version_);
     put(out, n_tensors_);
     put(out, n_kv_);

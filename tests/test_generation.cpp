@@ -103,6 +103,31 @@ TEST_CASE("stories260K greedy from BOS tells llama2.c's story") {
   CHECK(ctx->n_past() == 1 + int(ids.size()));
 }
 
+TEST_CASE("stories260K-f32.gguf (written by llama.cpp's tools) gives the same 200 greedy ids as stories260K.bin") {
+  TempDir tmp;
+  auto from_bin = load_stories(tmp);
+  auto gguf = test_data_file("stories260K-f32.gguf");
+  if (!from_bin || !gguf) return;
+  ConvertOptions o;
+  o.weights = "f32";
+  o.embedding = "f32";
+  const std::string out = tmp.file("stories260K-gguf.lutra");
+  Status s = convert_model(gguf->string(), out, o);
+  REQUIRE_MESSAGE(s.ok(), s.message());
+  auto from_gguf = Model::load(out);
+  REQUIRE_MESSAGE(from_gguf.ok(), from_gguf.message());
+  CHECK((*from_gguf)->config().rope_style == RopeStyle::interleaved);
+  CHECK(!(*from_gguf)->config().tied_embeddings);  // llama.cpp's converter writes output.weight
+  // The GGUF says context 128; both run in 256 so that 200 steps fit.
+  auto ctx_bin = make_context(*from_bin, 1, 64, 256);
+  auto ctx_gguf = make_context(**from_gguf, 1, 64, 256);
+  const std::vector<int32_t> ids_bin = run(*ctx_bin, greedy(), {1}, 200);
+  const std::vector<int32_t> ids_gguf = run(*ctx_gguf, greedy(), {1}, 200);
+  CHECK(ids_bin.size() == 200);
+  CHECK(ids_gguf == ids_bin);
+  CHECK(text_of((*from_gguf)->tokenizer(), ids_gguf).rfind("Once upon a time, there was a little girl named Lily.", 0) == 0);
+}
+
 TEST_CASE("a two-worker pool runs the job it is given right after it is built") {
   for (int i = 0; i < 200; ++i) {
     ThreadPool pool(2);

@@ -218,3 +218,20 @@ TEST_CASE("gguf reader opens real GGUF files written by llama.cpp and other tool
     CHECK(*(*g)->get_string("tokenizer.ggml.model") == "gpt2");
   }
 }
+
+TEST_CASE("gguf reader refuses a real GGUF file cut at several points, naming where it ends") {
+  auto path = test_data_file("llama-2-tiny-random.gguf");
+  if (!path) return;
+  const auto bytes = read_bytes(path->string());
+  REQUIRE(bytes.size() > 600000);
+  // Inside the header, a key, the token list, the tensor infos and the last tensor's data.
+  for (size_t cut : {size_t(3), size_t(20), size_t(60), size_t(5000), size_t(400000), size_t(512000),
+                     bytes.size() - 1}) {
+    std::vector<uint8_t> part(bytes.begin(), bytes.begin() + long(cut));
+    auto g = GgufFile::parse(part, "cut");
+    REQUIRE_MESSAGE(!g.ok(), "cut at " << cut);
+    INFO(g.message());
+    CHECK(g.message().find('\n') == std::string::npos);
+    CHECK((cut < 4 ? g.message().find("not a GGUF") : g.message().find("truncated")) != std::string::npos);
+  }
+}

@@ -14,16 +14,12 @@
 
 #include "convert/llama2c_tokenizer.h"
 #include "runtime/tokenizer.h"
+#include "tests/golden.h"
 #include "tests/test_data.h"
 
 using namespace lutra;
 
 namespace {
-
-std::string read_all(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
 
 std::vector<int32_t> ids32(const std::vector<int>& v) { return std::vector<int32_t>(v.begin(), v.end()); }
 
@@ -75,35 +71,6 @@ std::string stream_all(TextStream& ts, const std::vector<int32_t>& ids) {
   for (int32_t id : ids) s += ts.push(id);
   s += ts.flush();
   return s;
-}
-
-// llama.cpp's golden files: texts separated by "\n__ggml_vocab_test__\n" (the file ends with
-// one, so the piece after the last is empty and not a test); one line of ids per text.
-std::vector<std::pair<std::string, std::vector<int32_t>>> read_golden(const std::filesystem::path& inp,
-                                                                    const std::filesystem::path& out) {
-  const std::string sep = "\n__ggml_vocab_test__\n";
-  std::string all = read_all(inp);
-  std::vector<std::string> texts;
-  for (size_t pos = 0;;) {
-    size_t next = all.find(sep, pos);
-    if (next == std::string::npos) {
-      REQUIRE(pos == all.size());
-      break;
-    }
-    texts.push_back(all.substr(pos, next - pos));
-    pos = next + sep.size();
-  }
-  std::ifstream f(out);
-  std::vector<std::pair<std::string, std::vector<int32_t>>> cases;
-  std::string line;
-  for (const std::string& t : texts) {
-    REQUIRE(std::getline(f, line));
-    std::istringstream ls(line);
-    std::vector<int32_t> ids;
-    for (int32_t id; ls >> id;) ids.push_back(id);
-    cases.emplace_back(t, std::move(ids));
-  }
-  return cases;
 }
 
 }  // namespace

@@ -7,8 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
-#include <iterator>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -20,44 +18,12 @@
 #include "runtime/model.h"
 #include "runtime/tokenizer.h"
 #include "tests/gguf_builder.h"
+#include "tests/golden.h"
 #include "tests/test_data.h"
 
 using namespace lutra;
 
 namespace {
-
-std::string read_all(const std::filesystem::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
-
-// llama.cpp's golden files (the format is described in tests/test_tokenizer.cpp).
-std::vector<std::pair<std::string, std::vector<int32_t>>> read_golden(const std::filesystem::path& inp,
-                                                                    const std::filesystem::path& out) {
-  const std::string sep = "\n__ggml_vocab_test__\n";
-  std::string all = read_all(inp);
-  std::vector<std::string> texts;
-  for (size_t pos = 0;;) {
-    size_t next = all.find(sep, pos);
-    if (next == std::string::npos) {
-      REQUIRE(pos == all.size());
-      break;
-    }
-    texts.push_back(all.substr(pos, next - pos));
-    pos = next + sep.size();
-  }
-  std::ifstream f(out);
-  std::vector<std::pair<std::string, std::vector<int32_t>>> cases;
-  std::string line;
-  for (const std::string& t : texts) {
-    REQUIRE(std::getline(f, line));
-    std::istringstream ls(line);
-    std::vector<int32_t> ids;
-    for (int32_t id; ls >> id;) ids.push_back(id);
-    cases.emplace_back(t, std::move(ids));
-  }
-  return cases;
-}
 
 // A vocabulary small enough to reason about: the 256 bytes (id = byte), then
 // 256 "ab", 257 "bc", 258 "abc", 259 "aa", 260 " a", 261 "é" (C3 A9), and specials

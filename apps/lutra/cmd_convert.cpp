@@ -14,11 +14,11 @@ int cmd_convert(int argc, char** argv) {
   cxxopts::Options o("lutra convert", "Convert a checkpoint into a lutra model file");
   o.positional_help("INPUT");
   o.add_options()
-      ("input", "checkpoint: a llama2.c .bin", cxxopts::value<std::string>())
+      ("input", "checkpoint: a llama2.c .bin or a GGUF file", cxxopts::value<std::string>())
       ("o,output", "model file to write", cxxopts::value<std::string>())
       ("tokenizer", "tokenizer file (llama2.c tokenizer.bin / tok*.bin; with --synthetic, a LLaMA-3 tiktoken tokenizer.model)", cxxopts::value<std::string>()->default_value(""))
-      ("weights", "format of the linear layers: f32, f16, t2, b<bits>g<group>[a] (default: the source's)", cxxopts::value<std::string>()->default_value(""))
-      ("embedding", "format of the token embedding / tied head (same choices)", cxxopts::value<std::string>()->default_value(""))
+      ("weights", "format of the linear layers: f32, f16, t2, t3, b<bits>g<group>[a] (default: llama2.c: the source's; GGUF: t3 for ternary layers, else b4g32)", cxxopts::value<std::string>()->default_value(""))
+      ("embedding", "format of the token embedding / head (same choices; GGUF default: b8g32)", cxxopts::value<std::string>()->default_value(""))
       ("chat-template", "plain, llama2, llama3 or bitnet (default: from the checkpoint)", cxxopts::value<std::string>()->default_value(""))
       ("synthetic", std::string("make a model with random weights: ") + synthetic_presets(), cxxopts::value<std::string>())
       ("seed", "seed of a synthetic model", cxxopts::value<uint64_t>()->default_value("1"))

@@ -1,7 +1,5 @@
 // `lutra run`: one-shot generation from a prompt (or from BOS alone).
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 
 #include "apps/lutra/common.h"
 #include "runtime/tokenizer.h"
@@ -13,9 +11,8 @@ int cmd_run(int argc, char** argv) {
   cxxopts::Options o("lutra run", "Generate text from a prompt");
   add_model_options(o);
   add_sampling_options(o);
+  add_text_options(o, "generation");
   o.add_options("generation")
-      ("p,prompt", "prompt text", cxxopts::value<std::string>()->default_value(""))
-      ("f,file", "read the prompt from a file", cxxopts::value<std::string>())
       ("n,n-predict", "tokens to generate (-1: until end of text or full context)", cxxopts::value<int>()->default_value("128"));
   cxxopts::ParseResult r;
   int code;
@@ -23,19 +20,13 @@ int cmd_run(int argc, char** argv) {
   auto sp = sampler_params(r);
   if (!sp.ok()) return fail(sp.message());
 
-  std::string prompt = r["prompt"].as<std::string>();
-  if (r.count("file")) {
-    std::ifstream in(r["file"].as<std::string>(), std::ios::binary);
-    if (!in) return fail("cannot read prompt file '" + r["file"].as<std::string>() + "'");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    prompt = ss.str();
-  }
+  auto prompt = read_text_option(r);
+  if (!prompt.ok()) return fail("prompt: " + prompt.message());
 
   auto model = load_model(r);
   if (!model.ok()) return fail(model.message());
   const Tokenizer& tok = (*model)->tokenizer();
-  auto ids = tok.encode_checked(prompt, true);
+  auto ids = tok.encode_checked(*prompt, true);
   if (!ids.ok()) return fail("prompt: " + ids.message());
   auto ctx = make_context(**model, r);
   if (!ctx.ok()) return fail(ctx.message());

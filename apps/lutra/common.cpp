@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 
 namespace lutra::cli {
@@ -35,7 +37,7 @@ void add_model_options(cxxopts::Options& o) {
       ("t,threads", "worker threads (default: one per physical core)", cxxopts::value<int>()->default_value("0"))
       ("c,ctx-size", "context size in tokens (default: the model's, at most 4096)", cxxopts::value<int>()->default_value("0"))
       ("b,batch-size", "tokens per forward pass during prompt processing", cxxopts::value<int>()->default_value("64"))
-      ("isa", "cap the kernels' instruction set: scalar, avx2, avx512, neon, neondot", cxxopts::value<std::string>())
+      ("isa", "cap the kernels' instruction set: scalar, avx2, avx512, avx512vnni, avx512vbmi, neon, neondot", cxxopts::value<std::string>())
       ("int8-bq", "multiply b-bit weights (e.g. a 4-bit head) by int8 activations: faster, approximate")
       ("h,help", "show this help");
 }
@@ -78,7 +80,7 @@ Status apply_isa_option(const cxxopts::ParseResult& r) {
   if (!r.count("isa")) return ok_status();
   Isa isa;
   if (!parse_isa(r["isa"].as<std::string>(), isa))
-    return Status::error("unknown --isa '" + r["isa"].as<std::string>() + "' (scalar, avx2, avx512, neon, neondot)");
+    return Status::error("unknown --isa '" + r["isa"].as<std::string>() + "' (scalar, avx2, avx512, avx512vnni, avx512vbmi, neon, neondot)");
   set_isa_cap(isa);
   return ok_status();
 }
@@ -90,9 +92,12 @@ Result<std::unique_ptr<Model>> load_model(const cxxopts::ParseResult& r) {
   return Model::load(*path);
 }
 
-Result<std::unique_ptr<Context>> make_context(const Model& model, const cxxopts::ParseResult& r) {
+Result<std::unique_ptr<Context>> make_context(const Model& model, const cxxopts::ParseResult& r,
+                                              bool logits_all, int default_n_ctx) {
   ContextParams p;
+  p.logits_all = logits_all;
   p.n_ctx = r["ctx-size"].as<int>();
+  if (p.n_ctx == 0) p.n_ctx = default_n_ctx;
   p.n_threads = r["threads"].as<int>();
   p.n_batch = r["batch-size"].as<int>();
   p.bq_int8 = r.count("int8-bq") > 0;
@@ -105,6 +110,22 @@ Result<std::unique_ptr<Context>> make_context(const Model& model, const cxxopts:
     std::fprintf(stderr, "lutra: warning: -c %d exceeds the %d positions the model was trained on\n", p.n_ctx,
                  model.config().max_seq_len);
   return Context::create(model, p);
+}
+
+void add_text_options(cxxopts::Options& o, const char* group) {
+  o.add_options(group)
+      ("p,prompt", "the text", cxxopts::value<std::string>()->default_value(""))
+      ("f,file", "read the text from a file", cxxopts::value<std::string>());
+}
+
+Result<std::string> read_text_option(const cxxopts::ParseResult& r) {
+  if (!r.count("file")) return r["prompt"].as<std::string>();
+  const std::string path = r["file"].as<std::string>();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::error("cannot read '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
 bool parse(cxxopts::Options& o, int argc, char** argv, cxxopts::ParseResult& out, int& exit_code) {

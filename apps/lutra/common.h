@@ -29,7 +29,14 @@ Result<SamplerParams> sampler_params(const cxxopts::ParseResult& r);
 // -m, else $LUTRA_MODEL, else the default model built with lutra (or installed with it).
 Result<std::string> resolve_model_path(const cxxopts::ParseResult& r);
 Result<std::unique_ptr<Model>> load_model(const cxxopts::ParseResult& r);
-Result<std::unique_ptr<Context>> make_context(const Model& model, const cxxopts::ParseResult& r);
+// logits_all: keep every token's logits (eval, perplexity); default_n_ctx: the context when
+// -c is not given (0: the model's, at most 4096).
+Result<std::unique_ptr<Context>> make_context(const Model& model, const cxxopts::ParseResult& r,
+                                              bool logits_all = false, int default_n_ctx = 0);
+
+// -p/--prompt and -f/--file, added to `o` and read back: the file's bytes win over -p.
+void add_text_options(cxxopts::Options& o, const char* group);
+Result<std::string> read_text_option(const cxxopts::ParseResult& r);
 
 // Applies --isa (a cap on the kernels' instruction set) if given.
 Status apply_isa_option(const cxxopts::ParseResult& r);
@@ -48,3 +55,6 @@ int cmd_chat(int argc, char** argv);
 int cmd_convert(int argc, char** argv);
 int cmd_info(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_tokenize(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
+int cmd_perplexity(int argc, char** argv);

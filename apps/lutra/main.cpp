@@ -15,7 +15,10 @@ void usage(FILE* f) {
                "  run       generate text from a prompt\n"
                "  convert   turn a checkpoint into a lutra model file\n"
                "  info      show a model, the CPU and the kernels lutra picked\n"
-               "  bench     measure prompt and generation speed against the memory-bandwidth floor\n\n"
+               "  bench     measure prompt and generation speed against the memory-bandwidth floor\n"
+               "  tokenize  print the token ids of a text\n"
+               "  eval      run token ids through a model and write their logits (.npy)\n"
+               "  perplexity  measure a model's perplexity on a text file\n\n"
                "`lutra <command> --help` lists a command's options.\n",
                LUTRA_VERSION);
 }
@@ -56,5 +59,8 @@ int dispatch(int argc, char** argv) {
   if (cmd == "convert") return cmd_convert(argc - 1, argv + 1);
   if (cmd == "info") return cmd_info(argc - 1, argv + 1);
   if (cmd == "bench") return cmd_bench(argc - 1, argv + 1);
+  if (cmd == "tokenize") return cmd_tokenize(argc - 1, argv + 1);
+  if (cmd == "eval") return cmd_eval(argc - 1, argv + 1);
+  if (cmd == "perplexity") return cmd_perplexity(argc - 1, argv + 1);
   return lutra::cli::fail("unknown command '" + cmd + "' (try `lutra --help`)");
 }
