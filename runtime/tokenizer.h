@@ -76,8 +76,8 @@ class Tokenizer {
 // UTF-8 characters (a multi-byte character split over byte tokens is held until complete).
 // SPM: the first text at start and after each BOS loses its leading space (sentencepiece's dummy
 // prefix), like llama2.c's decode does after BOS. BPE: every token is bytes that may split a
-// character; nothing is stripped, and special tokens add nothing (nor end a character). Without BOS in mid-sequence, the
-// concatenated output equals Tokenizer::decode of the same ids.
+// character; nothing is stripped, and special tokens add nothing (nor end a character).
+// Without BOS in mid-sequence, the concatenated output equals Tokenizer::decode of the same ids.
 class TextStream {
  public:
   explicit TextStream(const Tokenizer& tok);
