@@ -567,6 +567,7 @@ TEST_CASE("a synthetic model with LLaMA-3's tokenizer has its vocabulary and spe
   TempDir tmp;
   ConvertOptions opts;
   opts.tokenizer = tok_file->string();
+  opts.chat_template = "llama3";
   const std::string path = tmp.file("m.lutra");
   Status s = make_synthetic("tiny", path, opts);
   REQUIRE_MESSAGE(s.ok(), s.message());
@@ -580,6 +581,17 @@ TEST_CASE("a synthetic model with LLaMA-3's tokenizer has its vocabulary and spe
   CHECK((*model)->config().stop_ids == std::vector<int32_t>{128009});
   const Tokenizer direct = llama3_tokenizer(*tok_file);
   CHECK(tok.bpe_blob() == direct.bpe_blob());
+  // The LLaMA-3 chat template, encoded piece by piece, gives the ids of its whole text read
+  // with special tokens (what Meta's and Hugging Face's tokenizers produce for it).
+  auto turn = chat_turn_tokens(**model, "Hello there", "Be brief.", true, -1);
+  REQUIRE_MESSAGE(turn.ok(), turn.message());
+  auto whole = tok.encode_checked(
+      "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+      "<|start_header_id|>user<|end_header_id|>\n\nHello there<|eot_id|>"
+      "<|start_header_id|>assistant<|end_header_id|>\n\n",
+      false, Tokenizer::Specials::as_tokens);
+  REQUIRE(whole.ok());
+  CHECK(*turn == *whole);
 }
 
 TEST_CASE("long runs of one character class encode and decode back without a regex error") {
