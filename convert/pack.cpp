@@ -230,18 +230,27 @@ Status TensorSteps::step(const std::string& tensor) {
   return ok_status();
 }
 
-Status write_spm_tokenizer(ModelWriter& w, const std::string& spm_proto) {
+static Status write_blob(ModelWriter& w, const char* name, const std::string& blob) {
   TensorInfo info;
-  info.name = kTokenizerSpm;
+  info.name = name;
   info.format = "u8";
-  info.shape = {spm_proto.size()};
-  return w.add_tensor(std::move(info), std::span<const uint8_t>(
-                                           reinterpret_cast<const uint8_t*>(spm_proto.data()), spm_proto.size()));
+  info.shape = {blob.size()};
+  return w.add_tensor(std::move(info),
+                      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(blob.data()), blob.size()));
 }
 
-std::string model_metadata(const ModelConfig& config, const std::string& provenance_json) {
+Status write_spm_tokenizer(ModelWriter& w, const std::string& spm_proto) {
+  return write_blob(w, kTokenizerSpm, spm_proto);
+}
+
+Status write_bpe_tokenizer(ModelWriter& w, const std::string& bpe_blob) {
+  return write_blob(w, kTokenizerBpe, bpe_blob);
+}
+
+std::string model_metadata(const ModelConfig& config, const std::string& provenance_json,
+                           const std::string& tokenizer_type) {
   json j = {{"config", json::parse(config.to_json())},
-            {"tokenizer", {{"type", "spm"}}},
+            {"tokenizer", {{"type", tokenizer_type}}},
             {"provenance", json::parse(provenance_json)}};
   return j.dump();
 }

@@ -67,8 +67,11 @@ class TensorSteps {
   size_t total_, done_ = 0;
 };
 
-// The tokenizer blob and the directory metadata every importer writes.
+// The tokenizer blob and the directory metadata every importer writes. `tokenizer_type` is
+// "spm" (write_spm_tokenizer) or "bpe" (write_bpe_tokenizer: Tokenizer::bpe_blob()).
 Status write_spm_tokenizer(ModelWriter& w, const std::string& spm_proto);
-std::string model_metadata(const ModelConfig& config, const std::string& provenance_json);
+Status write_bpe_tokenizer(ModelWriter& w, const std::string& bpe_blob);
+std::string model_metadata(const ModelConfig& config, const std::string& provenance_json,
+                           const std::string& tokenizer_type = "spm");
 
 }  // namespace lutra

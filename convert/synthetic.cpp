@@ -1,12 +1,16 @@
 // Synthetic models: the real architectures and shapes with random weights, made in seconds,
 // for tests, demos and benchmarks. Their tokenizer is a real sentencepiece model over a
-// made-up vocabulary (bytes, letters, common English words), so any prompt encodes.
+// made-up vocabulary (bytes, letters, common English words), so any prompt encodes; or, with
+// --tokenizer, a real LLaMA-3 tiktoken vocabulary (the one BitNet b1.58 2B4T uses).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <vector>
 
+#include "convert/bpe_import.h"
 #include "convert/convert.h"
 #include "convert/pack.h"
 #include "runtime/half.h"
@@ -135,6 +139,27 @@ Status make_synthetic(const std::string& preset_name, const std::string& output,
   c.eos_id = 2;
   if (bitnet_chat) c.stop_ids = {3};  // <|eot_id|>
   c.chat_template = opts.chat_template.empty() ? pr->chat_template : opts.chat_template;
+
+  // A real tokenizer replaces the made-up one: a tiktoken file (LLaMA-3's tokenizer.model) with
+  // LLaMA-3's special tokens right after its ranks. The vocabulary size follows it.
+  std::optional<Tokenizer> bpe;
+  if (!opts.tokenizer.empty()) {
+    auto vocab = read_tiktoken_bpe(opts.tokenizer, {}, BpePreTokenizer::llama3);
+    if (!vocab.ok())
+      return Status::error(vocab.message() + " (synthetic models take a tiktoken tokenizer such as LLaMA-3's tokenizer.model)");
+    const int32_t first_special = int32_t(vocab->tokens.size());
+    for (const SpecialToken& st : llama3_special_tokens(first_special))
+      vocab->tokens.push_back({st.text, BpeVocab::Kind::control});
+    vocab->bos_id = first_special;      // <|begin_of_text|>
+    vocab->eos_id = first_special + 1;  // <|end_of_text|>
+    auto tok = Tokenizer::from_bpe(std::move(vocab).value());
+    if (!tok.ok()) return Status::error("tokenizer '" + opts.tokenizer + "': " + tok.message());
+    bpe = std::move(tok).value();
+    c.vocab_size = int(bpe->vocab_size());
+    c.bos_id = bpe->bos_id();
+    c.eos_id = bpe->eos_id();
+    c.stop_ids = {bpe->piece_id("<|eot_id|>")};
+  }
   LUTRA_TRY(c.validate());
 
   auto wspec = PackSpec::parse(opts.weights.empty() ? pr->weights : opts.weights);
@@ -173,8 +198,9 @@ Status make_synthetic(const std::string& preset_name, const std::string& output,
     return step(name);
   };
 
-  LUTRA_TRY(write_spm_tokenizer(w, make_spm_model_proto(synthetic_pieces(c.vocab_size, bitnet_chat), SpmOptions{})));
-  LUTRA_TRY(step(kTokenizerSpm));
+  if (bpe) LUTRA_TRY(write_bpe_tokenizer(w, bpe->bpe_blob()));
+  else LUTRA_TRY(write_spm_tokenizer(w, make_spm_model_proto(synthetic_pieces(c.vocab_size, bitnet_chat), SpmOptions{})));
+  LUTRA_TRY(step(bpe ? kTokenizerBpe : kTokenizerSpm));
   const size_t dim = size_t(c.dim), hid = size_t(c.hidden_dim), qd = size_t(c.q_dim()), kvd = size_t(c.kv_dim());
   // The embedding doubles as the head: unit-scale rows give logits of a useful spread.
   {
@@ -205,7 +231,8 @@ Status make_synthetic(const std::string& preset_name, const std::string& output,
                          {"seed", opts.seed},
                          {"recipe", {{"weights", wspec->to_string()}, {"embedding", espec->to_string()}}},
                          {"converter", std::string("lutra ") + LUTRA_VERSION}};
-  return w.finish(model_metadata(c, prov.dump()));
+  if (bpe) prov["tokenizer_source"] = std::filesystem::path(opts.tokenizer).filename().string();
+  return w.finish(model_metadata(c, prov.dump(), bpe ? "bpe" : "spm"));
 }
 
 }  // namespace lutra

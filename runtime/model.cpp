@@ -113,13 +113,15 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
   w.output = c.tied_embeddings ? w.token_embd : b.mat(kOutput, c.vocab_size, c.dim);
   if (!b.status.ok()) return b.status;
 
+  // The tokenizer: the directory names its type, a u8 tensor holds it.
   std::string tok_type = meta.value("tokenizer", json::object()).value("type", std::string());
-  if (tok_type != "spm")
+  if (tok_type != "spm" && tok_type != "bpe")
     return Status::error("model '" + path + "': unsupported tokenizer type '" + tok_type + "'");
-  const TensorInfo* tt = f.find(kTokenizerSpm);
+  const TensorInfo* tt = f.find(tok_type == "spm" ? kTokenizerSpm : kTokenizerBpe);
   if (!tt || tt->format != "u8") return Status::error("model '" + path + "' has no tokenizer");
   auto span = f.data(*tt);
-  auto tok = Tokenizer::from_spm_proto(std::string(reinterpret_cast<const char*>(span.data()), span.size()));
+  std::string_view blob(reinterpret_cast<const char*>(span.data()), span.size());
+  auto tok = tok_type == "spm" ? Tokenizer::from_spm_proto(std::string(blob)) : Tokenizer::from_bpe_blob(blob);
   if (!tok.ok()) return Status::error("model '" + path + "': " + tok.message());
   if (tok->vocab_size() != size_t(c.vocab_size))
     return Status::error("model '" + path + "': tokenizer has " + std::to_string(tok->vocab_size()) +

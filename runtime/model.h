@@ -16,7 +16,8 @@ namespace lutra {
 inline constexpr const char* kTokenEmbd = "token_embd";
 inline constexpr const char* kOutputNorm = "output_norm";
 inline constexpr const char* kOutput = "output";
-inline constexpr const char* kTokenizerSpm = "tokenizer.spm";
+inline constexpr const char* kTokenizerSpm = "tokenizer.spm";  // serialized sentencepiece ModelProto
+inline constexpr const char* kTokenizerBpe = "tokenizer.bpe";  // BpeModel::serialize() (runtime/bpe.h)
 std::string layer_tensor(int layer, const char* what);  // "blk.<layer>.<what>"
 
 struct LayerWeights {

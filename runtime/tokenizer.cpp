@@ -82,6 +82,8 @@ int parse_byte_piece(std::string_view p) {
 }  // namespace
 
 struct Tokenizer::Impl {
+  std::unique_ptr<BpeModel> bpe;  // set for BPE vocabularies; the sentencepiece fields stay empty
+  std::string bpe_blob;
   sentencepiece::SentencePieceProcessor sp;
   sentencepiece::SentencePieceProcessor sp_continuation;  // without the dummy prefix
   std::string proto;
@@ -95,6 +97,15 @@ struct Tokenizer::Impl {
   // remove_extra_whitespaces it keeps removing until some text has been produced.
   bool strip_enabled = true;
   bool strip_repeats = false;
+
+  Status append_piece(TokenPiece::Kind k, std::string_view bytes) {
+    kind.push_back(k);
+    leading_space.push_back(0);
+    off.push_back(uint32_t(blob.size()));
+    blob.append(bytes);
+    if (blob.size() > std::numeric_limits<uint32_t>::max()) return Status::error("tokenizer: vocabulary text too large");
+    return ok_status();
+  }
 };
 
 Tokenizer::Tokenizer() = default;
@@ -156,6 +167,41 @@ Result<Tokenizer> Tokenizer::from_spm_proto(std::string serialized) {
   return t;
 }
 
+Result<Tokenizer> Tokenizer::from_bpe(BpeVocab vocab) {
+  auto bpe = BpeModel::create(std::move(vocab));
+  if (!bpe.ok()) return bpe.status();
+  return from_bpe_model(std::move(bpe).value());
+}
+
+Result<Tokenizer> Tokenizer::from_bpe_blob(std::string_view blob) {
+  auto bpe = BpeModel::deserialize(blob);
+  if (!bpe.ok()) return bpe.status();
+  return from_bpe_model(std::move(bpe).value());
+}
+
+Result<Tokenizer> Tokenizer::from_bpe_model(BpeModel bpe) {
+  Tokenizer t;
+  t.impl_ = std::make_unique<Impl>();
+  Impl& im = *t.impl_;
+  im.bpe = std::make_unique<BpeModel>(std::move(bpe));
+  im.bpe_blob = im.bpe->serialize();
+  const BpeVocab& v = im.bpe->vocab();
+  im.bos = v.bos_id;
+  im.eos = v.eos_id;
+  im.strip_enabled = false;  // byte-level BPE adds no prefix space
+  for (const BpeVocab::Token& tok : v.tokens) {
+    switch (tok.kind) {
+      case BpeVocab::Kind::control: LUTRA_TRY(im.append_piece(TokenPiece::Kind::control, "")); break;
+      case BpeVocab::Kind::user_defined: LUTRA_TRY(im.append_piece(TokenPiece::Kind::user_defined, tok.bytes)); break;
+      default: LUTRA_TRY(im.append_piece(TokenPiece::Kind::normal, tok.bytes));
+    }
+  }
+  im.off.push_back(uint32_t(im.blob.size()));
+  return t;
+}
+
+Tokenizer::Type Tokenizer::type() const { return impl_->bpe ? Type::bpe : Type::spm; }
+const std::string& Tokenizer::bpe_blob() const { return impl_->bpe_blob; }
 const std::string& Tokenizer::spm_proto() const { return impl_->proto; }
 int32_t Tokenizer::bos_id() const { return impl_->bos; }
 int32_t Tokenizer::eos_id() const { return impl_->eos; }
@@ -168,6 +214,7 @@ bool Tokenizer::is_byte(int32_t id) const {
   return id >= 0 && size_t(id) < vocab_size() && impl_->kind[size_t(id)] == TokenPiece::Kind::byte;
 }
 int32_t Tokenizer::piece_id(std::string_view piece) const {
+  if (impl_->bpe) return impl_->bpe->find(piece);
   // PieceToId answers unknown pieces with <unk>: confirm the match.
   int id = impl_->sp.PieceToId(piece);
   return id >= 0 && impl_->sp.IdToPiece(id) == piece ? int32_t(id) : -1;
@@ -181,17 +228,28 @@ std::string_view Tokenizer::token_bytes(int32_t id) const {
   return std::string_view(im.blob).substr(im.off[size_t(id)], im.off[size_t(id) + 1] - im.off[size_t(id)]);
 }
 
-Result<std::vector<int32_t>> Tokenizer::encode_checked(std::string_view text, bool add_bos) const {
-  return encode_impl(text, add_bos, false);
+Result<std::vector<int32_t>> Tokenizer::encode_checked(std::string_view text, bool add_bos,
+                                                      Specials specials) const {
+  return encode_impl(text, add_bos, false, specials);
 }
 
 Result<std::vector<int32_t>> Tokenizer::encode_continuation(std::string_view text) const {
-  return encode_impl(text, false, true);
+  return encode_impl(text, false, true, Specials::as_text);
 }
 
-Result<std::vector<int32_t>> Tokenizer::encode_impl(std::string_view text, bool add_bos, bool continuation) const {
+Result<std::vector<int32_t>> Tokenizer::encode_impl(std::string_view text, bool add_bos, bool continuation,
+                                                    Specials specials) const {
   if (size_t bad = first_invalid_utf8(text); bad != std::string_view::npos)
     return Status::error("tokenizer: input is not valid UTF-8 (byte " + std::to_string(bad) + ")");
+  if (impl_->bpe) {
+    std::vector<int32_t> out;
+    out.reserve(text.size() / 3 + 2);
+    if (add_bos && impl_->bos >= 0) out.push_back(impl_->bos);
+    LUTRA_TRY(impl_->bpe->encode(text, specials == Specials::as_tokens, out));
+    return out;
+  }
+  if (specials == Specials::as_tokens)
+    return Status::error("tokenizer: special tokens in text are read only for BPE vocabularies");
   std::vector<int> ids;
   const auto& sp = continuation ? impl_->sp_continuation : impl_->sp;
   if (auto st = sp.Encode(text, &ids); !st.ok())
@@ -255,6 +313,10 @@ std::string_view TextStream::push(int32_t id) {
   if (id < 0 || size_t(id) >= tok_->vocab_size()) return out_;
   const Tokenizer::Impl& im = *tok_->impl_;
   const TokenPiece::Kind k = im.kind[size_t(id)];
+  if (im.bpe) {  // any token may hold part of a character; specials hold nothing
+    for (char c : tok_->token_bytes(id)) take_byte(uint8_t(c));
+    return out_;
+  }
   if (k == TokenPiece::Kind::byte) {
     take_byte(uint8_t(tok_->token_bytes(id)[0]));
     return out_;

@@ -133,6 +133,15 @@ TEST_CASE("invalid UTF-8 is refused by encode_checked and replaced by encode") {
   CHECK(tok.encode_checked("", true).value() == std::vector<int32_t>{1});
 }
 
+TEST_CASE("sentencepiece vocabularies refuse to read special tokens out of text") {
+  Tokenizer tok = tiny_tokenizer();
+  CHECK(tok.type() == Tokenizer::Type::spm);
+  CHECK(tok.bpe_blob().empty());
+  auto r = tok.encode_checked("<s>hi", false, Tokenizer::Specials::as_tokens);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.message().find("BPE") != std::string::npos);
+}
+
 TEST_CASE("TextStream removes the leading space once and holds split UTF-8 characters") {
   Tokenizer tok = tiny_tokenizer();
   TextStream ts(tok);
