@@ -12,6 +12,7 @@ namespace {
 
 struct Features {
   bool avx2 = false, avx512 = false, neon = false, neondot = false;
+  bool avx512vnni = false, avx512vbmi = false;  // each on top of avx512
 };
 
 const Features& features() {
@@ -22,6 +23,8 @@ const Features& features() {
     r.avx2 = cpuinfo_has_x86_avx2() && cpuinfo_has_x86_fma3() && cpuinfo_has_x86_f16c();
     r.avx512 = r.avx2 && cpuinfo_has_x86_avx512f() && cpuinfo_has_x86_avx512bw() &&
                cpuinfo_has_x86_avx512vl() && cpuinfo_has_x86_avx512dq();
+    r.avx512vnni = r.avx512 && cpuinfo_has_x86_avx512vnni();
+    r.avx512vbmi = r.avx512 && cpuinfo_has_x86_avx512vbmi();
 #elif defined(__aarch64__) || defined(__arm__)
     r.neon = cpuinfo_has_arm_neon();
     r.neondot = r.neon && cpuinfo_has_arm_neon_dot();
@@ -31,13 +34,16 @@ const Features& features() {
   return f;
 }
 
-// Position of an ISA within its architecture's chain (scalar < avx2 < avx512,
-// scalar < neon < neondot).
+// Position of an ISA within its architecture's chain (scalar < avx2 < avx512 < avx512vnni <
+// avx512vbmi, scalar < neon < neondot). The x86 chain is only an order for the cap: each
+// variant still needs cpu_supports(its own ISA).
 int rank(Isa isa) {
   switch (isa) {
     case Isa::scalar: return 0;
     case Isa::avx2: case Isa::neon: return 1;
     case Isa::avx512: case Isa::neondot: return 2;
+    case Isa::avx512vnni: return 3;
+    case Isa::avx512vbmi: return 4;
   }
   return 0;
 }
@@ -48,7 +54,7 @@ constexpr Isa native_top() {
 #if defined(__aarch64__)
   return Isa::neondot;
 #elif defined(__x86_64__)
-  return Isa::avx512;
+  return Isa::avx512vbmi;
 #else
   return Isa::scalar;
 #endif
@@ -97,7 +103,7 @@ struct Dispatch {
       if (!parse_isa(env, cap)) {
         cap = native_top();
         std::fprintf(stderr, "lutra: ignoring unknown LUTRA_ISA=%s (expected scalar, avx2, "
-                             "avx512, neon or neondot)\n", env);
+                             "avx512, avx512vnni, avx512vbmi, neon or neondot)\n", env);
       }
     }
     table = build(cap);
@@ -118,12 +124,15 @@ const char* to_string(Isa isa) {
     case Isa::avx512: return "avx512";
     case Isa::neon: return "neon";
     case Isa::neondot: return "neondot";
+    case Isa::avx512vnni: return "avx512vnni";
+    case Isa::avx512vbmi: return "avx512vbmi";
   }
   return "?";
 }
 
 bool parse_isa(const std::string& s, Isa& out) {
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon, Isa::neondot}) {
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::avx512vnni, Isa::avx512vbmi,
+                  Isa::neon, Isa::neondot}) {
     if (s == to_string(isa)) {
       out = isa;
       return true;
@@ -141,6 +150,8 @@ bool cpu_supports(Isa isa) {
     case Isa::avx512: return f.avx512;
     case Isa::neon: return f.neon;
     case Isa::neondot: return f.neondot;
+    case Isa::avx512vnni: return f.avx512vnni;
+    case Isa::avx512vbmi: return f.avx512vbmi;
   }
   return false;
 }

@@ -20,8 +20,12 @@
 
 namespace lutra {
 
-// Instruction sets a variant can need, weakest first within each architecture.
-enum class Isa : uint8_t { scalar, avx2, avx512, neon, neondot };
+// Instruction sets a variant can need. Ranks within each architecture (the cap chain):
+// scalar < avx2 < avx512 < avx512vnni < avx512vbmi, scalar < neon < neondot. avx512 is
+// F/BW/VL/DQ; avx512vnni and avx512vbmi each add one extension to it (a CPU can have either
+// without the other: cpu_supports checks each for real, so a cap at avx512vbmi still skips
+// VNNI variants where VNNI is missing).
+enum class Isa : uint8_t { scalar, avx2, avx512, neon, neondot, avx512vnni, avx512vbmi };
 const char* to_string(Isa isa);
 
 // ---- kinds ---------------------------------------------------------------------------------
@@ -127,7 +131,8 @@ struct KernelTable {
 };
 
 // What this CPU can run (the hardware, whatever the cap: tests run every variant it can).
-// The cap, from the environment variable LUTRA_ISA (scalar, avx2, avx512, neon, neondot) or
+// The cap, from the environment variable LUTRA_ISA (scalar, avx2, avx512, avx512vnni,
+// avx512vbmi, neon, neondot) or
 // set_isa_cap, limits only the table kernels() chooses from, so one machine can take the
 // paths of weaker CPUs. A cap naming another architecture's ISA leaves the scalar kernels.
 bool cpu_supports(Isa isa);

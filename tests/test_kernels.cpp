@@ -486,12 +486,19 @@ TEST_CASE("an ISA cap limits every chosen kernel and the default picks the stron
   for (Isa isa : isas(kernels())) CHECK(isa == Isa::scalar);
   CHECK(bool(kernels().gemm_t2.fn == kernel_inventory().gemm_t2.front().fn));
 
+  const auto is_avx512 = [](Isa isa) {
+    return isa == Isa::avx512 || isa == Isa::avx512vnni || isa == Isa::avx512vbmi;
+  };
   set_isa_cap(Isa::avx2);
-  for (Isa isa : isas(kernels())) CHECK(isa != Isa::avx512);
+  for (Isa isa : isas(kernels())) CHECK(!is_avx512(isa));
   if (cpu_supports(Isa::avx2)) CHECK(kernels().gemm_t2.isa == Isa::avx2);
 
   set_isa_cap(Isa::avx512);
-  for (Isa isa : isas(kernels())) CHECK(cpu_supports(isa));
+  for (Isa isa : isas(kernels())) {
+    CHECK(cpu_supports(isa));
+    CHECK(isa != Isa::avx512vnni);  // the extensions rank above plain avx512
+    CHECK(isa != Isa::avx512vbmi);
+  }
   if (cpu_supports(Isa::avx512)) CHECK(kernels().gemm_t2.isa == Isa::avx512);
   else if (cpu_supports(Isa::avx2)) CHECK(kernels().gemm_t2.isa == Isa::avx2);
 
@@ -500,7 +507,8 @@ TEST_CASE("an ISA cap limits every chosen kernel and the default picks the stron
 }
 
 TEST_CASE("ISA names round-trip and unknown names are rejected") {
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon, Isa::neondot}) {
+  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::avx512vnni, Isa::avx512vbmi,
+                  Isa::neon, Isa::neondot}) {
     Isa parsed = Isa::scalar;
     CHECK(parse_isa(to_string(isa), parsed));
     CHECK(parsed == isa);
