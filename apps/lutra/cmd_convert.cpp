@@ -17,7 +17,7 @@ int cmd_convert(int argc, char** argv) {
       ("input", "checkpoint: a llama2.c .bin", cxxopts::value<std::string>())
       ("o,output", "model file to write", cxxopts::value<std::string>())
       ("tokenizer", "tokenizer file (llama2.c tokenizer.bin / tok*.bin)", cxxopts::value<std::string>()->default_value(""))
-      ("weights", "format of the linear layers: f32, f16, t2, b<bits>g<group>[a] (default: the source's)", cxxopts::value<std::string>()->default_value(""))
+      ("weights", "format of the linear layers: f32, f16, t2, t3, t5, b<bits>g<group>[a] (default: the source's)", cxxopts::value<std::string>()->default_value(""))
       ("embedding", "format of the token embedding / tied head (same choices)", cxxopts::value<std::string>()->default_value(""))
       ("chat-template", "plain, llama2, llama3 or bitnet (default: from the checkpoint)", cxxopts::value<std::string>()->default_value(""))
       ("synthetic", std::string("make a model with random weights: ") + synthetic_presets(), cxxopts::value<std::string>())
