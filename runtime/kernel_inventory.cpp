@@ -106,7 +106,7 @@ constexpr Variant<LutBuildFn> lut_build_t5_variants[] = {
 constexpr Variant<GemmLutFn> gemm_t5_variants[] = {
     {"t5-qs8-gemm-scalar", Isa::scalar, lutra_t5_qs8_gemm__scalar},
 #if defined(__x86_64__)
-    {"t5-qs8-gemm-1x128-avx512vbmi", Isa::avx512vbmi, lutra_t5_qs8_gemm_1x128__avx512vbmi},
+    {"t5-qs8-gemm-1x256-avx512vbmi", Isa::avx512vbmi, lutra_t5_qs8_gemm_1x256__avx512vbmi},
 #endif
 };
 
