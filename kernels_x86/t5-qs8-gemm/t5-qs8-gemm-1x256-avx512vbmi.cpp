@@ -37,15 +37,22 @@ constexpr size_t kPrefetchGroups = 128;  // 8 KiB ahead in each tile's stream
 // faster than 2; 6 and 8 were no better than 4.
 constexpr size_t kTiles = 4;
 
-// out[64r + s] = sum over groups of row s of tile r (r < R; tile r at tile + r * tile_bytes).
-template <int R>
-inline void tiles_dot(const uint8_t* tile, size_t tile_bytes, size_t groups, const uint8_t* tab,
-                      int32_t* out) {
+// Prefill: the bytes of tables (all tokens' share of one group range) meant to stay in the L2
+// while every row step uses them.
+constexpr size_t kPrefillTableBytes = 384 * 1024;
+
+// out[64r + s] += sum over groups [g_begin, g_end) of row s of tile r (r < R; tile r at
+// tile + r * tile_bytes); from g_begin = 0, out starts at neg[s]. Streaming: prefetch the
+// weights ahead (the whole group range of one step is read in one go).
+template <int R, bool kStreaming>
+inline void tiles_dot(const uint8_t* tile, size_t tile_bytes, size_t groups, size_t g_begin,
+                      size_t g_end, const uint8_t* tab, int32_t* out) {
   const __m512i ff = _mm512_set1_epi8(-1);
-  for (int r = 0; r < R; r++)  // the int32 sums start at neg[s]
-    std::memcpy(out + 64 * r, tile + size_t(r) * tile_bytes, 256);
-  for (size_t g0 = 0; g0 < groups; g0 += kFlushGroups) {
-    const size_t g1 = std::min(groups, g0 + kFlushGroups);
+  if (g_begin == 0)
+    for (int r = 0; r < R; r++)  // the int32 sums start at neg[s]
+      std::memcpy(out + 64 * r, tile + size_t(r) * tile_bytes, 256);
+  for (size_t g0 = g_begin; g0 < g_end; g0 += kFlushGroups) {
+    const size_t g1 = std::min(g_end, g0 + kFlushGroups);
     __m512i a[R][2];
     for (int r = 0; r < R; r++) a[r][0] = a[r][1] = _mm512_setzero_si512();
     for (size_t g = g0; g < g1; g++) {
@@ -56,7 +63,7 @@ inline void tiles_dot(const uint8_t* tile, size_t tile_bytes, size_t groups, con
       const size_t ahead = 64 * kPrefetchGroups + (g + kPrefetchGroups >= groups ? (R - 1) * tile_bytes + 256 : 0);
       for (int r = 0; r < R; r++) {
         const uint8_t* b = tile + size_t(r) * tile_bytes + 256 + 64 * g;
-        _mm_prefetch(reinterpret_cast<const char*>(b) + ahead, _MM_HINT_T0);
+        if constexpr (kStreaming) _mm_prefetch(reinterpret_cast<const char*>(b) + ahead, _MM_HINT_T0);
         const __m512i idx = _mm512_loadu_si512(b);
         const __mmask64 neg = _mm512_movepi8_mask(idx);
         __m512i lo = _mm512_permutex2var_epi8(tl0, idx, tl1);
@@ -78,21 +85,20 @@ inline void tiles_dot(const uint8_t* tile, size_t tile_bytes, size_t groups, con
   }
 }
 
-// tiles_dot<tiles> for 1 <= tiles <= R.
+// tiles_dot over all groups for 1 <= tiles <= R tiles.
 template <int R>
 inline void tiles_dot_n(size_t tiles, const uint8_t* tile, size_t tile_bytes, size_t groups,
                         const uint8_t* tab, int32_t* out) {
   if constexpr (R > 1) {
     if (tiles < size_t(R)) return tiles_dot_n<R - 1>(tiles, tile, tile_bytes, groups, tab, out);
   }
-  tiles_dot<R>(tile, tile_bytes, groups, tab, out);
+  tiles_dot<R, true>(tile, tile_bytes, groups, 0, groups, tab, out);
 }
 
-}  // namespace
-
-void lutra_t5_qs8_gemm_1x256__avx512vbmi(const WeightView& w, const uint8_t* tables,
-                                         size_t table_stride, int32_t* acc, size_t m,
-                                         size_t n_begin, size_t n_end) {
+// Rows [n_begin, n_end), step by step, each step over all groups for every token: the weights
+// stream from memory once, each token's tables are read once per step.
+void gemm_streaming(const WeightView& w, const uint8_t* tables, size_t table_stride,
+                    int32_t* acc, size_t m, size_t n_begin, size_t n_end) {
   if (n_begin >= n_end) return;
   const size_t tile_bytes = t5_tile_bytes(w.k), groups = lut_groups(WeightFormat::t5, w.k);
   const size_t t_end = (n_end + t5_tile_rows - 1) / t5_tile_rows;
@@ -109,6 +115,35 @@ void lutra_t5_qs8_gemm_1x256__avx512vbmi(const WeightView& w, const uint8_t* tab
     }
     t += tiles;
   }
+}
+
+}  // namespace
+
+// Decode (m = 1) streams. Prefill would read every token's tables from the L3 once per step
+// (128 KiB per token at k = 2560); instead the whole steps inside the row range run one group
+// range at a time, small enough that all tokens' tables of it stay in the L2 while every step
+// uses them, adding straight into acc. Rows of partial steps at the edges stream.
+void lutra_t5_qs8_gemm_1x256__avx512vbmi(const WeightView& w, const uint8_t* tables,
+                                         size_t table_stride, int32_t* acc, size_t m,
+                                         size_t n_begin, size_t n_end) {
+  constexpr size_t kStepRows = kTiles * t5_tile_rows;
+  const size_t first = (n_begin + t5_tile_rows - 1) / t5_tile_rows * t5_tile_rows;
+  const size_t steps = n_end > first ? (n_end - first) / kStepRows : 0;
+  if (m == 1 || steps == 0) return gemm_streaming(w, tables, table_stride, acc, m, n_begin, n_end);
+  const size_t last = first + steps * kStepRows;
+  gemm_streaming(w, tables, table_stride, acc, m, n_begin, first);
+  const size_t tile_bytes = t5_tile_bytes(w.k), groups = lut_groups(WeightFormat::t5, w.k);
+  const size_t chunk = std::clamp<size_t>(kPrefillTableBytes / (m * 256), 8, kFlushGroups);
+  for (size_t g0 = 0; g0 < groups; g0 += chunk) {
+    const size_t g1 = std::min(groups, g0 + chunk);
+    for (size_t r = first; r < last; r += kStepRows) {
+      const uint8_t* tile = w.data + r / t5_tile_rows * tile_bytes;
+      for (size_t i = 0; i < m; i++)
+        tiles_dot<int(kTiles), false>(tile, tile_bytes, groups, g0, g1, tables + i * table_stride,
+                                      acc + i * w.n + r);
+    }
+  }
+  gemm_streaming(w, tables, table_stride, acc, m, last, n_end);
 }
 
 }  // namespace lutra
