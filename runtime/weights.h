@@ -54,8 +54,8 @@ enum class WeightFormat : uint8_t {
   //   [256 + 64g, +64)  the code bytes of group g of the tile's 64 rows: byte 16L + b (L = 0..3)
   //                     holds row 8L + b for b < 8 and row 32 + 8L + (b - 8) for b >= 8.
   // The row order is the kernels': unpacklo/hi_epi8 of the looked-up low and high bytes give
-  // the int16 values of rows 0..31 and 32..63 in order, and the weights are read strictly
-  // sequentially. Tables (lut_build): per group g, 256 bytes at 256g: the low bytes of the 128
+  // the int16 values of rows 0..31 and 32..63 in order, and each tile is read strictly
+  // sequentially (the VBMI kernel walks four tiles side by side). Tables (lut_build): per group g, 256 bytes at 256g: the low bytes of the 128
   // int16 entries T[i] = sum_j w_j(i) x_j of the group's activations x (i = 0..121, w_j(i) =
   // base-3 digit j of i, most significant first, minus 1; T[122..127] = 0), then their high
   // bytes. `scale` = mean|W| as for t2.

@@ -88,14 +88,15 @@ inline void tiles_dot(const uint8_t* tile, size_t tile_bytes, size_t groups, siz
   }
 }
 
-// tiles_dot over all groups for 1 <= tiles <= R tiles.
-template <int R>
+// tiles_dot for 1 <= tiles <= R tiles.
+template <int R, bool kStreaming>
 inline void tiles_dot_n(size_t tiles, const uint8_t* tile, size_t tile_bytes, size_t groups,
-                        const uint8_t* tab, int32_t* out) {
+                        size_t g_begin, size_t g_end, const uint8_t* tab, int32_t* out) {
   if constexpr (R > 1) {
-    if (tiles < size_t(R)) return tiles_dot_n<R - 1>(tiles, tile, tile_bytes, groups, tab, out);
+    if (tiles < size_t(R))
+      return tiles_dot_n<R - 1, kStreaming>(tiles, tile, tile_bytes, groups, g_begin, g_end, tab, out);
   }
-  tiles_dot<R, true>(tile, tile_bytes, groups, 0, groups, tab, out);
+  tiles_dot<R, kStreaming>(tile, tile_bytes, groups, g_begin, g_end, tab, out);
 }
 
 // Rows [n_begin, n_end), step by step, each step over all groups for every token: the weights
@@ -113,7 +114,7 @@ void gemm_streaming(const WeightView& w, const uint8_t* tables, size_t table_str
     const uint8_t* tile = w.data + t * tile_bytes;
     for (size_t i = 0; i < m; i++) {  // tokens innermost: the tiles stay in cache
       const uint8_t* tab = tables + i * table_stride;
-      tiles_dot_n<int(kTiles)>(tiles, tile, tile_bytes, groups, tab, out);
+      tiles_dot_n<int(kTiles), true>(tiles, tile, tile_bytes, groups, 0, groups, tab, out);
       std::memcpy(acc + i * w.n + r0, out + (r0 - t * t5_tile_rows), (r1 - r0) * 4);
     }
     t += tiles;
@@ -123,30 +124,30 @@ void gemm_streaming(const WeightView& w, const uint8_t* tables, size_t table_str
 }  // namespace
 
 // Decode (m = 1) streams. Prefill would read every token's tables from the L3 once per step
-// (128 KiB per token at k = 2560); instead the whole steps inside the row range run one group
+// (128 KiB per token at k = 2560); instead the whole tiles inside the row range run one group
 // range at a time, small enough that all tokens' tables of it stay in the L2 while every step
-// uses them, adding straight into acc. Rows of partial steps at the edges stream.
+// uses them, adding straight into acc. Rows of partial tiles at the edges stream.
 void lutra_t5_qs8_gemm_1x256__avx512vbmi(const WeightView& w, const uint8_t* tables,
                                          size_t table_stride, int32_t* acc, size_t m,
                                          size_t n_begin, size_t n_end) {
-  constexpr size_t kStepRows = kTiles * t5_tile_rows;
-  const size_t first = (n_begin + t5_tile_rows - 1) / t5_tile_rows * t5_tile_rows;
-  const size_t steps = n_end > first ? (n_end - first) / kStepRows : 0;
-  if (m == 1 || steps == 0) return gemm_streaming(w, tables, table_stride, acc, m, n_begin, n_end);
-  const size_t last = first + steps * kStepRows;
-  gemm_streaming(w, tables, table_stride, acc, m, n_begin, first);
+  const size_t t_first = (n_begin + t5_tile_rows - 1) / t5_tile_rows;
+  const size_t t_last = n_end / t5_tile_rows;  // whole tiles: [t_first, t_last)
+  if (m == 1 || t_last <= t_first)
+    return gemm_streaming(w, tables, table_stride, acc, m, n_begin, n_end);
+  gemm_streaming(w, tables, table_stride, acc, m, n_begin, t_first * t5_tile_rows);
   const size_t tile_bytes = t5_tile_bytes(w.k), groups = lut_groups(WeightFormat::t5, w.k);
   const size_t chunk = std::clamp<size_t>(kPrefillTableBytes / (m * 256), 8, kFlushGroups);
   for (size_t g0 = 0; g0 < groups; g0 += chunk) {
     const size_t g1 = std::min(groups, g0 + chunk);
-    for (size_t r = first; r < last; r += kStepRows) {
-      const uint8_t* tile = w.data + r / t5_tile_rows * tile_bytes;
+    for (size_t t = t_first; t < t_last; t += kTiles) {
+      const size_t tiles = std::min(kTiles, t_last - t);
+      const uint8_t* tile = w.data + t * tile_bytes;
       for (size_t i = 0; i < m; i++)
-        tiles_dot<int(kTiles), false>(tile, tile_bytes, groups, g0, g1, tables + i * table_stride,
-                                      acc + i * w.n + r);
+        tiles_dot_n<int(kTiles), false>(tiles, tile, tile_bytes, groups, g0, g1,
+                                        tables + i * table_stride, acc + i * w.n + t * t5_tile_rows);
     }
   }
-  gemm_streaming(w, tables, table_stride, acc, m, last, n_end);
+  gemm_streaming(w, tables, table_stride, acc, m, std::max(n_begin, t_last * t5_tile_rows), n_end);
 }
 
 }  // namespace lutra
