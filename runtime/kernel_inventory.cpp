@@ -99,6 +99,7 @@ constexpr Variant<DequantRowFn> dequant_row_variants[] = {
 constexpr Variant<LutBuildFn> lut_build_t5_variants[] = {
     {"t5-lut-build-scalar", Isa::scalar, lutra_t5_lut_build__scalar},
 #if defined(__x86_64__)
+    {"t5-lut-build-avx512", Isa::avx512, lutra_t5_lut_build__avx512},
     {"t5-lut-build-avx512vbmi", Isa::avx512vbmi, lutra_t5_lut_build__avx512vbmi},
 #endif
 };
@@ -106,6 +107,7 @@ constexpr Variant<LutBuildFn> lut_build_t5_variants[] = {
 constexpr Variant<GemmLutFn> gemm_t5_variants[] = {
     {"t5-qs8-gemm-scalar", Isa::scalar, lutra_t5_qs8_gemm__scalar},
 #if defined(__x86_64__)
+    {"t5-qs8-gemm-1x256-avx512", Isa::avx512, lutra_t5_qs8_gemm_1x256__avx512},
     {"t5-qs8-gemm-1x256-avx512vbmi", Isa::avx512vbmi, lutra_t5_qs8_gemm_1x256__avx512vbmi},
 #endif
 };

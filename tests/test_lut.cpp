@@ -479,16 +479,21 @@ TEST_CASE("the dispatcher picks a t5 lut build and gemm under every ISA cap, VBM
   const Isa saved = isa_cap();
   for (Isa cap : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::avx512vnni, Isa::avx512vbmi}) {
     set_isa_cap(cap);
-    CAPTURE(to_string(cap));
+    const std::string cap_name = to_string(cap), gemm = kernels().gemm_t5.name;
+    CAPTURE(cap_name);
     CHECK(bool(kernels().lut_build_t5.fn));
     CHECK(bool(kernels().gemm_t5.fn));
     CHECK(cpu_supports(kernels().gemm_t5.isa));
-    if (cap != Isa::avx512vbmi) {
-      CHECK(std::string(kernels().lut_build_t5.name) == "t5-lut-build-scalar");
-      CHECK(std::string(kernels().gemm_t5.name) == "t5-qs8-gemm-scalar");
-    } else if (cpu_supports(Isa::avx512vbmi)) {
-      CHECK(kernels().gemm_t5.isa == Isa::avx512vbmi);
+    const std::string build = kernels().lut_build_t5.name;
+    if (cap == Isa::scalar || cap == Isa::avx2) {
+      CHECK(build == "t5-lut-build-scalar");
+      CHECK(gemm == "t5-qs8-gemm-scalar");
     }
+    if ((cap == Isa::avx512 || cap == Isa::avx512vnni) && cpu_supports(Isa::avx512)) {
+      CHECK(build == "t5-lut-build-avx512");  // the non-VBMI fallbacks
+      CHECK(gemm == "t5-qs8-gemm-1x256-avx512");
+    }
+    if (cap == Isa::avx512vbmi && cpu_supports(Isa::avx512vbmi)) CHECK(kernels().gemm_t5.isa == Isa::avx512vbmi);
   }
   set_isa_cap(saved);
 }
