@@ -237,10 +237,8 @@ Status write_ternary(ModelWriter& w, const std::string& name, WeightFormat forma
 }
 
 Status write_spm_tokenizer(ModelWriter& w, const std::string& spm_proto) {
-  TensorInfo info;
-  info.name = kTokenizerSpm;
-  info.format = "u8";
-  info.shape = {spm_proto.size()};
+  // Built whole: GCC 12 warned (falsely) about assigning "u8" to a default-made format.
+  TensorInfo info{.name = kTokenizerSpm, .format = "u8", .shape = {spm_proto.size()}};
   return w.add_tensor(std::move(info), std::span<const uint8_t>(
                                            reinterpret_cast<const uint8_t*>(spm_proto.data()), spm_proto.size()));
 }
