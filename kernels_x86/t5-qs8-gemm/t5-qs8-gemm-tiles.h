@@ -3,7 +3,8 @@
 //   template <int R, bool kStreaming> static void Kernel::dot(tile, tile_bytes, groups,
 //                                                             g_begin, g_end, tab, out)
 // adding the sums over groups [g_begin, g_end) of the R tiles' rows (tile r at
-// tile + r * tile_bytes) into out[64r + s] (from g_begin = 0 it sets them; kStreaming: the
+// tile + r * tile_bytes) into out[64r + s] (from g_begin = 0 it first sets them to its
+// starting values: neg[s] or 0; kStreaming: the
 // step reads all its groups in one go, so prefetching ahead pays).
 //
 // Decode (m = 1) streams: each step over all groups for every token, the weights read once.
@@ -74,6 +75,8 @@ void t5_gemm_tiles(const WeightView& w, const uint8_t* tables, size_t table_stri
     return t5_gemm_streaming<Kernel>(w, tables, table_stride, acc, m, n_begin, n_end);
   t5_gemm_streaming<Kernel>(w, tables, table_stride, acc, m, n_begin, t_first * t5_tile_rows);
   const size_t tile_bytes = t5_tile_bytes(w.k), groups = lut_groups(WeightFormat::t5, w.k);
+  // Groups per range: tables of all m tokens within the budget, at least 8 (fewer would
+  // spend more time flushing sums than looking up), at most 48 (one int16 flush).
   const size_t chunk = std::clamp<size_t>(kT5PrefillTableBytes / (m * 256), 8, 48);
   for (size_t g0 = 0; g0 < groups; g0 += chunk) {
     const size_t g1 = std::min(groups, g0 + chunk);
