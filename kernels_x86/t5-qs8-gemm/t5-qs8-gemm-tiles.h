@@ -4,8 +4,8 @@
 //                                                             g_begin, g_end, tab, out)
 // adding the sums over groups [g_begin, g_end) of the R tiles' rows (tile r at
 // tile + r * tile_bytes) into out[64r + s] (from g_begin = 0 it first sets them to its
-// starting values: neg[s] or 0; kStreaming: the
-// step reads all its groups in one go, so prefetching ahead pays).
+// starting values: neg[s] or 0; kStreaming: the step reads all its groups in one go, so
+// prefetching ahead pays).
 //
 // Decode (m = 1) streams: each step over all groups for every token, the weights read once.
 // Prefill would read every token's tables (128 KiB per token at k = 2560) from the L3 once per
