@@ -46,7 +46,7 @@ Result<PackSpec> PackSpec::parse(const std::string& name) {
     return p;
   }
   return Status::error("unknown weight format '" + name +
-                       "' (use f32, f16, t2 (alias i2), t3 (alias tl), or b<bits>g<group>[a] such as b4g32 "
+                       "' (use f32, f16, t2 (alias i2), t3 (alias tl), t5, or b<bits>g<group>[a] such as b4g32 "
                        "(aliases w4g32, q4, q8))");
 }
 
@@ -107,6 +107,32 @@ void pack_t3_from_t2(const uint8_t* t2_packed, size_t n, size_t k, uint8_t* t3_o
           block[32 + 4 * h + bit / 8] |= uint8_t(1u << (bit % 8));
           ++negatives;
         }
+      }
+      for (size_t b = 0; b < 4; ++b) tile[4 * s + b] = uint8_t(uint32_t(negatives) >> (8 * b));
+    }
+  }
+}
+
+void pack_t5_from_t2(const uint8_t* t2_packed, size_t n, size_t k, uint8_t* t5_out) {
+  const size_t tile_bytes = t5_tile_bytes(k), groups = lut_groups(WeightFormat::t5, k);
+  const size_t tiles = (n + t5_tile_rows - 1) / t5_tile_rows;
+  std::memset(t5_out, 0, tiles * tile_bytes);
+  for (size_t t = 0; t < tiles; ++t) {
+    uint8_t* tile = t5_out + t * tile_bytes;
+    for (size_t s = 0; s < t5_tile_rows; ++s) {
+      const size_t r = t * t5_tile_rows + s;
+      const size_t byte = 16 * (s % 32 / 8) + s % 8 + (s >= 32 ? 8 : 0);  // the kernels' row order
+      const uint8_t* row = r < n ? t2_packed + r * t2_row_bytes(k) : nullptr;
+      int32_t negatives = 0;
+      for (size_t g = 0; g < groups; ++g) {
+        int v = 0;  // v = 81(w0+1) + 27(w1+1) + 9(w2+1) + 3(w3+1) + (w4+1); padding weights are 0
+        for (size_t j = 5 * g; j < 5 * g + 5; ++j) {
+          int code = row && j < k ? (row[j / 4] >> (2 * (j % 4))) & 3 : 1;
+          v = 3 * v + (code == 3 ? 1 : code);
+        }
+        const bool negative = v > 121;
+        tile[256 + 64 * g + byte] = uint8_t(negative ? (242 - v) | 128 : v);
+        negatives += negative;
       }
       for (size_t b = 0; b < 4; ++b) tile[4 * s + b] = uint8_t(uint32_t(negatives) >> (8 * b));
     }
@@ -174,7 +200,8 @@ Status write_matrix(ModelWriter& w, const std::string& name, size_t n, size_t k,
       }
       break;
     case WeightFormat::t2:
-    case WeightFormat::t3: {
+    case WeightFormat::t3:
+    case WeightFormat::t5: {
       const float scale = ternarize_t2(n, k, rows, out);
       return write_ternary(w, name, spec.format, n, k, scale, out);
     }
@@ -218,9 +245,10 @@ Status write_ternary(ModelWriter& w, const std::string& name, WeightFormat forma
   info.shape = {n, k};
   info.scale = scale;
   if (format == WeightFormat::t2) return w.add_tensor(std::move(info), t2_packed);
-  std::vector<uint8_t> t3(weight_bytes(WeightFormat::t3, n, k));
-  pack_t3_from_t2(t2_packed.data(), n, k, t3.data());
-  return w.add_tensor(std::move(info), t3);
+  std::vector<uint8_t> packed(weight_bytes(format, n, k));
+  if (format == WeightFormat::t5) pack_t5_from_t2(t2_packed.data(), n, k, packed.data());
+  else pack_t3_from_t2(t2_packed.data(), n, k, packed.data());
+  return w.add_tensor(std::move(info), packed);
 }
 
 Status TensorSteps::step(const std::string& tensor) {
@@ -231,10 +259,8 @@ Status TensorSteps::step(const std::string& tensor) {
 }
 
 static Status write_blob(ModelWriter& w, const char* name, const std::string& blob) {
-  TensorInfo info;
-  info.name = name;
-  info.format = "u8";
-  info.shape = {blob.size()};
+  // Built whole: GCC 12 warned (falsely) about assigning "u8" to a default-made format.
+  TensorInfo info{.name = name, .format = "u8", .shape = {blob.size()}};
   return w.add_tensor(std::move(info),
                       std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(blob.data()), blob.size()));
 }

@@ -14,8 +14,8 @@
 
 namespace lutra {
 
-// Target format of a matrix: "f32", "f16", "t2" (absmean ternary), "t3" (the same ternary
-// weights in the table-lookup layout), "b<bits>g<group>[a]"
+// Target format of a matrix: "f32", "f16", "t2" (absmean ternary), "t3" and "t5" (the same
+// ternary weights in the table-lookup layouts), "b<bits>g<group>[a]"
 // (e.g. "b4g32": 4-bit symmetric in groups of 32; "b4g32a": asymmetric).
 struct PackSpec {
   WeightFormat format = WeightFormat::f32;
@@ -31,13 +31,13 @@ std::string canonical_format_name(const std::string& s);
 // Writes row r of the source matrix (k floats) to out.
 using RowSource = std::function<void(size_t r, float* out)>;
 
-// Quantizes/packs an n x k matrix into `spec` and adds it to the file. Ternary weights (t2, t3)
+// Quantizes/packs an n x k matrix into `spec` and adds it to the file. Ternary weights (t2, t3, t5)
 // use BitNet b1.58's absmean: scale = mean|W|, Wq = clamp(round(W / scale), -1, 1).
 Status write_matrix(ModelWriter& w, const std::string& name, size_t n, size_t k,
                     const PackSpec& spec, const RowSource& rows);
 Status write_vector(ModelWriter& w, const std::string& name, std::span<const float> v);
 // An already-ternarized matrix, given in the t2 layout with its scale, written as `format`
-// (t2 as is, t3 repacked).
+// (t2 as is, t3 and t5 repacked).
 Status write_ternary(ModelWriter& w, const std::string& name, WeightFormat format, size_t n, size_t k,
                      float scale, std::span<const uint8_t> t2_packed);
 
@@ -50,6 +50,8 @@ float ternarize_t2(size_t n, size_t k, const RowSource& rows, std::vector<uint8_
 // The same ternary matrix in the t3 layout (weight_bytes(t3, n, k) bytes, see WeightFormat::t3)
 // from its t2 packing; invalid t2 codes (3) read as 0.
 void pack_t3_from_t2(const uint8_t* t2_packed, size_t n, size_t k, uint8_t* t3_out);
+// The same in the t5 layout (weight_bytes(t5, n, k) bytes, see WeightFormat::t5).
+void pack_t5_from_t2(const uint8_t* t2_packed, size_t n, size_t k, uint8_t* t5_out);
 // Codes, scales and zeros of one row into their sections (see WeightFormat::bq).
 void pack_row_bq(const float* x, size_t k, const PackSpec& spec, uint8_t* codes, uint16_t* scales,
                  uint16_t* zeros);

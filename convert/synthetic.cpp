@@ -179,7 +179,7 @@ Status make_synthetic(const std::string& preset_name, const std::string& output,
   // uniform floats scaled by 1/sqrt(k) so activations keep their size.
   auto mat = [&](const std::string& name, size_t n, size_t k, const PackSpec& spec) -> Status {
     const float scale = 1.0f / std::sqrt(float(k));
-    if (spec.format == WeightFormat::t2 || spec.format == WeightFormat::t3) {
+    if (is_ternary(spec.format)) {
       random_t2(rng, n, k, packed);
       LUTRA_TRY(write_ternary(w, name, spec.format, n, k, scale, packed));
     } else {

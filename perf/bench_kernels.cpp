@@ -9,8 +9,8 @@
 //
 // Names: gemm/<kernel>/<N>x<K>/m<m>/<hot|cold>, where <kernel> is the inventory name of the
 // variant (a bq variant adds @<format>, e.g. bq-f32-gemm-scalar@b4g32), onednn-f32-matmul or
-// onednn-s8s8s32-matmul; the table-lookup t3 kernels appear as the GEMM alone on prebuilt tables
-// (t3-qs8-gemm-*), the table build alone (t3-lut-build-*, hot only) and both per call
+// onednn-s8s8s32-matmul; the table-lookup t3 (and t5) kernels appear as the GEMM alone on prebuilt
+// tables (t3-qs8-gemm-*), the table build alone (t3-lut-build-*, hot only) and both per call
 // (t3-lut-build-*+t3-qs8-gemm-*). Counters: weight_bw = bytes of weights read per call as a rate, and at
 // m > 1 ops = 2·m·N·K per call as a rate. perf/run_kernels.sh turns the JSON into tables.
 //
@@ -206,6 +206,7 @@ std::unique_ptr<LutraSet> build_lutra(const PackSpec& spec, size_t n, size_t k, 
       break;
     case WeightFormat::t2:
     case WeightFormat::t3:  // packed as t2, then converted
+    case WeightFormat::t5:
       row_bytes = t2_row_bytes(k);
       break;
     case WeightFormat::bq:
@@ -229,6 +230,7 @@ std::unique_ptr<LutraSet> build_lutra(const PackSpec& spec, size_t n, size_t k, 
         break;
       case WeightFormat::t2:
       case WeightFormat::t3:
+      case WeightFormat::t5:
         pack_row_t2(row.data(), k, kScale, out);
         break;
       case WeightFormat::bq:
@@ -238,10 +240,12 @@ std::unique_ptr<LutraSet> build_lutra(const PackSpec& spec, size_t n, size_t k, 
         break;
     }
   }
-  if (spec.format == WeightFormat::t3) {  // the same ternary rows in the t3 layout
+  if (spec.format == WeightFormat::t3 || spec.format == WeightFormat::t5) {
+    // the same ternary rows in the table-lookup layout
     std::vector<uint8_t> t2(n * row_bytes);
     fill_rows(t2.data(), n, row_bytes, pool);
-    pack_t3_from_t2(t2.data(), n, k, base);
+    if (spec.format == WeightFormat::t3) pack_t3_from_t2(t2.data(), n, k, base);
+    else pack_t5_from_t2(t2.data(), n, k, base);
   } else {
     fill_rows(base, n, row_bytes, pool);
   }
@@ -332,7 +336,7 @@ void bench_bq_i8(benchmark::State& state, GemmBqI8Fn fn, const PackSpec& spec, c
   state.SetLabel(set->label);
 }
 
-// Table-lookup kernels (t3): the table build of the m tokens alone (build, no gemm), the GEMM
+// Table-lookup kernels (t3, t5): the table build of the m tokens alone (build, no gemm), the GEMM
 // on tables built once before the loop (gemm, no build), or both per call as the runtime runs
 // them (build + gemm). The table build reads no weights; its weight_bw is that of the GEMM it
 // serves, so the three rows compare.
@@ -353,7 +357,8 @@ void bench_lut(benchmark::State& state, LutBuildFn build, GemmLutFn gemm, const 
   auto build_all = [&] {
     for (size_t i = 0; i < m; i++) build(x.data() + i * s.k, s.k, 0, groups, tab + i * stride);
   };
-  LutBuildFn reference_build = kernel_inventory().lut_build_t3.front().fn;
+  const KernelInventory& inv = kernel_inventory();
+  LutBuildFn reference_build = (spec.format == WeightFormat::t5 ? inv.lut_build_t5 : inv.lut_build_t3).front().fn;
   if (!build) {
     for (size_t i = 0; i < m; i++) reference_build(x.data() + i * s.k, s.k, 0, groups, tab + i * stride);
   }
@@ -539,8 +544,8 @@ void add(const std::string& kernel, const Shape& s, size_t m, bool cold,
 
 void register_all() {
   const KernelInventory& inv = kernel_inventory();
-  const PackSpec t2{WeightFormat::t2}, t3{WeightFormat::t3}, f16{WeightFormat::f16},
-      f32{WeightFormat::f32};
+  const PackSpec t2{WeightFormat::t2}, t3{WeightFormat::t3}, t5{WeightFormat::t5},
+      f16{WeightFormat::f16}, f32{WeightFormat::f32};
   const PackSpec bq_specs[] = {PackSpec{WeightFormat::bq, 8, 32, false},
                                PackSpec{WeightFormat::bq, 4, 32, false}};
   for (const Shape& s : kShapes) {
@@ -563,28 +568,33 @@ void register_all() {
             bench_lutra<int8_t, int32_t>(st, fn, t2, s, m, c);
           });
         }
-        // t3 next to t2: each GEMM alone and with the table build of its own ISA (the scalar
-        // build where its ISA has none); each build alone, hot only (it reads no weights).
-        for (const auto& g : inv.gemm_t3) {
-          if (!cpu_supports(g.isa) || (g.isa == Isa::scalar && !(attention_square && m == 1)))
-            continue;
-          Variant<LutBuildFn> b = inv.lut_build_t3.front();
-          for (const auto& v : inv.lut_build_t3)
-            if (v.isa == g.isa) b = v;
-          add(g.name, s, m, cold, [fn = g.fn, s, m, c = copies(t3), t3](benchmark::State& st) {
-            bench_lut(st, nullptr, fn, t3, s, m, c);
-          });
-          add(std::string(b.name) + "+" + g.name, s, m, cold,
-              [bfn = b.fn, fn = g.fn, s, m, c = copies(t3), t3](benchmark::State& st) {
-                bench_lut(st, bfn, fn, t3, s, m, c);
-              });
-        }
-        for (const auto& b : inv.lut_build_t3) {
-          if (cold || !cpu_supports(b.isa) || s.head) continue;
-          add(b.name, s, m, cold, [fn = b.fn, s, m, t3](benchmark::State& st) {
-            bench_lut(st, fn, nullptr, t3, s, m, 1);
-          });
-        }
+        // t3 and t5 next to t2: each GEMM alone and with the table build of its own ISA (the
+        // scalar build where its ISA has none); each build alone, hot only (it reads no weights).
+        auto add_lut = [&](const PackSpec& spec, std::span<const Variant<LutBuildFn>> builds,
+                           std::span<const Variant<GemmLutFn>> gemms) {
+          for (const auto& g : gemms) {
+            if (!cpu_supports(g.isa) || (g.isa == Isa::scalar && !(attention_square && m == 1)))
+              continue;
+            Variant<LutBuildFn> b = builds.front();
+            for (const auto& v : builds)
+              if (v.isa == g.isa) b = v;
+            add(g.name, s, m, cold, [fn = g.fn, s, m, c = copies(spec), spec](benchmark::State& st) {
+              bench_lut(st, nullptr, fn, spec, s, m, c);
+            });
+            add(std::string(b.name) + "+" + g.name, s, m, cold,
+                [bfn = b.fn, fn = g.fn, s, m, c = copies(spec), spec](benchmark::State& st) {
+                  bench_lut(st, bfn, fn, spec, s, m, c);
+                });
+          }
+          for (const auto& b : builds) {
+            if (cold || !cpu_supports(b.isa) || s.head) continue;
+            add(b.name, s, m, cold, [fn = b.fn, s, m, spec](benchmark::State& st) {
+              bench_lut(st, fn, nullptr, spec, s, m, 1);
+            });
+          }
+        };
+        add_lut(t3, inv.lut_build_t3, inv.gemm_t3);
+        add_lut(t5, inv.lut_build_t5, inv.gemm_t5);
         for (const auto& v : inv.gemm_f16) {
           if (!cpu_supports(v.isa) || (v.isa == Isa::scalar && !scalar_ok)) continue;
           add(v.name, s, m, cold, [fn = v.fn, s, m, c = copies(f16), f16](benchmark::State& st) {

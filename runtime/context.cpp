@@ -6,8 +6,10 @@
 namespace lutra {
 
 namespace {
-// Output rows are split across workers in multiples of this (a whole kernel tile).
-constexpr size_t kRowAlign = t3_tile_rows;  // the widest kernel tile (t3: 32 rows)
+// Output rows are split across workers in multiples of this (a whole kernel tile), the same
+// for every format: the FFN's activation step reuses the split of its gate and up rows.
+constexpr size_t kRowAlign = std::max(t3_tile_rows, t5_tile_rows);  // the widest tile (t5: 64)
+size_t align64(size_t bytes) { return (bytes + 63) / 64 * 64; }
 }  // namespace
 
 Result<std::unique_ptr<Context>> Context::create(const Model& model, const ContextParams& p) {
@@ -42,12 +44,17 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   // head is ternary.
   ctx->acc_width_ = ctx->max_width_;
   const WeightView& head = model.weights().output;
-  if (head.format == WeightFormat::t2 || head.format == WeightFormat::t3)
+  if (is_ternary(head.format))
     ctx->acc_width_ = std::max(ctx->acc_width_, head.n);
   ctx->acc_.assign(T * B * ctx->acc_width_, 0);
   // Tables for the widest input, in 64-byte-aligned rows so workers building adjacent groups
-  // of different tokens never share a cache line.
-  ctx->table_stride_ = (lut_table_bytes(WeightFormat::t3, ctx->max_width_) + 63) / 64 * 64;
+  // of different tokens never share a cache line. A token's row holds t3 tables, then t5
+  // tables at table_t5_offset_ (those of the formats the model has: t5's are ~5x t3's).
+  bool has_t5 = false;
+  for (const TensorInfo& t : model.file().tensors()) has_t5 |= t.format == "t5";
+  ctx->table_t5_offset_ = align64(lut_table_bytes(WeightFormat::t3, ctx->max_width_));
+  ctx->table_stride_ = ctx->table_t5_offset_ +
+                       (has_t5 ? align64(lut_table_bytes(WeightFormat::t5, ctx->max_width_)) : 0);
   ctx->tables_storage_.assign(B * ctx->table_stride_ + 64, 0);
   ctx->tables_ = ctx->tables_storage_.data() +
                  (64 - reinterpret_cast<uintptr_t>(ctx->tables_storage_.data()) % 64) % 64;
@@ -90,11 +97,11 @@ Status Context::eval(std::span<const int32_t> tokens) {
 void Context::prepare_input(const float* x, const float* norm, size_t n, float* y, size_t m,
                             std::initializer_list<const WeightView*> consumers, int ith, int nth) {
   const KernelTable& k = kernels();
-  bool quantize = false, tables = false;
+  bool quantize = false, tables = false, tables_t5 = false;
   for (const WeightView* w : consumers) {
-    quantize |= w->format == WeightFormat::t2 || w->format == WeightFormat::t3 ||
-                (bq_int8_ && w->format == WeightFormat::bq);
+    quantize |= is_ternary(w->format) || (bq_int8_ && w->format == WeightFormat::bq);
     tables |= w->format == WeightFormat::t3;
+    tables_t5 |= w->format == WeightFormat::t5;
   }
   // Per token: norm, then int8 (a token's max|x| needs its whole row).
   for (size_t i = size_t(ith); i < m; i += size_t(nth)) {
@@ -102,13 +109,22 @@ void Context::prepare_input(const float* x, const float* norm, size_t n, float* 
     if (quantize) xs_[i] = k.quantize_i8.fn(y + i * n, n, xq_.data() + i * n);
   }
   pool_->barrier();
-  if (!tables) return;
+  if (!tables && !tables_t5) return;
   // Tables: every worker builds its share of the groups of every token (any split gives the
-  // same bytes; even group counts keep workers on separate cache lines).
+  // same bytes; even t3 group counts, and whole t5 groups of 256 bytes, keep workers on
+  // separate cache lines).
   size_t g0, g1;
-  ThreadPool::split(lut_groups(WeightFormat::t3, n), ith, nth, 2, g0, g1);
-  if (g0 < g1)
-    for (size_t i = 0; i < m; ++i) k.lut_build_t3.fn(xq_.data() + i * n, n, g0, g1, tables_ + i * table_stride_);
+  if (tables) {
+    ThreadPool::split(lut_groups(WeightFormat::t3, n), ith, nth, 2, g0, g1);
+    if (g0 < g1)
+      for (size_t i = 0; i < m; ++i) k.lut_build_t3.fn(xq_.data() + i * n, n, g0, g1, tables_ + i * table_stride_);
+  }
+  if (tables_t5) {
+    ThreadPool::split(lut_groups(WeightFormat::t5, n), ith, nth, 1, g0, g1);
+    if (g0 < g1)
+      for (size_t i = 0; i < m; ++i)
+        k.lut_build_t5.fn(xq_.data() + i * n, n, g0, g1, tables_ + table_t5_offset_ + i * table_stride_);
+  }
   pool_->barrier();
 }
 
@@ -125,10 +141,13 @@ void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_
       else k.gemm_bq.fn(w, in.x, y, m, r0, r1);
       break;
     case WeightFormat::t2:
-    case WeightFormat::t3: {
+    case WeightFormat::t3:
+    case WeightFormat::t5: {
       // y = (Wq · xq) * mean|W| / s, from exact int32 sums.
       int32_t* acc = acc_.data() + size_t(ith) * size_t(n_batch_) * acc_width_;
       if (w.format == WeightFormat::t2) k.gemm_t2.fn(w, in.xq, acc, m, r0, r1);
+      else if (w.format == WeightFormat::t5)
+        k.gemm_t5.fn(w, in.tables + table_t5_offset_, table_stride_, acc, m, r0, r1);
       else k.gemm_t3.fn(w, in.tables, table_stride_, acc, m, r0, r1);
       for (size_t i = 0; i < m; ++i) {
         float s = w.scale / in.xs[i];

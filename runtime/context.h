@@ -92,6 +92,7 @@ class Context {
   std::vector<uint8_t> tables_storage_;
   uint8_t* tables_ = nullptr;  // lookup tables (n_batch, table_stride_), 64-byte aligned
   size_t table_stride_ = 0;
+  size_t table_t5_offset_ = 0;  // t5 tables within a token's row (after the t3 tables)
   std::vector<float> scores_; // per worker: attention scores (n_ctx)
   std::vector<float> logits_; // (n_batch or 1, vocab)
   const float* logits_last_ = nullptr;

@@ -92,6 +92,8 @@ KernelTable build(Isa cap) {
       .silu_mul = pick(inv.silu_mul, cap),
       .relu2_mul = pick(inv.relu2_mul, cap),
       .dequant_row = pick(inv.dequant_row, cap),
+      .lut_build_t5 = pick(inv.lut_build_t5, cap),
+      .gemm_t5 = pick(inv.gemm_t5, cap),
   };
 }
 

@@ -97,6 +97,22 @@ constexpr Variant<DequantRowFn> dequant_row_variants[] = {
     {"dequant-row-scalar", Isa::scalar, lutra_dequant_row__scalar},
 };
 
+constexpr Variant<LutBuildFn> lut_build_t5_variants[] = {
+    {"t5-lut-build-scalar", Isa::scalar, lutra_t5_lut_build__scalar},
+#if defined(__x86_64__)
+    {"t5-lut-build-avx512", Isa::avx512, lutra_t5_lut_build__avx512},
+    {"t5-lut-build-avx512vbmi", Isa::avx512vbmi, lutra_t5_lut_build__avx512vbmi},
+#endif
+};
+
+constexpr Variant<GemmLutFn> gemm_t5_variants[] = {
+    {"t5-qs8-gemm-scalar", Isa::scalar, lutra_t5_qs8_gemm__scalar},
+#if defined(__x86_64__)
+    {"t5-qs8-gemm-1x256-avx512", Isa::avx512, lutra_t5_qs8_gemm_1x256__avx512},
+    {"t5-qs8-gemm-1x256-avx512vbmi", Isa::avx512vbmi, lutra_t5_qs8_gemm_1x256__avx512vbmi},
+#endif
+};
+
 }  // namespace
 
 const KernelInventory& kernel_inventory() {
@@ -116,6 +132,8 @@ const KernelInventory& kernel_inventory() {
       .silu_mul = silu_mul_variants,
       .relu2_mul = relu2_mul_variants,
       .dequant_row = dequant_row_variants,
+      .lut_build_t5 = lut_build_t5_variants,
+      .gemm_t5 = gemm_t5_variants,
   };
   return inventory;
 }

@@ -27,6 +27,10 @@ void lutra_t3_lut_build__scalar(const int8_t* xq, size_t k, size_t group_begin,
                                  size_t group_end, uint8_t* table);
 void lutra_t3_qs8_gemm__scalar(const WeightView& w, const uint8_t* tables, size_t table_stride,
                                int32_t* acc, size_t m, size_t n_begin, size_t n_end);
+void lutra_t5_lut_build__scalar(const int8_t* xq, size_t k, size_t group_begin,
+                                 size_t group_end, uint8_t* table);
+void lutra_t5_qs8_gemm__scalar(const WeightView& w, const uint8_t* tables, size_t table_stride,
+                               int32_t* acc, size_t m, size_t n_begin, size_t n_end);
 float lutra_f32_qs8_quantize__scalar(const float* x, size_t k, int8_t* xq);
 void lutra_f32_rmsnorm__scalar(const float* x, const float* w, float* y, size_t n, float eps);
 void lutra_f32_softmax__scalar(float* x, size_t n);
@@ -71,6 +75,18 @@ void lutra_bq_qs8_gemm_1x4__avx512(const WeightView& w, const int8_t* xq, const 
 void lutra_t3_qs8_gemm_1x32__avx512(const WeightView& w, const uint8_t* tables,
                                     size_t table_stride, int32_t* acc, size_t m,
                                     size_t n_begin, size_t n_end);
+void lutra_t5_lut_build__avx512(const int8_t* xq, size_t k, size_t group_begin, size_t group_end,
+                                uint8_t* table);
+void lutra_t5_qs8_gemm_1x256__avx512(const WeightView& w, const uint8_t* tables,
+                                     size_t table_stride, int32_t* acc, size_t m,
+                                     size_t n_begin, size_t n_end);
+
+// ---- AVX-512 F/BW/VL/DQ + VBMI (kernels_x86/*/*-avx512vbmi.cpp) -----------------------------
+void lutra_t5_lut_build__avx512vbmi(const int8_t* xq, size_t k, size_t group_begin,
+                                    size_t group_end, uint8_t* table);
+void lutra_t5_qs8_gemm_1x256__avx512vbmi(const WeightView& w, const uint8_t* tables,
+                                         size_t table_stride, int32_t* acc, size_t m,
+                                         size_t n_begin, size_t n_end);
 #endif
 
 }  // namespace lutra

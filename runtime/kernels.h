@@ -111,6 +111,8 @@ struct KernelInventory {
   std::span<const Variant<AttentionFn>> attention;
   std::span<const Variant<GluFn>> silu_mul, relu2_mul;
   std::span<const Variant<DequantRowFn>> dequant_row;
+  std::span<const Variant<LutBuildFn>> lut_build_t5;
+  std::span<const Variant<GemmLutFn>> gemm_t5;
 };
 const KernelInventory& kernel_inventory();
 
@@ -128,6 +130,8 @@ struct KernelTable {
   Variant<AttentionFn> attention;
   Variant<GluFn> silu_mul, relu2_mul;
   Variant<DequantRowFn> dequant_row;
+  Variant<LutBuildFn> lut_build_t5;
+  Variant<GemmLutFn> gemm_t5;
 };
 
 // What this CPU can run (the hardware, whatever the cap: tests run every variant it can).

@@ -44,6 +44,18 @@ inline T3Group t3_group(const WeightView& w, size_t r, size_t g) {
 // Weight j (0..2) of the pattern with magnitude index i: v = 9(w0+1) + 3(w1+1) + (w2+1).
 inline int t3_weight(int i, int j) { return (j == 0 ? i / 9 : j == 1 ? i / 3 % 3 : i % 3) - 1; }
 
+// The code byte of group g of row r of a t5 tensor (WeightFormat::t5): index | sign << 7.
+inline uint8_t t5_code(const WeightView& w, size_t r, size_t g) {
+  const size_t s = r % t5_tile_rows, L = s % 32 / 8, b = s % 8 + (s >= 32 ? 8 : 0);
+  return w.data[(r / t5_tile_rows) * t5_tile_bytes(w.k) + 256 + 64 * g + 16 * L + b];
+}
+// Weight j (0..4) of the pattern with magnitude index i: base-3 digit j of i, most significant
+// first, minus 1.
+inline int t5_weight(int i, int j) {
+  for (int d = j; d < 4; d++) i /= 3;
+  return i % 3 - 1;
+}
+
 // Weight (r, j) of a bq tensor as a float: s * (q - z).
 struct BqRow {
   const uint8_t* codes;
@@ -156,6 +168,41 @@ void lutra_t3_qs8_gemm__scalar(const WeightView& w, const uint8_t* tables, size_
   }
 }
 
+void lutra_t5_lut_build__scalar(const int8_t* xq, size_t k, size_t group_begin,
+                                 size_t group_end, uint8_t* table) {
+  for (size_t g = group_begin; g < group_end; g++) {
+    int32_t x[5];
+    for (size_t j = 0; j < 5; j++) x[j] = 5 * g + j < k ? xq[5 * g + j] : 0;  // zero padding
+    uint8_t* lo = table + 256 * g;
+    uint8_t* hi = lo + 128;
+    for (int i = 0; i < 128; i++) {
+      int32_t t = 0;
+      if (i < 122)
+        for (int j = 0; j < 5; j++) t += t5_weight(i, j) * x[j];
+      lo[i] = uint8_t(uint32_t(t) & 0xff);
+      hi[i] = uint8_t((uint32_t(t) >> 8) & 0xff);
+    }
+  }
+}
+
+void lutra_t5_qs8_gemm__scalar(const WeightView& w, const uint8_t* tables, size_t table_stride,
+                               int32_t* acc, size_t m, size_t n_begin, size_t n_end) {
+  const size_t groups = lut_groups(WeightFormat::t5, w.k);
+  for (size_t i = 0; i < m; i++) {
+    const uint8_t* tab = tables + i * table_stride;
+    for (size_t r = n_begin; r < n_end; r++) {
+      int32_t sum = 0;
+      for (size_t g = 0; g < groups; g++) {
+        const uint8_t code = t5_code(w, r, g), index = code & 127;
+        const uint8_t* lo = tab + 256 * g;
+        int32_t t = int16_t(uint16_t(lo[index] | lo[128 + index] << 8));
+        sum += code & 128 ? -t : t;
+      }
+      acc[i * w.n + r] = sum;
+    }
+  }
+}
+
 float lutra_f32_qs8_quantize__scalar(const float* x, size_t k, int8_t* xq) {
   float amax = 0.0f;
   for (size_t j = 0; j < k; j++) amax = std::max(amax, std::fabs(x[j]));
@@ -254,6 +301,13 @@ void lutra_dequant_row__scalar(const WeightView& w, size_t r, float* out) {
         T3Group p = t3_group(w, r, j / 3);
         int v = t3_weight(p.index, int(j % 3));
         out[j] = w.scale * float(p.negative ? -v : v);
+      }
+      return;
+    case WeightFormat::t5:
+      for (size_t j = 0; j < w.k; j++) {
+        const uint8_t code = t5_code(w, r, j / 5);
+        const int v = t5_weight(code & 127, int(j % 5));
+        out[j] = w.scale * float(code & 128 ? -v : v);
       }
       return;
   }

@@ -47,7 +47,7 @@ struct TensorInfo {
   std::vector<uint64_t> shape;   // 1 or 2 dims
   uint64_t offset = 0, bytes = 0;
   uint64_t xxh64 = 0;
-  float scale = 1.0f;            // t2, t3: mean|W|
+  float scale = 1.0f;            // t2, t3, t5: mean|W|
   int bits = 0, group = 0;       // bq
   bool asymmetric = false;       // bq
 };

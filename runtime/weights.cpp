@@ -9,13 +9,14 @@ std::string_view to_string(WeightFormat f) {
     case WeightFormat::t2: return "t2";
     case WeightFormat::bq: return "bq";
     case WeightFormat::t3: return "t3";
+    case WeightFormat::t5: return "t5";
   }
   return "?";
 }
 
 bool parse_weight_format(std::string_view s, WeightFormat& out) {
   for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::t2, WeightFormat::bq,
-                         WeightFormat::t3}) {
+                         WeightFormat::t3, WeightFormat::t5}) {
     if (s == to_string(f)) {
       out = f;
       return true;
@@ -35,6 +36,7 @@ size_t weight_bytes(WeightFormat f, size_t n, size_t k, int bits, int group, boo
       return n * bq_code_bytes_per_row(k, bits) + groups * 2 * (asymmetric ? 2 : 1);
     }
     case WeightFormat::t3: return (n + t3_tile_rows - 1) / t3_tile_rows * t3_tile_bytes(k);
+    case WeightFormat::t5: return (n + t5_tile_rows - 1) / t5_tile_rows * t5_tile_bytes(k);
   }
   return 0;
 }
@@ -42,6 +44,7 @@ size_t weight_bytes(WeightFormat f, size_t n, size_t k, int bits, int group, boo
 size_t lut_groups(WeightFormat f, size_t k) {
   switch (f) {
     case WeightFormat::t3: return ((k + 2) / 3 + 1) / 2 * 2;
+    case WeightFormat::t5: return (k + 4) / 5;
     default: return 0;
   }
 }
@@ -49,6 +52,7 @@ size_t lut_groups(WeightFormat f, size_t k) {
 size_t lut_table_bytes(WeightFormat f, size_t k) {
   switch (f) {
     case WeightFormat::t3: return lut_groups(f, k) * 32;
+    case WeightFormat::t5: return lut_groups(f, k) * 256;
     default: return 0;
   }
 }

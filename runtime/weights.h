@@ -40,29 +40,58 @@ enum class WeightFormat : uint8_t {
   // lo/hi are the low and high bytes of the 16 int16 entries T[i] = sum_j w_j(i) x_j of the
   // group's activations x (i = 0..13; T[14] = T[15] = 0). `scale` = mean|W| as for t2.
   t3,
+  // Ternary for table lookup with 128-entry tables (AVX-512 VBMI vpermi2b; design.md §3), one
+  // byte per 5 weights (1.6 bits/weight), in tiles of 64 rows (t5_tile_rows). Along k, weights
+  // go in groups of 5 (k padded with zero weights to G = lut_groups(t5, k) = ceil(k/5) groups),
+  // one pattern per group v = 81(w0+1) + 27(w1+1) + 9(w2+1) + 3(w3+1) + (w4+1) in [0, 242]
+  // (121: all zero), folded to a magnitude index 0..121 and a sign: v <= 121 is stored as
+  // (v, +), v > 121 as (242 - v, -). The code byte is index | sign << 7 (vpermi2b reads only
+  // bits 0..6 of an index byte, so the byte is the index as it stands; bit 7 is the sign).
+  // Tile t (rows 64t .. 64t+63; rows past n are padding: all zero weights) is
+  // t5_tile_bytes(k) bytes at offset t * t5_tile_bytes(k):
+  //   [0, 256)          int32 little-endian neg[s], s = 0..63: how many groups of row 64t+s are
+  //                     negative (kernels that negate by bitwise not add it back: -T = ~T + 1);
+  //   [256 + 64g, +64)  the code bytes of group g of the tile's 64 rows: byte 16L + b (L = 0..3)
+  //                     holds row 8L + b for b < 8 and row 32 + 8L + (b - 8) for b >= 8.
+  // The row order is the kernels': unpacklo/hi_epi8 of the looked-up low and high bytes give
+  // the int16 values of rows 0..31 and 32..63 in order, and each tile is read strictly
+  // sequentially (the VBMI kernel walks four tiles side by side). Tables (lut_build): per group g, 256 bytes at 256g: the low bytes of the 128
+  // int16 entries T[i] = sum_j w_j(i) x_j of the group's activations x (i = 0..121, w_j(i) =
+  // base-3 digit j of i, most significant first, minus 1; T[122..127] = 0), then their high
+  // bytes. `scale` = mean|W| as for t2.
+  t5,
 };
 
 std::string_view to_string(WeightFormat f);
 bool parse_weight_format(std::string_view s, WeightFormat& out);
 
 inline size_t t2_row_bytes(size_t k) { return (k + 3) / 4; }
+// Ternary formats: exact int32 sums against int8 activations, scaled by mean|W|.
+inline bool is_ternary(WeightFormat f) {
+  return f == WeightFormat::t2 || f == WeightFormat::t3 || f == WeightFormat::t5;
+}
 inline size_t bq_code_bytes_per_row(size_t k, int bits) { return (k * size_t(bits) + 7) / 8; }
 
 // Table-lookup formats. Groups per token (and per weight row), with padding: t3: ceil(k/3)
-// rounded up to even (0 for formats without tables).
+// rounded up to even, t5: ceil(k/5) (0 for formats without tables).
 size_t lut_groups(WeightFormat f, size_t k);
-// Bytes of one token's tables (lut_build output): t3: 32 per group (0 for non-LUT formats).
+// Bytes of one token's tables (lut_build output): t3: 32 per group, t5: 256 per group (0 for
+// non-LUT formats).
 size_t lut_table_bytes(WeightFormat f, size_t k);
 constexpr size_t t3_tile_rows = 32;
 inline size_t t3_tile_bytes(size_t k) {
   return 128 + lut_groups(WeightFormat::t3, k) / 2 * 40;
 }
 
+// t5 (see WeightFormat::t5): groups per token are ceil(k/5); tables take 256 bytes per group.
+constexpr size_t t5_tile_rows = 64;
+inline size_t t5_tile_bytes(size_t k) { return 256 + (k + 4) / 5 * 64; }
+
 struct WeightView {
   WeightFormat format = WeightFormat::f32;
   size_t n = 0, k = 0;        // output rows, input columns
   const uint8_t* data = nullptr;
-  float scale = 1.0f;         // t2, t3: mean|W|
+  float scale = 1.0f;         // t2, t3, t5: mean|W|
   int bits = 0, group = 0;    // bq
   bool asymmetric = false;    // bq: zeros section present
 

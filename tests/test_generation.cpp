@@ -317,6 +317,55 @@ TEST_CASE("a ternary LM head (t2 or t3) gives identical logits for every token, 
   }
 }
 
+TEST_CASE("the same ternary model packed as t2, t3 and t5 gives bit-identical logits under every ISA cap and thread count") {
+  // The t5 layout (groups of 5, 128-entry tables) runs its VBMI kernels where the CPU has them
+  // and the scalar reference under every lower cap; the head is packed t5 too, so its table
+  // build and row tiles (64 rows, a multiple of the workers' row split) are covered.
+  TempDir tmp;
+  ConvertOptions t2_opts, t3_opts, t5_opts;
+  t2_opts.embedding = "t2";
+  t3_opts.weights = t3_opts.embedding = "t3";
+  t5_opts.weights = t5_opts.embedding = "t5";
+  REQUIRE(make_synthetic("tiny", tmp.file("t2.lutra"), t2_opts).ok());
+  REQUIRE(make_synthetic("tiny", tmp.file("t3.lutra"), t3_opts).ok());
+  REQUIRE(make_synthetic("tiny", tmp.file("t5.lutra"), t5_opts).ok());
+  auto m2 = Model::load(tmp.file("t2.lutra"));
+  auto m3 = Model::load(tmp.file("t3.lutra"));
+  auto m5 = Model::load(tmp.file("t5.lutra"));
+  REQUIRE(m2.ok());
+  REQUIRE(m3.ok());
+  REQUIRE_MESSAGE(m5.ok(), m5.message());
+  CHECK((*m5)->weights().layers[0].wq.format == WeightFormat::t5);
+  CHECK((*m5)->weights().output.format == WeightFormat::t5);
+  const std::vector<int32_t> prompt = (*m2)->tokenizer().encode("Once upon a time there was a dog", true);
+  const size_t vocab = size_t((*m2)->config().vocab_size);
+  const Isa before = isa_cap();
+  for (Isa cap : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::avx512vnni, Isa::avx512vbmi}) {
+    if (cap != Isa::scalar && !cpu_supports(cap)) continue;
+    set_isa_cap(cap);
+    for (int threads : {1, 2}) {
+      CAPTURE(to_string(cap));
+      CAPTURE(threads);
+      // Prefill (batched) and one decode step, both compared logit for logit.
+      auto c2 = make_context(**m2, threads, 4);
+      auto c3 = make_context(**m3, threads, 4);
+      auto c5 = make_context(**m5, threads, 4);
+      REQUIRE(c2->eval(prompt).ok());
+      REQUIRE(c3->eval(prompt).ok());
+      REQUIRE(c5->eval(prompt).ok());
+      CHECK(std::memcmp(c2->logits(), c3->logits(), vocab * sizeof(float)) == 0);
+      CHECK(std::memcmp(c2->logits(), c5->logits(), vocab * sizeof(float)) == 0);
+      const int32_t next = int32_t(argmax(c2->logits(), vocab));
+      REQUIRE(c2->eval(std::span<const int32_t>(&next, 1)).ok());
+      REQUIRE(c3->eval(std::span<const int32_t>(&next, 1)).ok());
+      REQUIRE(c5->eval(std::span<const int32_t>(&next, 1)).ok());
+      CHECK(std::memcmp(c2->logits(), c3->logits(), vocab * sizeof(float)) == 0);
+      CHECK(std::memcmp(c2->logits(), c5->logits(), vocab * sizeof(float)) == 0);
+    }
+  }
+  set_isa_cap(before);
+}
+
 TEST_CASE("generation stops with an error when the model produces non-finite logits") {
   TempDir tmp;
   const std::string path = tmp.file("nan.lutra");

@@ -1,6 +1,6 @@
-// Table-lookup ternary kernels (t3): every table build writes the same bytes (whole or in group
-// ranges), and every t3 GEMM, on tables from every build, equals the t2 multiply-add reference
-// bit for bit on the same ternary matrix. The t3 packing also round-trips through the file.
+// Table-lookup ternary kernels (t3, t5): every table build writes the same bytes (whole or in group
+// ranges), and every t3 or t5 GEMM, on tables from every build, equals the t2 multiply-add reference
+// bit for bit on the same ternary matrix. Both packings also round-trip through the file.
 // Variants the CPU cannot run are skipped with a message.
 #include <doctest/doctest.h>
 
@@ -276,6 +276,224 @@ TEST_CASE("the dispatcher picks a t3 lut build and gemm under every ISA cap") {
       CHECK(std::string(kernels().lut_build_t3.name) == "t3-lut-build-scalar");
       CHECK(std::string(kernels().gemm_t3.name) == "t3-qs8-gemm-scalar");
     }
+  }
+  set_isa_cap(saved);
+}
+
+// ---- t5: sign-folded groups of 5, 128-entry tables (AVX-512 VBMI) ----------------------------
+
+namespace {
+
+// Row counts around the 64-row tile and the two-tile step; k around groups of 5 and the
+// kernels' 48-group int16 flush (240 columns).
+const size_t kNs5[] = {1, 5, 63, 64, 65, 100, 128, 129, 200, 320};
+const size_t kKs5[] = {1, 2, 4, 5, 6, 9, 10, 11, 96, 239, 240, 241, 481, 2560};
+
+}  // namespace
+
+TEST_CASE("t5 tables hold the exact sums of each magnitude pattern, padded groups and entries are zero") {
+  std::mt19937 rng(21);
+  for (size_t k : kKs5) {
+    CAPTURE(k);
+    const size_t groups = lut_groups(WeightFormat::t5, k);
+    REQUIRE(groups == (k + 4) / 5);
+    REQUIRE(lut_table_bytes(WeightFormat::t5, k) == groups * 256);
+    for (Acts a : {Acts::random, Acts::min, Acts::extremes}) {
+      std::vector<int8_t> x = make_acts(rng, k, a);
+      std::vector<uint8_t> tab(lut_table_bytes(WeightFormat::t5, k), 0xAA);
+      lutra_t5_lut_build__scalar(x.data(), k, 0, groups, tab.data());
+      for (size_t g = 0; g < groups; g++) {
+        for (int i = 0; i < 128; i++) {
+          // Pattern i's weights, written out independently: base-3 digits of i, minus 1.
+          const int w[5] = {i / 81 - 1, i / 27 % 3 - 1, i / 9 % 3 - 1, i / 3 % 3 - 1, i % 3 - 1};
+          int want = 0;
+          for (int j = 0; j < 5 && i < 122; j++)
+            if (5 * g + size_t(j) < k) want += w[j] * x[5 * g + size_t(j)];
+          const size_t at = 256 * g + size_t(i);
+          const int got = int16_t(uint16_t(tab[at] | tab[at + 128] << 8));
+          REQUIRE(got == want);
+        }
+      }
+    }
+  }
+  CHECK(lut_table_bytes(WeightFormat::t5, 2560) == 512 * 256);
+}
+
+TEST_CASE("t5 table build variants write identical bytes, whole and built in two group ranges") {
+  std::mt19937 rng(22);
+  const auto builds = runnable(kernel_inventory().lut_build_t5);
+  for (size_t k : kKs5) {
+    for (Acts a : {Acts::random, Acts::min, Acts::max, Acts::extremes}) {
+      CAPTURE(k);
+      const size_t groups = lut_groups(WeightFormat::t5, k), bytes = groups * 256;
+      std::vector<int8_t> x = make_acts(rng, k, a);
+      std::vector<uint8_t> ref(bytes, 0x55);
+      lutra_t5_lut_build__scalar(x.data(), k, 0, groups, ref.data());
+      std::uniform_int_distribution<size_t> d(0, groups);
+      for (const auto& v : builds) {
+        const std::string build = v.name;
+        CAPTURE(build);
+        std::vector<uint8_t> whole(bytes + 64, 0x77);  // 64 guard bytes must stay untouched
+        v.fn(x.data(), k, 0, groups, whole.data());
+        CHECK(std::memcmp(whole.data(), ref.data(), bytes) == 0);
+        CHECK(std::all_of(whole.begin() + long(bytes), whole.end(), [](uint8_t b) { return b == 0x77; }));
+        for (size_t cut : {size_t(0), groups / 2, d(rng), groups}) {
+          std::vector<uint8_t> parts(bytes, 0x33);
+          v.fn(x.data(), k, 0, cut, parts.data());
+          v.fn(x.data(), k, cut, groups, parts.data());
+          CAPTURE(cut);
+          CHECK(std::memcmp(parts.data(), ref.data(), bytes) == 0);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("t5 lut gemm variants equal the t2 multiply-add reference bit for bit over ragged shapes and row splits") {
+  std::mt19937 rng(23);
+  const auto builds = runnable(kernel_inventory().lut_build_t5);
+  const auto gemms = runnable(kernel_inventory().gemm_t5);
+  constexpr int32_t kUntouched = 0x7eadbeef;
+  size_t cases = 0;
+  for (size_t n : kNs5)
+    for (size_t k : kKs5)
+      for (size_t m : kMs) {
+        // Every shape gets random weights and activations; the extremes rotate through shapes
+        // (all -1 or +1 weights against -128/127 activations test the int16 sums' headroom).
+        const WKind wk[] = {WKind::random, WKind::minus_one, WKind::plus_one, WKind::sparse};
+        const Acts ak[] = {Acts::random, Acts::min, Acts::max, Acts::extremes};
+        std::vector<std::pair<WKind, Acts>> kinds{{WKind::random, Acts::random}};
+        kinds.push_back({wk[cases % 4], ak[(cases / 4) % 4]});
+        kinds.push_back({wk[(cases + 1) % 4], ak[(cases + 2) % 4]});
+        cases++;
+        for (auto [wkind, akind] : kinds) {
+          CAPTURE(n);
+          CAPTURE(k);
+          CAPTURE(m);
+          CAPTURE(int(wkind));
+          CAPTURE(int(akind));
+          std::vector<uint8_t> t2 = make_t2(rng, n, k, wkind);
+          std::vector<uint8_t> t5(weight_bytes(WeightFormat::t5, n, k));
+          pack_t5_from_t2(t2.data(), n, k, t5.data());
+          const WeightView w2{.format = WeightFormat::t2, .n = n, .k = k, .data = t2.data(), .scale = 0.5f};
+          const WeightView w5{.format = WeightFormat::t5, .n = n, .k = k, .data = t5.data(), .scale = 0.5f};
+          std::vector<int8_t> x = make_acts(rng, m * k, akind);
+          std::vector<int32_t> want(m * n);
+          lutra_t2_qs8_gemm__scalar(w2, x.data(), want.data(), m, 0, n);
+
+          const size_t groups = lut_groups(WeightFormat::t5, k);
+          const size_t stride = lut_table_bytes(WeightFormat::t5, k) + 96;  // not a multiple of 64
+          for (const auto& b : builds) {
+            std::vector<uint8_t> tables(m * stride, 0);
+            for (size_t i = 0; i < m; i++) b.fn(x.data() + i * k, k, 0, groups, tables.data() + i * stride);
+            for (const auto& g : gemms) {
+              const std::string build = b.name, gemm = g.name;
+              CAPTURE(build);
+              CAPTURE(gemm);
+              for (const auto& cut : splits(rng, n)) {
+                for (size_t p = 0; p + 1 < cut.size(); p++) {
+                  const size_t r0 = cut[p], r1 = cut[p + 1];
+                  std::vector<int32_t> got(m * n, kUntouched);
+                  g.fn(w5, tables.data(), stride, got.data(), m, r0, r1);
+                  bool ok = true;
+                  for (size_t i = 0; i < m; i++)
+                    for (size_t r = 0; r < n; r++)
+                      ok &= got[i * n + r] == (r >= r0 && r < r1 ? want[i * n + r] : kUntouched);
+                  CAPTURE(r0);
+                  CAPTURE(r1);
+                  REQUIRE(ok);
+                }
+              }
+            }
+          }
+        }
+      }
+}
+
+TEST_CASE("t5 packing reads back through dequant_row as the same ternary weights as t2") {
+  TempDir tmp;
+  const std::string path = tmp.file("t5.lutra");
+  struct M {
+    size_t n, k;
+    std::vector<float> w;
+  };
+  std::vector<M> ms;
+  std::mt19937 rng(24);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  for (auto [n, k] : {std::pair<size_t, size_t>{1, 1}, {5, 4}, {33, 7}, {65, 130}, {129, 96}}) {
+    M m{n, k, std::vector<float>(n * k)};
+    for (float& v : m.w) v = d(rng) * d(rng) * 3.0f;  // heavy tails: some clamping
+    ms.push_back(std::move(m));
+  }
+  {
+    auto w = ModelWriter::create(path);
+    REQUIRE_MESSAGE(w.ok(), w.message());
+    for (size_t i = 0; i < ms.size(); i++) {
+      for (const char* f : {"t2", "t5"}) {
+        auto spec = PackSpec::parse(f);
+        REQUIRE(spec.ok());
+        CHECK(spec->to_string() == f);
+        const M& m = ms[i];
+        Status s = write_matrix(**w, std::string(f) + "." + std::to_string(i), m.n, m.k, *spec,
+                                [&](size_t r, float* out) { std::memcpy(out, m.w.data() + r * m.k, m.k * 4); });
+        REQUIRE_MESSAGE(s.ok(), s.message());
+      }
+    }
+    REQUIRE((*w)->finish("{}").ok());
+  }
+  auto f = ModelFile::open(path);
+  REQUIRE_MESSAGE(f.ok(), f.message());
+  REQUIRE((*f)->verify().ok());
+  for (size_t i = 0; i < ms.size(); i++) {
+    const TensorInfo* a = (*f)->find("t2." + std::to_string(i));
+    const TensorInfo* b = (*f)->find("t5." + std::to_string(i));
+    REQUIRE(a);
+    REQUIRE(b);
+    WeightView v2 = weight_view(**f, *a), v5 = weight_view(**f, *b);
+    CHECK(v5.format == WeightFormat::t5);
+    CHECK(v5.scale == v2.scale);
+    CHECK(b->bytes == weight_bytes(WeightFormat::t5, ms[i].n, ms[i].k));
+    std::vector<float> r2(v2.k), r5(v5.k);
+    for (size_t r = 0; r < v2.n; r++) {
+      kernels().dequant_row.fn(v2, r, r2.data());
+      kernels().dequant_row.fn(v5, r, r5.data());
+      CAPTURE(i);
+      CAPTURE(r);
+      CHECK(std::memcmp(r2.data(), r5.data(), v2.k * 4) == 0);
+    }
+  }
+}
+
+TEST_CASE("t5 is 1.6 bits per weight plus a 4-byte count per row, and parses as a weight format") {
+  WeightFormat f;
+  REQUIRE(parse_weight_format("t5", f));
+  CHECK(f == WeightFormat::t5);
+  CHECK(to_string(WeightFormat::t5) == "t5");
+  // 2560 x 2560: 40 tiles of 256 + 512 * 64 bytes.
+  CHECK(weight_bytes(WeightFormat::t5, 2560, 2560) == 40 * (256 + 512 * 64));
+  CHECK(weight_bytes(WeightFormat::t5, 65, 5) == 2 * (256 + 64));
+  CHECK(weight_bytes(WeightFormat::t5, 0, 5) == 0);
+}
+
+TEST_CASE("the dispatcher picks a t5 lut build and gemm under every ISA cap, VBMI only where the CPU has it") {
+  const Isa saved = isa_cap();
+  for (Isa cap : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::avx512vnni, Isa::avx512vbmi}) {
+    set_isa_cap(cap);
+    const std::string cap_name = to_string(cap), gemm = kernels().gemm_t5.name;
+    CAPTURE(cap_name);
+    CHECK(bool(kernels().lut_build_t5.fn));
+    CHECK(bool(kernels().gemm_t5.fn));
+    CHECK(cpu_supports(kernels().gemm_t5.isa));
+    const std::string build = kernels().lut_build_t5.name;
+    if (cap == Isa::scalar || cap == Isa::avx2) {
+      CHECK(build == "t5-lut-build-scalar");
+      CHECK(gemm == "t5-qs8-gemm-scalar");
+    }
+    if ((cap == Isa::avx512 || cap == Isa::avx512vnni) && cpu_supports(Isa::avx512)) {
+      CHECK(build == "t5-lut-build-avx512");  // the non-VBMI fallbacks
+      CHECK(gemm == "t5-qs8-gemm-1x256-avx512");
+    }
+    if (cap == Isa::avx512vbmi && cpu_supports(Isa::avx512vbmi)) CHECK(kernels().gemm_t5.isa == Isa::avx512vbmi);
   }
   set_isa_cap(saved);
 }

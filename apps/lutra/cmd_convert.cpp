@@ -51,7 +51,7 @@ int cmd_convert(int argc, char** argv) {
       ("input", "checkpoint: a llama2.c .bin, a GGUF file, or a Hugging Face folder (config.json + safetensors + tokenizer)", cxxopts::value<std::string>())
       ("o,output", "model file to write", cxxopts::value<std::string>())
       ("tokenizer", "tokenizer file (llama2.c tokenizer.bin / tok*.bin; for a Hugging Face folder, a sentencepiece model instead of its own; with --synthetic, a LLaMA-3 tiktoken tokenizer.model)", cxxopts::value<std::string>()->default_value(""))
-      ("weights", "format of the linear layers: f32, f16, t2, t3, b<bits>g<group>[a] (default: t3 for ternary/BitNet layers, b4g32 for other GGUF and Llama layers, a llama2.c file's own)", cxxopts::value<std::string>()->default_value(""))
+      ("weights", "format of the linear layers: f32, f16, t2, t3, t5, b<bits>g<group>[a] (default: t3 for ternary/BitNet layers, b4g32 for other GGUF and Llama layers, a llama2.c file's own)", cxxopts::value<std::string>()->default_value(""))
       ("embedding", "format of the token embedding and head (same choices; default: b8g32 for GGUF files and Hugging Face folders)", cxxopts::value<std::string>()->default_value(""))
       ("head", "the same as --embedding (the LM head, tied or not, and the embedding share a format): q8, q4, f16, ...", cxxopts::value<std::string>()->default_value(""))
       ("chat-template", "plain, llama2, llama3 or bitnet (default: from the checkpoint)", cxxopts::value<std::string>()->default_value(""))

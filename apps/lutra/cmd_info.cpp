@@ -32,6 +32,8 @@ void print_kernels() {
   row("gemm_t2", k.gemm_t2.name);
   row("lut_build_t3", k.lut_build_t3.name);
   row("gemm_t3", k.gemm_t3.name);
+  row("lut_build_t5", k.lut_build_t5.name);
+  row("gemm_t5", k.gemm_t5.name);
   row("gemm_bq_i8", k.gemm_bq_i8.name);
   row("quantize_i8", k.quantize_i8.name);
   row("rmsnorm", k.rmsnorm.name);
