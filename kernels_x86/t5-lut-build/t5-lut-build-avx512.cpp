@@ -36,7 +36,9 @@ void lutra_t5_lut_build__avx512(const int8_t* xq, size_t k, size_t group_begin,
   // vpackuswb packs per 128-bit lane: qwords a0 b0 a1 b1 a2 b2 a3 b3 -> a0..a3 b0..b3.
   const __m512i lanes = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
   auto pack = [&](__m512i a, __m512i b) {
-    return _mm512_permutexvar_epi64(lanes, _mm512_packus_epi16(a, b));
+    // Zero-masked with a full mask (the same instruction): GCC 12's unmasked form trips
+    // -Wmaybe-uninitialized inside its header.
+    return _mm512_maskz_permutexvar_epi64(0xff, lanes, _mm512_packus_epi16(a, b));
   };
   for (size_t g = group_begin; g < group_end; g++) {
     __m512i x[5];
