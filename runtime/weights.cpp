@@ -9,13 +9,14 @@ std::string_view to_string(WeightFormat f) {
     case WeightFormat::t2: return "t2";
     case WeightFormat::bq: return "bq";
     case WeightFormat::t3: return "t3";
+    case WeightFormat::bp: return "bp";
   }
   return "?";
 }
 
 bool parse_weight_format(std::string_view s, WeightFormat& out) {
   for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::t2, WeightFormat::bq,
-                         WeightFormat::t3}) {
+                         WeightFormat::t3, WeightFormat::bp}) {
     if (s == to_string(f)) {
       out = f;
       return true;
@@ -35,6 +36,9 @@ size_t weight_bytes(WeightFormat f, size_t n, size_t k, int bits, int group, boo
       return n * bq_code_bytes_per_row(k, bits) + groups * 2 * (asymmetric ? 2 : 1);
     }
     case WeightFormat::t3: return (n + t3_tile_rows - 1) / t3_tile_rows * t3_tile_bytes(k);
+    case WeightFormat::bp:
+      if (!bp_shape_ok(k, bits, group)) return 0;
+      return (n + bp_tile_rows - 1) / bp_tile_rows * bp_tile_bytes(k, bits, group, asymmetric);
   }
   return 0;
 }
