@@ -86,6 +86,10 @@ KernelTable build(Isa cap) {
       .silu_mul = pick(inv.silu_mul, cap),
       .relu2_mul = pick(inv.relu2_mul, cap),
       .dequant_row = pick(inv.dequant_row, cap),
+      .lut_build_bp = pick(inv.lut_build_bp, cap),
+      .lut_build_bp_fast = pick(inv.lut_build_bp_fast, cap),
+      .gemm_bp = pick(inv.gemm_bp, cap),
+      .gemm_bp_fast = pick(inv.gemm_bp_fast, cap),
   };
 }
 

@@ -96,6 +96,30 @@ constexpr Variant<DequantRowFn> dequant_row_variants[] = {
     {"dequant-row-scalar", Isa::scalar, lutra_dequant_row__scalar},
 };
 
+constexpr Variant<BpLutBuildFn> lut_build_bp_variants[] = {
+    {"bp-lut-build-scalar", Isa::scalar, lutra_bp_lut_build__scalar},
+};
+
+constexpr Variant<BpLutBuildFn> lut_build_bp_fast_variants[] = {
+    {"bp-lut-build-fast-scalar", Isa::scalar, lutra_bp_lut_build_fast__scalar},
+};
+
+constexpr Variant<GemmBpFn> gemm_bp_variants[] = {
+    {"bp-qs8-gemm-scalar", Isa::scalar, lutra_bp_qs8_gemm__scalar},
+#if defined(__x86_64__)
+    {"bp-qs8-gemm-1x32-avx2", Isa::avx2, lutra_bp_qs8_gemm_1x32__avx2},
+    {"bp-qs8-gemm-1x32-avx512", Isa::avx512, lutra_bp_qs8_gemm_1x32__avx512},
+#endif
+};
+
+constexpr Variant<GemmBpFn> gemm_bp_fast_variants[] = {
+    {"bp-qs8-gemm-fast-scalar", Isa::scalar, lutra_bp_qs8_gemm_fast__scalar},
+#if defined(__x86_64__)
+    {"bp-qs8-gemm-fast-1x32-avx2", Isa::avx2, lutra_bp_qs8_gemm_fast_1x32__avx2},
+    {"bp-qs8-gemm-fast-1x32-avx512", Isa::avx512, lutra_bp_qs8_gemm_fast_1x32__avx512},
+#endif
+};
+
 }  // namespace
 
 const KernelInventory& kernel_inventory() {
@@ -115,6 +139,10 @@ const KernelInventory& kernel_inventory() {
       .silu_mul = silu_mul_variants,
       .relu2_mul = relu2_mul_variants,
       .dequant_row = dequant_row_variants,
+      .lut_build_bp = lut_build_bp_variants,
+      .lut_build_bp_fast = lut_build_bp_fast_variants,
+      .gemm_bp = gemm_bp_variants,
+      .gemm_bp_fast = gemm_bp_fast_variants,
   };
   return inventory;
 }
