@@ -98,6 +98,9 @@ constexpr Variant<DequantRowFn> dequant_row_variants[] = {
 
 constexpr Variant<BpLutBuildFn> lut_build_bp_variants[] = {
     {"bp-lut-build-scalar", Isa::scalar, lutra_bp_lut_build__scalar},
+#if defined(__x86_64__)
+    {"bp-lut-build-avx2", Isa::avx2, lutra_bp_lut_build__avx2},
+#endif
 };
 
 constexpr Variant<BpLutBuildFn> lut_build_bp_fast_variants[] = {
