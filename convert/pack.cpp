@@ -153,7 +153,6 @@ void pack_bp_from_bq(const WeightView& bq, uint8_t* bp_out) {
   std::memset(bp_out, 0, weight_bytes(WeightFormat::bp, n, k, bq.bits, bq.group, bq.asymmetric));
   for (size_t r = 0; r < n; ++r) {
     const uint8_t* codes = bq.bq_codes() + r * row_bytes;
-    const size_t q = r % bp_tile_rows;
     for (size_t g = 0; g < gpr; ++g) {
       uint8_t* sz = bp_out + (bp_scale_at(bp, r, g) - bp.data);
       std::memcpy(sz, bq.bq_scales() + r * gpr + g, 2);  // f16 as stored
@@ -162,9 +161,8 @@ void pack_bp_from_bq(const WeightView& bq, uint8_t* bp_out) {
         const size_t j = g * group + jj, bit = j * size_t(bq.bits), c = jj / 4;
         const uint32_t code = (uint32_t(codes[bit / 8]) | uint32_t(bit / 8 + 1 < row_bytes ? codes[bit / 8 + 1] : 0) << 8) >>
                               (bit % 8);
-        uint8_t* quad = bp_out + (bp_quad_at(bp, r, g, c / 4) - bp.data);
         for (int i = 0; i < bq.bits; ++i)
-          if (code >> i & 1) quad[64 * i + 16 * (c % 4) + q % 16] |= uint8_t(1u << (4 * (q / 16) + jj % 4));
+          if (code >> i & 1) bp_out[bp_nibble_byte(bp, r, g, c, i) - bp.data] |= uint8_t(1u << (4 * (c % 2) + jj % 4));
       }
     }
   }

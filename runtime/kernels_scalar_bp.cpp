@@ -40,7 +40,7 @@ inline int32_t row_group_acc(const WeightView& w, size_t r, size_t g, Entry entr
   for (int i = 0; i < w.bits; i++) {
     int32_t plane = 0;
     for (size_t c = 0; c < size_t(w.group) / 4; c++)
-      plane += entry(c, bp_nibble(bp_quad_at(w, r, g, c / 4) + 64 * i, r, c % 4));
+      plane += entry(c, bp_nibble(w, r, g, c, i));
     acc += plane * (int32_t(1) << i);
   }
   return acc;

@@ -32,10 +32,5 @@ inline void bp_gemm_tiles(const WeightView& w, const uint8_t* tables, size_t tab
   }
 }
 
-// Quads of one group summed in int16 before widening: the sum of one row over the 2 chunks a
-// quad gives each int16 lane (AVX2) stays within int16 for 2^(5-bits) quads, as
-// |sum_i 2^i T_i| <= (2^bits - 1) * 512 per chunk.
-inline size_t bp_flush_quads(int bits) { return size_t(1) << (5 - bits); }
-
 }  // namespace
 }  // namespace lutra
