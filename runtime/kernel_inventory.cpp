@@ -105,6 +105,9 @@ constexpr Variant<BpLutBuildFn> lut_build_bp_variants[] = {
 
 constexpr Variant<BpLutBuildFn> lut_build_bp_fast_variants[] = {
     {"bp-lut-build-fast-scalar", Isa::scalar, lutra_bp_lut_build_fast__scalar},
+#if defined(__x86_64__)
+    {"bp-lut-build-fast-avx2", Isa::avx2, lutra_bp_lut_build_fast__avx2},
+#endif
 };
 
 constexpr Variant<GemmBpFn> gemm_bp_variants[] = {

@@ -66,6 +66,8 @@ void lutra_t3_qs8_gemm_1x32__avx2(const WeightView& w, const uint8_t* tables,
                                   size_t n_end);
 void lutra_bp_lut_build__avx2(const int8_t* xq, size_t k, size_t group, size_t group_begin,
                               size_t group_end, uint8_t* table);
+void lutra_bp_lut_build_fast__avx2(const int8_t* xq, size_t k, size_t group, size_t group_begin,
+                                   size_t group_end, uint8_t* table);
 void lutra_bp_qs8_gemm_1x32__avx2(const WeightView& w, const uint8_t* tables, size_t table_stride,
                                   const float* xs, float* y, size_t m, size_t n_begin, size_t n_end);
 void lutra_bp_qs8_gemm_fast_1x32__avx2(const WeightView& w, const uint8_t* tables,
