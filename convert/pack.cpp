@@ -14,8 +14,8 @@ namespace lutra {
 using json = nlohmann::json;
 
 std::string PackSpec::to_string() const {
-  if (format != WeightFormat::bq) return std::string(lutra::to_string(format));
-  return "b" + std::to_string(bits) + "g" + std::to_string(group) + (asymmetric ? "a" : "");
+  if (format != WeightFormat::bq && format != WeightFormat::bp) return std::string(lutra::to_string(format));
+  return (format == WeightFormat::bq ? "b" : "p") + std::to_string(bits) + "g" + std::to_string(group) + (asymmetric ? "a" : "");
 }
 
 // The recipe names of the issue tracker and other tools, as lutra's own: "tl" (table lookup:
@@ -32,22 +32,27 @@ std::string canonical_format_name(const std::string& s) {
 Result<PackSpec> PackSpec::parse(const std::string& name) {
   const std::string s = canonical_format_name(name);
   PackSpec p;
-  if (parse_weight_format(s, p.format) && p.format != WeightFormat::bq) return p;
+  if (parse_weight_format(s, p.format) && p.format != WeightFormat::bq && p.format != WeightFormat::bp) return p;
   int bits = 0, group = 0;
   char tail = 0;
-  int n = std::sscanf(s.c_str(), "b%dg%d%c", &bits, &group, &tail);
+  const char letter = s.empty() ? 0 : s[0];
+  const bool planes = letter == 'p';
+  int n = std::sscanf(s.c_str() + (s.empty() ? 0 : 1), "%dg%d%c", &bits, &group, &tail);
   // Symmetric 1-bit has no zero to be symmetric around: 1-bit weights are asymmetric.
-  if ((n == 3 && tail == 'a' ? bits >= 1 : bits >= 2) && bits <= 8 && group > 0 && (n == 2 || tail == 'a') &&
-      s == "b" + std::to_string(bits) + "g" + std::to_string(group) + (n == 3 ? "a" : "")) {
-    p.format = WeightFormat::bq;
+  if ((letter == 'b' || planes) && (n == 3 && tail == 'a' ? bits >= 1 : bits >= 2) && bits <= 8 &&
+      group > 0 && (n == 2 || tail == 'a') &&
+      s == std::string(1, letter) + std::to_string(bits) + "g" + std::to_string(group) + (n == 3 ? "a" : "")) {
+    if (planes && (bits > 4 || group % 16 != 0 || group > 256))
+      return Status::error("bit-plane format '" + s + "' needs 1..4 bits and a group that is a multiple of 16, at most 256");
+    p.format = planes ? WeightFormat::bp : WeightFormat::bq;
     p.bits = bits;
     p.group = group;
     p.asymmetric = n == 3;
     return p;
   }
   return Status::error("unknown weight format '" + name +
-                       "' (use f32, f16, t2 (alias i2), t3 (alias tl), t5, or b<bits>g<group>[a] such as b4g32 "
-                       "(aliases w4g32, q4, q8))");
+                       "' (use f32, f16, t2 (alias i2), t3 (alias tl), t5, b<bits>g<group>[a] such as b4g32 "
+                       "(aliases w4g32, q4, q8), or p<bits>g<group>[a] such as p4g32)");
 }
 
 void pack_row_f16(const float* x, size_t k, uint8_t* out) {
@@ -179,6 +184,30 @@ void pack_row_bq(const float* x, size_t k, const PackSpec& spec, uint8_t* codes,
   }
 }
 
+void pack_bp_from_bq(const WeightView& bq, uint8_t* bp_out) {
+  const size_t n = bq.n, k = bq.k, group = size_t(bq.group), gpr = bq.groups_per_row();
+  const size_t row_bytes = bq_code_bytes_per_row(k, bq.bits);
+  WeightView bp = bq;
+  bp.format = WeightFormat::bp;
+  bp.data = bp_out;
+  std::memset(bp_out, 0, weight_bytes(WeightFormat::bp, n, k, bq.bits, bq.group, bq.asymmetric));
+  for (size_t r = 0; r < n; ++r) {
+    const uint8_t* codes = bq.bq_codes() + r * row_bytes;
+    for (size_t g = 0; g < gpr; ++g) {
+      uint8_t* sz = bp_out + (bp_scale_at(bp, r, g) - bp.data);
+      std::memcpy(sz, bq.bq_scales() + r * gpr + g, 2);  // f16 as stored
+      if (bq.asymmetric) std::memcpy(sz + 64, bq.bq_zeros() + r * gpr + g, 2);
+      for (size_t jj = 0; jj < group; ++jj) {
+        const size_t j = g * group + jj, bit = j * size_t(bq.bits), c = jj / 4;
+        const uint32_t code = (uint32_t(codes[bit / 8]) | uint32_t(bit / 8 + 1 < row_bytes ? codes[bit / 8 + 1] : 0) << 8) >>
+                              (bit % 8);
+        for (int i = 0; i < bq.bits; ++i)
+          if (code >> i & 1) bp_out[bp_nibble_byte(bp, r, g, c, i) - bp.data] |= uint8_t(1u << (4 * (c % 2) + jj % 4));
+      }
+    }
+  }
+}
+
 Status write_matrix(ModelWriter& w, const std::string& name, size_t n, size_t k,
                     const PackSpec& spec, const RowSource& rows) {
   TensorInfo info;
@@ -205,22 +234,30 @@ Status write_matrix(ModelWriter& w, const std::string& name, size_t n, size_t k,
       const float scale = ternarize_t2(n, k, rows, out);
       return write_ternary(w, name, spec.format, n, k, scale, out);
     }
-    case WeightFormat::bq: {
+    case WeightFormat::bq:
+    case WeightFormat::bp: {
       if (k % size_t(spec.group) != 0)
         return Status::error("cannot pack '" + name + "' as " + spec.to_string() + ": its " +
                              std::to_string(k) + " columns are not a multiple of the group size");
       info.bits = spec.bits;
       info.group = spec.group;
       info.asymmetric = spec.asymmetric;
-      out.resize(weight_bytes(WeightFormat::bq, n, k, spec.bits, spec.group, spec.asymmetric));
-      WeightView v{WeightFormat::bq, n, k, out.data(), 1.0f, spec.bits, spec.group, spec.asymmetric};
+      // bp: quantized exactly as bq (the same codes, scales and zeros), then laid out as planes.
+      std::vector<uint8_t> bq_bytes;
+      std::vector<uint8_t>& bq_out = spec.format == WeightFormat::bq ? out : bq_bytes;
+      bq_out.resize(weight_bytes(WeightFormat::bq, n, k, spec.bits, spec.group, spec.asymmetric));
+      WeightView v{WeightFormat::bq, n, k, bq_out.data(), 1.0f, spec.bits, spec.group, spec.asymmetric};
       const size_t cb = bq_code_bytes_per_row(k, spec.bits), gpr = k / size_t(spec.group);
       uint16_t* scales = const_cast<uint16_t*>(v.bq_scales());
       uint16_t* zeros = const_cast<uint16_t*>(v.bq_zeros());
       for (size_t r = 0; r < n; ++r) {
         rows(r, row.data());
-        pack_row_bq(row.data(), k, spec, out.data() + r * cb, scales + r * gpr,
+        pack_row_bq(row.data(), k, spec, bq_out.data() + r * cb, scales + r * gpr,
                     zeros ? zeros + r * gpr : nullptr);
+      }
+      if (spec.format == WeightFormat::bp) {
+        out.resize(weight_bytes(WeightFormat::bp, n, k, spec.bits, spec.group, spec.asymmetric));
+        pack_bp_from_bq(v, out.data());
       }
       break;
     }

@@ -16,7 +16,8 @@ namespace lutra {
 
 // Target format of a matrix: "f32", "f16", "t2" (absmean ternary), "t3" and "t5" (the same
 // ternary weights in the table-lookup layouts), "b<bits>g<group>[a]"
-// (e.g. "b4g32": 4-bit symmetric in groups of 32; "b4g32a": asymmetric).
+// (e.g. "b4g32": 4-bit symmetric in groups of 32; "b4g32a": asymmetric), "p<bits>g<group>[a]"
+// (the same b-bit weights, bits 1..4, as bit planes for table lookup: WeightFormat::bp).
 struct PackSpec {
   WeightFormat format = WeightFormat::f32;
   int bits = 0, group = 0;
@@ -55,6 +56,10 @@ void pack_t5_from_t2(const uint8_t* t2_packed, size_t n, size_t k, uint8_t* t5_o
 // Codes, scales and zeros of one row into their sections (see WeightFormat::bq).
 void pack_row_bq(const float* x, size_t k, const PackSpec& spec, uint8_t* codes, uint16_t* scales,
                  uint16_t* zeros);
+
+// The same matrix as bit planes (weight_bytes(bp, ...) bytes, see WeightFormat::bp) from its bq
+// packing (bits 1..4, bp_shape_ok): identical codes, scales and zeros.
+void pack_bp_from_bq(const WeightView& bq, uint8_t* bp_out);
 
 // Each importer calls step() after writing a tensor: it reports progress (the tensor, bytes
 // written so far, and tensors done of `total`) and stops the conversion on Ctrl-C.

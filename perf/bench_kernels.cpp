@@ -9,8 +9,10 @@
 //
 // Names: gemm/<kernel>/<N>x<K>/m<m>/<hot|cold>, where <kernel> is the inventory name of the
 // variant (a bq variant adds @<format>, e.g. bq-f32-gemm-scalar@b4g32), onednn-f32-matmul or
-// onednn-s8s8s32-matmul; the table-lookup t3 (and t5) kernels appear as the GEMM alone on prebuilt
-// tables (t3-qs8-gemm-*), the table build alone (t3-lut-build-*, hot only) and both per call
+// onednn-s8s8s32-matmul; the bit-serial bp kernels (@p4g32, @p2g32: the b4g32 / b2g32 weights as
+// bit planes) appear as the GEMM alone on prebuilt tables and with the table build per call;
+// the table-lookup t3 (and t5) kernels appear as the GEMM alone on prebuilt tables
+// (t3-qs8-gemm-*), the table build alone (t3-lut-build-*, hot only) and both per call
 // (t3-lut-build-*+t3-qs8-gemm-*). Counters: weight_bw = bytes of weights read per call as a rate, and at
 // m > 1 ops = 2·m·N·K per call as a rate. perf/run_kernels.sh turns the JSON into tables.
 //
@@ -210,6 +212,7 @@ std::unique_ptr<LutraSet> build_lutra(const PackSpec& spec, size_t n, size_t k, 
       row_bytes = t2_row_bytes(k);
       break;
     case WeightFormat::bq:
+    case WeightFormat::bp:  // packed as bq, then converted
       row_bytes = bq_code_bytes_per_row(k, spec.bits);
       side_bytes = 2 * (k / size_t(spec.group));
       break;
@@ -234,6 +237,7 @@ std::unique_ptr<LutraSet> build_lutra(const PackSpec& spec, size_t n, size_t k, 
         pack_row_t2(row.data(), k, kScale, out);
         break;
       case WeightFormat::bq:
+      case WeightFormat::bp:
         pack_row_bq(row.data(), k, spec, out,
                     reinterpret_cast<uint16_t*>(scales.data() + p * side_bytes),
                     reinterpret_cast<uint16_t*>(zeros.data() + p * side_bytes));
@@ -246,6 +250,13 @@ std::unique_ptr<LutraSet> build_lutra(const PackSpec& spec, size_t n, size_t k, 
     fill_rows(t2.data(), n, row_bytes, pool);
     if (spec.format == WeightFormat::t3) pack_t3_from_t2(t2.data(), n, k, base);
     else pack_t5_from_t2(t2.data(), n, k, base);
+  } else if (spec.format == WeightFormat::bp) {  // the same bq rows as bit planes
+    std::vector<uint8_t> bq(weight_bytes(WeightFormat::bq, n, k, spec.bits, spec.group, spec.asymmetric));
+    fill_rows(bq.data(), n, row_bytes, pool);
+    fill_rows(bq.data() + n * row_bytes, n, side_bytes, scales);
+    if (spec.asymmetric) fill_rows(bq.data() + n * (row_bytes + side_bytes), n, side_bytes, zeros);
+    pack_bp_from_bq(WeightView{WeightFormat::bq, n, k, bq.data(), 1.0f, spec.bits, spec.group, spec.asymmetric},
+                    base);
   } else {
     fill_rows(base, n, row_bytes, pool);
   }
@@ -368,6 +379,42 @@ void bench_lut(benchmark::State& state, LutBuildFn build, GemmLutFn gemm, const 
     if (build) build_all();
     if (gemm) gemm(set->views[c], tab, stride, y.data(), m, 0, s.n);
     benchmark::DoNotOptimize(tab);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+    if (++c == copies) c = 0;
+  }
+  set_counters(state, set->bytes, m, s);
+  state.SetLabel(set->label);
+}
+
+// Bit-serial table lookup (bp): as bench_lut, the GEMM on tables built once before the loop
+// (build null) or the table build of the m tokens and the GEMM per call.
+void bench_bp(benchmark::State& state, BpLutBuildFn build, GemmBpFn gemm, bool fast,
+              const PackSpec& spec, const Shape& s, size_t m, size_t copies) {
+  const std::string key =
+      "lutra/" + spec.to_string() + "/" + dims(s) + "/" + std::to_string(copies);
+  auto* set = prepared<LutraSet>(key, [&] { return build_lutra(spec, s.n, s.k, copies); });
+  if (!set) {
+    state.SkipWithError("could not build the weight set (out of memory?)");
+    return;
+  }
+  const std::vector<int8_t> x = random_activations_s8(m * s.k);
+  const std::vector<float> xs(m, 127.0f);
+  const size_t group = size_t(spec.group), stride = round_up(bp_table_bytes(s.k, spec.group, fast), 64);
+  std::vector<uint8_t> tables(m * stride + 64);
+  uint8_t* tab = reinterpret_cast<uint8_t*>(round_up(reinterpret_cast<uintptr_t>(tables.data()), 64));
+  const BpLutBuildFn first = build ? build
+                             : fast ? kernel_inventory().lut_build_bp_fast.front().fn
+                                    : kernel_inventory().lut_build_bp.front().fn;
+  auto build_all = [&](BpLutBuildFn b) {
+    for (size_t i = 0; i < m; i++) b(x.data() + i * s.k, s.k, group, 0, s.k / group, tab + i * stride);
+  };
+  build_all(first);
+  std::vector<float> y(m * s.n);
+  size_t c = 0;
+  for (auto _ : state) {
+    if (build) build_all(build);
+    gemm(set->views[c], tab, stride, xs.data(), y.data(), m, 0, s.n);
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
     if (++c == copies) c = 0;
@@ -615,6 +662,30 @@ void register_all() {
                 [fn = v.fn, s, m, c = copies(spec), spec](benchmark::State& st) {
                   bench_bq_i8(st, fn, spec, s, m, c);
                 });
+          }
+        }
+        // Bit-serial (bp) next to bq at the same bits, exact and fast, decode only, at the head
+        // and one square layer: the GEMM alone and with the table build of the strongest ISA
+        // that has one.
+        if (m == 1 && (s.head || attention_square)) {
+          for (const PackSpec& spec : {PackSpec{WeightFormat::bp, 4, 32, false}, PackSpec{WeightFormat::bp, 2, 32, false}}) {
+            for (bool fast : {false, true}) {
+              const auto& builds = fast ? inv.lut_build_bp_fast : inv.lut_build_bp;
+              Variant<BpLutBuildFn> b = builds.front();
+              for (const auto& v : builds)
+                if (cpu_supports(v.isa)) b = v;
+              for (const auto& g : fast ? inv.gemm_bp_fast : inv.gemm_bp) {
+                if (!cpu_supports(g.isa) || (g.isa == Isa::scalar && (!scalar_ok || s.head))) continue;
+                add(std::string(g.name) + "@" + spec.to_string(), s, m, cold,
+                    [fn = g.fn, fast, s, m, c = copies(spec), spec](benchmark::State& st) {
+                      bench_bp(st, nullptr, fn, fast, spec, s, m, c);
+                    });
+                add(std::string(b.name) + "+" + g.name + "@" + spec.to_string(), s, m, cold,
+                    [bfn = b.fn, fn = g.fn, fast, s, m, c = copies(spec), spec](benchmark::State& st) {
+                      bench_bp(st, bfn, fn, fast, spec, s, m, c);
+                    });
+              }
+            }
           }
         }
         if (attention_square) {

@@ -10,6 +10,7 @@ namespace {
 // for every format: the FFN's activation step reuses the split of its gate and up rows.
 constexpr size_t kRowAlign = std::max(t3_tile_rows, t5_tile_rows);  // the widest tile (t5: 64)
 size_t align64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+static_assert(kRowAlign % bp_tile_rows == 0);
 }  // namespace
 
 Result<std::unique_ptr<Context>> Context::create(const Model& model, const ContextParams& p) {
@@ -20,6 +21,7 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   ctx->n_batch_ = std::max(1, std::min(p.n_batch, ctx->n_ctx_));
   ctx->logits_all_ = p.logits_all;
   ctx->bq_int8_ = p.bq_int8;
+  ctx->bp_fast_ = p.bp_fast;
   // Never more workers than CPUs: a worker without a core stalls every barrier.
   int n_threads = std::min(p.n_threads > 0 ? p.n_threads : default_thread_count(), usable_cpu_count());
   ctx->pool_ = std::make_unique<ThreadPool>(n_threads);
@@ -58,6 +60,19 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   ctx->tables_storage_.assign(B * ctx->table_stride_ + 64, 0);
   ctx->tables_ = ctx->tables_storage_.data() +
                  (64 - reinterpret_cast<uintptr_t>(ctx->tables_storage_.data()) % 64) % 64;
+  // Bit-plane tables, for the largest of the bp matrices' inputs (none: no buffer).
+  auto bp_need = [&](const WeightView& w) {
+    if (w.format == WeightFormat::bp)
+      ctx->bp_table_stride_ = std::max(ctx->bp_table_stride_, (bp_table_bytes(w.k, w.group, p.bp_fast) + 63) / 64 * 64);
+  };
+  bp_need(head);
+  for (const LayerWeights& L : model.weights().layers)
+    for (const WeightView* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) bp_need(*w);
+  if (ctx->bp_table_stride_) {
+    ctx->bp_tables_storage_.assign(B * ctx->bp_table_stride_ + 64, 0);
+    ctx->bp_tables_ = ctx->bp_tables_storage_.data() +
+                      (64 - reinterpret_cast<uintptr_t>(ctx->bp_tables_storage_.data()) % 64) % 64;
+  }
   ctx->scores_.assign(T * N, 0.0f);
   ctx->logits_.assign((p.logits_all ? B : 1) * size_t(c.vocab_size), 0.0f);
 
@@ -98,10 +113,12 @@ void Context::prepare_input(const float* x, const float* norm, size_t n, float* 
                             std::initializer_list<const WeightView*> consumers, int ith, int nth) {
   const KernelTable& k = kernels();
   bool quantize = false, tables = false, tables_t5 = false;
+  const WeightView* bp = nullptr;
   for (const WeightView* w : consumers) {
-    quantize |= is_ternary(w->format) || (bq_int8_ && w->format == WeightFormat::bq);
+    quantize |= is_ternary(w->format) || w->format == WeightFormat::bp || (bq_int8_ && w->format == WeightFormat::bq);
     tables |= w->format == WeightFormat::t3;
     tables_t5 |= w->format == WeightFormat::t5;
+    if (w->format == WeightFormat::bp) bp = w;
   }
   // Per token: norm, then int8 (a token's max|x| needs its whole row).
   for (size_t i = size_t(ith); i < m; i += size_t(nth)) {
@@ -109,7 +126,7 @@ void Context::prepare_input(const float* x, const float* norm, size_t n, float* 
     if (quantize) xs_[i] = k.quantize_i8.fn(y + i * n, n, xq_.data() + i * n);
   }
   pool_->barrier();
-  if (!tables && !tables_t5) return;
+  if (!tables && !tables_t5 && !bp) return;
   // Tables: every worker builds its share of the groups of every token (any split gives the
   // same bytes; even t3 group counts, and whole t5 groups of 256 bytes, keep workers on
   // separate cache lines).
@@ -125,6 +142,13 @@ void Context::prepare_input(const float* x, const float* norm, size_t n, float* 
       for (size_t i = 0; i < m; ++i)
         k.lut_build_t5.fn(xq_.data() + i * n, n, g0, g1, tables_ + table_t5_offset_ + i * table_stride_);
   }
+  if (bp) {  // by quantization groups (each carries its own xsum, and in fast mode its scale)
+    const BpLutBuildFn build = bp_fast_ ? k.lut_build_bp_fast.fn : k.lut_build_bp.fn;
+    const size_t group = size_t(bp->group);
+    ThreadPool::split(n / group, ith, nth, 1, g0, g1);
+    if (g0 < g1)
+      for (size_t i = 0; i < m; ++i) build(xq_.data() + i * n, n, group, g0, g1, bp_tables_ + i * bp_table_stride_);
+  }
   pool_->barrier();
 }
 
@@ -139,6 +163,9 @@ void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_
     case WeightFormat::bq:
       if (bq_int8_) k.gemm_bq_i8.fn(w, in.xq, in.xs, y, m, r0, r1);
       else k.gemm_bq.fn(w, in.x, y, m, r0, r1);
+      break;
+    case WeightFormat::bp:
+      (bp_fast_ ? k.gemm_bp_fast : k.gemm_bp).fn(w, in.bp_tables, bp_table_stride_, in.xs, y, m, r0, r1);
       break;
     case WeightFormat::t2:
     case WeightFormat::t3:
@@ -177,9 +204,9 @@ void Context::forward(int ith, int nth) {
                kvd = size_t(cfg_.kv_dim()), hid = size_t(cfg_.hidden_dim),
                hd = size_t(cfg_.head_dim), N = size_t(n_ctx_);
   const size_t pos0 = size_t(batch_pos_);
-  const LinearInput xb_in{xb_.data(), xq_.data(), xs_.data(), tables_};
-  const LinearInput att_in{att_.data(), xq_.data(), xs_.data(), tables_};
-  const LinearInput hb_in{hb_.data(), xq_.data(), xs_.data(), tables_};
+  const LinearInput xb_in{xb_.data(), xq_.data(), xs_.data(), tables_, bp_tables_};
+  const LinearInput att_in{att_.data(), xq_.data(), xs_.data(), tables_, bp_tables_};
+  const LinearInput hb_in{hb_.data(), xq_.data(), xs_.data(), tables_, bp_tables_};
 
   // Token embeddings → x
   for (size_t i = size_t(ith); i < m; i += size_t(nth))

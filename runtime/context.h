@@ -21,6 +21,9 @@ struct ContextParams {
   // Multiply b-bit (bq) weights, such as a 4-bit LM head, by int8-quantized activations:
   // ~3x faster, approximate (the activations lose precision). Off: float activations.
   bool bq_int8 = false;
+  // Bit-plane (bp) weights through int8 tables (the fast, approximate mode; its measured error
+  // is in tests/test_bp.cpp). Off: exact int16 tables, bit-identical to bq with bq_int8.
+  bool bp_fast = false;
 };
 
 class Context {
@@ -53,13 +56,14 @@ class Context {
     const int8_t* xq;
     const float* xs;        // per-token quantization scales
     const uint8_t* tables;  // token i's at tables + i * table_stride_
+    const uint8_t* bp_tables;  // bit-plane tables: token i's at bp_tables + i * bp_table_stride_
   };
   void linear(const WeightView& w, const LinearInput& in, float* y, size_t m, int ith, int nth);
   // x += W in (W has dim output rows), through tmp_.
   void linear_residual(const WeightView& w, const LinearInput& in, size_t m, int ith, int nth);
   // Readies y (m tokens of n values) for the linear layers `consumers`: y = rmsnorm(x) when
-  // `norm` is given, then xq_/xs_ if any consumer is ternary and tables_ if any is a
-  // table-lookup format. Ends at a barrier, so every worker may then read all of it.
+  // `norm` is given, then xq_/xs_ if any consumer is ternary and tables_ (bp_tables_) if any
+  // is a table-lookup format (bit-plane; all bp consumers of one input share a group size). Ends at a barrier, so every worker may then read all of it.
   void prepare_input(const float* x, const float* norm, size_t n, float* y, size_t m,
                      std::initializer_list<const WeightView*> consumers, int ith, int nth);
 
@@ -69,6 +73,7 @@ class Context {
   int n_ctx_ = 0, n_batch_ = 0, n_past_ = 0;
   bool logits_all_ = false;
   bool bq_int8_ = false;
+  bool bp_fast_ = false;
 
   // The batch being evaluated.
   std::span<const int32_t> batch_;
@@ -93,6 +98,9 @@ class Context {
   uint8_t* tables_ = nullptr;  // lookup tables (n_batch, table_stride_), 64-byte aligned
   size_t table_stride_ = 0;
   size_t table_t5_offset_ = 0;  // t5 tables within a token's row (after the t3 tables)
+  std::vector<uint8_t> bp_tables_storage_;
+  uint8_t* bp_tables_ = nullptr;  // bit-plane tables (n_batch, bp_table_stride_), 64-byte aligned
+  size_t bp_table_stride_ = 0;
   std::vector<float> scores_; // per worker: attention scores (n_ctx)
   std::vector<float> logits_; // (n_batch or 1, vocab)
   const float* logits_last_ = nullptr;

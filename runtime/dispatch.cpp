@@ -94,6 +94,10 @@ KernelTable build(Isa cap) {
       .dequant_row = pick(inv.dequant_row, cap),
       .lut_build_t5 = pick(inv.lut_build_t5, cap),
       .gemm_t5 = pick(inv.gemm_t5, cap),
+      .lut_build_bp = pick(inv.lut_build_bp, cap),
+      .lut_build_bp_fast = pick(inv.lut_build_bp_fast, cap),
+      .gemm_bp = pick(inv.gemm_bp, cap),
+      .gemm_bp_fast = pick(inv.gemm_bp_fast, cap),
   };
 }
 

@@ -113,6 +113,36 @@ constexpr Variant<GemmLutFn> gemm_t5_variants[] = {
 #endif
 };
 
+constexpr Variant<BpLutBuildFn> lut_build_bp_variants[] = {
+    {"bp-lut-build-scalar", Isa::scalar, lutra_bp_lut_build__scalar},
+#if defined(__x86_64__)
+    {"bp-lut-build-avx2", Isa::avx2, lutra_bp_lut_build__avx2},
+#endif
+};
+
+constexpr Variant<BpLutBuildFn> lut_build_bp_fast_variants[] = {
+    {"bp-lut-build-fast-scalar", Isa::scalar, lutra_bp_lut_build_fast__scalar},
+#if defined(__x86_64__)
+    {"bp-lut-build-fast-avx2", Isa::avx2, lutra_bp_lut_build_fast__avx2},
+#endif
+};
+
+constexpr Variant<GemmBpFn> gemm_bp_variants[] = {
+    {"bp-qs8-gemm-scalar", Isa::scalar, lutra_bp_qs8_gemm__scalar},
+#if defined(__x86_64__)
+    {"bp-qs8-gemm-1x32-avx2", Isa::avx2, lutra_bp_qs8_gemm_1x32__avx2},
+    {"bp-qs8-gemm-1x32-avx512", Isa::avx512, lutra_bp_qs8_gemm_1x32__avx512},
+#endif
+};
+
+constexpr Variant<GemmBpFn> gemm_bp_fast_variants[] = {
+    {"bp-qs8-gemm-fast-scalar", Isa::scalar, lutra_bp_qs8_gemm_fast__scalar},
+#if defined(__x86_64__)
+    {"bp-qs8-gemm-fast-1x32-avx2", Isa::avx2, lutra_bp_qs8_gemm_fast_1x32__avx2},
+    {"bp-qs8-gemm-fast-1x32-avx512", Isa::avx512, lutra_bp_qs8_gemm_fast_1x32__avx512},
+#endif
+};
+
 }  // namespace
 
 const KernelInventory& kernel_inventory() {
@@ -134,6 +164,10 @@ const KernelInventory& kernel_inventory() {
       .dequant_row = dequant_row_variants,
       .lut_build_t5 = lut_build_t5_variants,
       .gemm_t5 = gemm_t5_variants,
+      .lut_build_bp = lut_build_bp_variants,
+      .lut_build_bp_fast = lut_build_bp_fast_variants,
+      .gemm_bp = gemm_bp_variants,
+      .gemm_bp_fast = gemm_bp_fast_variants,
   };
   return inventory;
 }

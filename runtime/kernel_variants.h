@@ -42,6 +42,16 @@ void lutra_f32_attention__scalar(const float* q, const float* k, const float* v,
 void lutra_f32_silu_mul__scalar(const float* gate, const float* up, float* out, size_t n);
 void lutra_f32_relu2_mul__scalar(const float* gate, const float* up, float* out, size_t n);
 void lutra_dequant_row__scalar(const WeightView& w, size_t r, float* out);
+// bit-serial table lookup (runtime/kernels_scalar_bp.cpp)
+void lutra_bp_lut_build__scalar(const int8_t* xq, size_t k, size_t group, size_t group_begin,
+                                size_t group_end, uint8_t* table);
+void lutra_bp_lut_build_fast__scalar(const int8_t* xq, size_t k, size_t group, size_t group_begin,
+                                     size_t group_end, uint8_t* table);
+void lutra_bp_qs8_gemm__scalar(const WeightView& w, const uint8_t* tables, size_t table_stride,
+                               const float* xs, float* y, size_t m, size_t n_begin, size_t n_end);
+void lutra_bp_qs8_gemm_fast__scalar(const WeightView& w, const uint8_t* tables,
+                                    size_t table_stride, const float* xs, float* y, size_t m,
+                                    size_t n_begin, size_t n_end);
 
 #if defined(__x86_64__)
 // ---- AVX2 + FMA + F16C (kernels_x86/*/*-avx2.cpp) -------------------------------------------
@@ -58,6 +68,15 @@ void lutra_t3_lut_build__avx2(const int8_t* xq, size_t k, size_t group_begin, si
 void lutra_t3_qs8_gemm_1x32__avx2(const WeightView& w, const uint8_t* tables,
                                   size_t table_stride, int32_t* acc, size_t m, size_t n_begin,
                                   size_t n_end);
+void lutra_bp_lut_build__avx2(const int8_t* xq, size_t k, size_t group, size_t group_begin,
+                              size_t group_end, uint8_t* table);
+void lutra_bp_lut_build_fast__avx2(const int8_t* xq, size_t k, size_t group, size_t group_begin,
+                                   size_t group_end, uint8_t* table);
+void lutra_bp_qs8_gemm_1x32__avx2(const WeightView& w, const uint8_t* tables, size_t table_stride,
+                                  const float* xs, float* y, size_t m, size_t n_begin, size_t n_end);
+void lutra_bp_qs8_gemm_fast_1x32__avx2(const WeightView& w, const uint8_t* tables,
+                                       size_t table_stride, const float* xs, float* y, size_t m,
+                                       size_t n_begin, size_t n_end);
 float lutra_f32_qs8_quantize__avx2(const float* x, size_t k, int8_t* xq);
 void lutra_f32_rmsnorm__avx2(const float* x, const float* w, float* y, size_t n, float eps);
 
@@ -80,6 +99,12 @@ void lutra_t5_lut_build__avx512(const int8_t* xq, size_t k, size_t group_begin, 
 void lutra_t5_qs8_gemm_1x256__avx512(const WeightView& w, const uint8_t* tables,
                                      size_t table_stride, int32_t* acc, size_t m,
                                      size_t n_begin, size_t n_end);
+void lutra_bp_qs8_gemm_1x32__avx512(const WeightView& w, const uint8_t* tables,
+                                    size_t table_stride, const float* xs, float* y, size_t m,
+                                    size_t n_begin, size_t n_end);
+void lutra_bp_qs8_gemm_fast_1x32__avx512(const WeightView& w, const uint8_t* tables,
+                                         size_t table_stride, const float* xs, float* y, size_t m,
+                                         size_t n_begin, size_t n_end);
 
 // ---- AVX-512 F/BW/VL/DQ + VBMI (kernels_x86/*/*-avx512vbmi.cpp) -----------------------------
 void lutra_t5_lut_build__avx512vbmi(const int8_t* xq, size_t k, size_t group_begin,

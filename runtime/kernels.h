@@ -59,6 +59,22 @@ using GemmLutFn = void (*)(const WeightView& w, const uint8_t* tables, size_t ta
 using GemmBqI8Fn = void (*)(const WeightView& w, const int8_t* xq, const float* xs, float* y,
                             size_t m, size_t n_begin, size_t n_end);
 
+// ---- bit-serial table lookup (bp) ------------------------------------------------------------
+// Tables of one token (WeightFormat::bp documents both layouts) for the quantization groups
+// [group_begin, group_end) of k activations in groups of `group`; workers build disjoint group
+// ranges in parallel, and any split writes the same bytes.
+using BpLutBuildFn = void (*)(const int8_t* xq, size_t k, size_t group, size_t group_begin,
+                              size_t group_end, uint8_t* table);
+// Exact mode: y[i][r] from token i's exact tables (at tables + i * table_stride) by the formula
+// of GemmBqI8Fn: per group, acc_g = sum over planes p of 2^p * (sum of the looked-up entries)
+// = sum_j q[r][j] xq[i][j] exactly, xsum_g from the tables, then the same float steps in the
+// same order. Bit-identical to the bq-qs8 scalar reference on the same codes, scales, zeros.
+// Fast mode (int8 tables): acc8_g = the same sum over the int8 entries, and
+//   sum += s[r][g] * (ts[g] * float(acc8_g) - z[r][g] * float(xsum_g)),  y = sum / xs[i]
+// (approximate: the entries are rounded; variants are bit-identical to the fast reference).
+using GemmBpFn = void (*)(const WeightView& w, const uint8_t* tables, size_t table_stride,
+                          const float* xs, float* y, size_t m, size_t n_begin, size_t n_end);
+
 // Per-token absmax int8 quantization (BitNet b1.58): s = 127 / max(max|x|, 1e-5),
 // xq = clamp(round(x * s), -128, 127), rounding half to even (as torch.round and the
 // default SIMD conversion do); returns s.
@@ -113,6 +129,8 @@ struct KernelInventory {
   std::span<const Variant<DequantRowFn>> dequant_row;
   std::span<const Variant<LutBuildFn>> lut_build_t5;
   std::span<const Variant<GemmLutFn>> gemm_t5;
+  std::span<const Variant<BpLutBuildFn>> lut_build_bp, lut_build_bp_fast;
+  std::span<const Variant<GemmBpFn>> gemm_bp, gemm_bp_fast;
 };
 const KernelInventory& kernel_inventory();
 
@@ -132,6 +150,8 @@ struct KernelTable {
   Variant<DequantRowFn> dequant_row;
   Variant<LutBuildFn> lut_build_t5;
   Variant<GemmLutFn> gemm_t5;
+  Variant<BpLutBuildFn> lut_build_bp, lut_build_bp_fast;
+  Variant<GemmBpFn> gemm_bp, gemm_bp_fast;
 };
 
 // What this CPU can run (the hardware, whatever the cap: tests run every variant it can).

@@ -310,6 +310,15 @@ void lutra_dequant_row__scalar(const WeightView& w, size_t r, float* out) {
         out[j] = w.scale * float(code & 128 ? -v : v);
       }
       return;
+    case WeightFormat::bp:
+      for (size_t j = 0; j < w.k; j++) {
+        const uint8_t* sz = bp_scale_at(w, r, j / size_t(w.group));
+        const float s = load_f16(reinterpret_cast<const uint16_t*>(sz));
+        const float z = w.asymmetric ? load_f16(reinterpret_cast<const uint16_t*>(sz + 64))
+                                     : float(1u << (w.bits - 1));
+        out[j] = s * (float(bp_code(w, r, j)) - z);
+      }
+      return;
   }
 }
 

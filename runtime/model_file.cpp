@@ -37,7 +37,7 @@ json tensor_to_json(const TensorInfo& t) {
   json j = {{"name", t.name}, {"format", t.format}, {"shape", t.shape},
             {"offset", t.offset}, {"bytes", t.bytes}, {"xxh64", hex64(t.xxh64)}};
   if (t.format == "t2" || t.format == "t3" || t.format == "t5") j["scale"] = t.scale;  // ternary: mean|W|
-  if (t.format == "bq") {
+  if (t.format == "bq" || t.format == "bp") {
     j["bits"] = t.bits;
     j["group"] = t.group;
     j["asymmetric"] = t.asymmetric;

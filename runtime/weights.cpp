@@ -10,13 +10,15 @@ std::string_view to_string(WeightFormat f) {
     case WeightFormat::bq: return "bq";
     case WeightFormat::t3: return "t3";
     case WeightFormat::t5: return "t5";
+    case WeightFormat::bp: return "bp";
   }
   return "?";
 }
 
 bool parse_weight_format(std::string_view s, WeightFormat& out) {
   for (WeightFormat f : {WeightFormat::f32, WeightFormat::f16, WeightFormat::t2, WeightFormat::bq,
-                         WeightFormat::t3, WeightFormat::t5}) {
+                         WeightFormat::t3, WeightFormat::t5,
+                         WeightFormat::bp}) {
     if (s == to_string(f)) {
       out = f;
       return true;
@@ -37,6 +39,9 @@ size_t weight_bytes(WeightFormat f, size_t n, size_t k, int bits, int group, boo
     }
     case WeightFormat::t3: return (n + t3_tile_rows - 1) / t3_tile_rows * t3_tile_bytes(k);
     case WeightFormat::t5: return (n + t5_tile_rows - 1) / t5_tile_rows * t5_tile_bytes(k);
+    case WeightFormat::bp:
+      if (!bp_shape_ok(k, bits, group)) return 0;
+      return (n + bp_tile_rows - 1) / bp_tile_rows * bp_tile_bytes(k, bits, group, asymmetric);
   }
   return 0;
 }

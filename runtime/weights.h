@@ -60,6 +60,30 @@ enum class WeightFormat : uint8_t {
   // base-3 digit j of i, most significant first, minus 1; T[122..127] = 0), then their high
   // bytes. `scale` = mean|W| as for t2.
   t5,
+  // Bit-serial table lookup (design.md §3, the T-MAC method): the same b-bit group weights as
+  // bq (W[r][j] = s[r][g] * (q[r][j] - z[r][g]), bits 1..4, same codes, scales and zeros), laid
+  // out as bit planes for 16-entry table lookups. group % 16 == 0, group <= 256, k % group
+  // == 0. Tiles of 32 rows (bp_tile_rows; rows past n are padding: zero codes and scales), tile
+  // t at offset t * bp_tile_bytes(k, bits, group, asymmetric). Activations go in chunks of 4
+  // (chunk c of group g: activations g*group + 4c + 0..3), chunks in quads of 4. Planes go in
+  // pairs (2P, 2P+1), P < ceil(bits/2); odd bits have a last pair whose upper plane is all
+  // zero. Within a tile, per group g in order:
+  //   [0, 64)    32 f16 scales s[32t + q][g], q = 0..31;
+  //   [64, 128)  asymmetric only: 32 f16 zeros z[32t + q][g];
+  //   then per quad u, per half h (chunks A = 4u + 2h, B = A + 1), per plane pair P, 64 bytes:
+  //   byte 2q + d (row q, plane 2P + d) holds chunk A's nibble in bits 0..3 and chunk B's in
+  //   bits 4..7; bit e of a chunk's nibble is that plane's bit of the code of activation e.
+  // So the hot loop reads one tile front to back, and a byte lookup of a 64-byte block against
+  // one chunk's table gives each row's entries of two planes side by side (one maddubs weighs
+  // them by 2^(2P) and 2^(2P+1) and sums them per row). Tables (lut_build_bp, per token, for
+  // k activations in groups of `group`): k/16 quads of 128 bytes [lo(c0..c3) | hi(c0..c3)],
+  // the low and high bytes of the 16 int16 entries T[p] = sum_{e: bit e of p} x[4c + e] of
+  // each chunk c (16 bytes each); then k/group int32 xsum[g] = sum of the group's
+  // activations, then k/group floats (unused). The fast (int8) tables (lut_build_bp_fast):
+  // k/16 quads of 64 bytes, the int8 entries round(T[p] / ts[g]) of chunks c0..c3, then
+  // k/group int32 xsum[g], then k/group floats ts[g] = max|T| of the group / 127 (1 when all
+  // T are 0).
+  bp,
 };
 
 std::string_view to_string(WeightFormat f);
@@ -86,6 +110,23 @@ inline size_t t3_tile_bytes(size_t k) {
 // t5 (see WeightFormat::t5): groups per token are ceil(k/5); tables take 256 bytes per group.
 constexpr size_t t5_tile_rows = 64;
 inline size_t t5_tile_bytes(size_t k) { return 256 + (k + 4) / 5 * 64; }
+// bp (bit-plane) layout, see WeightFormat::bp.
+constexpr size_t bp_tile_rows = 32;
+inline bool bp_shape_ok(size_t k, int bits, int group) {
+  return bits >= 1 && bits <= 4 && group > 0 && group % 16 == 0 && group <= 256 &&
+         k % size_t(group) == 0;
+}
+inline size_t bp_plane_pairs(int bits) { return size_t(bits + 1) / 2; }
+inline size_t bp_group_bytes(int bits, int group, bool asymmetric) {
+  return 64 * (asymmetric ? 2 : 1) + size_t(group) / 16 * bp_plane_pairs(bits) * 128;
+}
+inline size_t bp_tile_bytes(size_t k, int bits, int group, bool asymmetric) {
+  return k / size_t(group) * bp_group_bytes(bits, group, asymmetric);
+}
+// Bytes of one token's tables, exact (int16 entries) or fast (int8 entries).
+inline size_t bp_table_bytes(size_t k, int group, bool fast) {
+  return k / 16 * (fast ? 64 : 128) + k / size_t(group) * 8;
+}
 
 struct WeightView {
   WeightFormat format = WeightFormat::f32;
@@ -102,6 +143,32 @@ struct WeightView {
   }
   const uint16_t* bq_zeros() const { return asymmetric ? bq_scales() + n * groups_per_row() : nullptr; }
 };
+
+// Reading a bp tensor one weight at a time (packer checks, dequantization, scalar kernels).
+// The bytes of group g of the tile holding row r: scales at +0, zeros at +64, then the planes.
+inline const uint8_t* bp_group_at(const WeightView& w, size_t r, size_t g) {
+  return w.data + r / bp_tile_rows * bp_tile_bytes(w.k, w.bits, w.group, w.asymmetric) +
+         g * bp_group_bytes(w.bits, w.group, w.asymmetric);
+}
+// The byte holding plane i of row r, chunk c of group g (the nibble's bits 4*(c%2)..+3).
+inline const uint8_t* bp_nibble_byte(const WeightView& w, size_t r, size_t g, size_t c, int i) {
+  const size_t pairs = bp_plane_pairs(w.bits);
+  return bp_group_at(w, r, g) + 64 * (w.asymmetric ? 2 : 1) +
+         ((c / 2) * pairs + size_t(i) / 2) * 64 + 2 * (r % bp_tile_rows) + size_t(i) % 2;
+}
+inline uint32_t bp_nibble(const WeightView& w, size_t r, size_t g, size_t c, int i) {
+  return uint32_t(*bp_nibble_byte(w, r, g, c, i) >> (4 * (c % 2))) & 15u;
+}
+inline uint32_t bp_code(const WeightView& w, size_t r, size_t j) {
+  const size_t group = size_t(w.group), jj = j % group;
+  uint32_t code = 0;
+  for (int i = 0; i < w.bits; i++) code |= (bp_nibble(w, r, j / group, jj / 4, i) >> (jj % 4) & 1u) << i;
+  return code;
+}
+// The f16 scale (and zero) of row r, group g.
+inline const uint8_t* bp_scale_at(const WeightView& w, size_t r, size_t g) {
+  return bp_group_at(w, r, g) + 2 * (r % bp_tile_rows);
+}
 
 // Bytes a tensor of this format and shape occupies in the model file (0 if the shape is invalid).
 size_t weight_bytes(WeightFormat f, size_t n, size_t k, int bits = 0, int group = 0, bool asymmetric = false);

@@ -82,6 +82,7 @@ int cmd_bench(int argc, char** argv) {
       ("bandwidth", "measure the machine's read bandwidth at each thread count (on by default with a model)")
       ("no-bandwidth", "skip the bandwidth measurement")
       ("int8-bq", "multiply b-bit weights (e.g. a 4-bit head) by int8 activations: faster, approximate")
+      ("fast-bp", "bit-plane (p<bits>g<group>) weights through int8 tables: faster, approximate")
       ("json", "print JSON instead of a table")
       ("isa", "cap the kernels' instruction set", cxxopts::value<std::string>())
       ("h,help", "show this help");
@@ -122,6 +123,8 @@ int cmd_bench(int argc, char** argv) {
     p.n_ctx = std::max(n_prompt, n_gen) + 1;
     p.n_batch = std::max(1, r["batch-size"].as<int>());
     p.bq_int8 = r.count("int8-bq") > 0;
+  p.bp_fast = r.count("fast-bp") > 0;
+    p.bp_fast = r.count("fast-bp") > 0;
     auto ctx = Context::create(m, p);
     if (!ctx.ok()) return fail(ctx.message());
     contexts[t] = std::move(ctx.value());

@@ -25,7 +25,7 @@ void print_kernels() {
     if (cpu_supports(i)) std::printf("%s ", to_string(i));
   std::printf("(cap: %s)\nkernels:\n", to_string(isa_cap()));
   const KernelTable& k = kernels();
-  auto row = [](const char* kind, const char* name) { std::printf("  %-12s %s\n", kind, name); };
+  auto row = [](const char* kind, const char* name) { std::printf("  %-17s %s\n", kind, name); };
   row("gemm_f32", k.gemm_f32.name);
   row("gemm_f16", k.gemm_f16.name);
   row("gemm_bq", k.gemm_bq.name);
@@ -43,6 +43,10 @@ void print_kernels() {
   row("silu_mul", k.silu_mul.name);
   row("relu2_mul", k.relu2_mul.name);
   row("dequant_row", k.dequant_row.name);
+  row("lut_build_bp", k.lut_build_bp.name);
+  row("gemm_bp", k.gemm_bp.name);
+  row("lut_build_bp_fast", k.lut_build_bp_fast.name);
+  row("gemm_bp_fast", k.gemm_bp_fast.name);
 }
 
 void print_model(const Model& m) {
@@ -60,7 +64,7 @@ void print_model(const Model& m) {
   std::map<std::string, std::pair<uint64_t, uint64_t>> by_format;
   for (const TensorInfo& t : m.file().tensors()) {
     if (t.shape.size() != 2) continue;
-    std::string f = t.format == "bq" ? "b" + std::to_string(t.bits) + "g" + std::to_string(t.group) +
+    std::string f = t.format == "bq" || t.format == "bp" ? std::string(t.format == "bq" ? "b" : "p") + std::to_string(t.bits) + "g" + std::to_string(t.group) +
                                            (t.asymmetric ? "a" : "")
                                      : t.format;
     by_format[f].first += t.shape[0] * t.shape[1];

@@ -39,6 +39,7 @@ void add_model_options(cxxopts::Options& o) {
       ("b,batch-size", "tokens per forward pass during prompt processing", cxxopts::value<int>()->default_value("64"))
       ("isa", "cap the kernels' instruction set: scalar, avx2, avx512, avx512vnni, avx512vbmi, neon, neondot", cxxopts::value<std::string>())
       ("int8-bq", "multiply b-bit weights (e.g. a 4-bit head) by int8 activations: faster, approximate")
+      ("fast-bp", "bit-plane (p<bits>g<group>) weights through int8 tables: faster, approximate")
       ("h,help", "show this help");
 }
 
@@ -101,6 +102,7 @@ Result<std::unique_ptr<Context>> make_context(const Model& model, const cxxopts:
   p.n_threads = r["threads"].as<int>();
   p.n_batch = r["batch-size"].as<int>();
   p.bq_int8 = r.count("int8-bq") > 0;
+  p.bp_fast = r.count("fast-bp") > 0;
   if (p.n_ctx < 0 || p.n_threads < 0 || p.n_batch <= 0)
     return Status::error("-c and -t must be >= 0 and -b > 0");
   if (p.n_threads > usable_cpu_count())
