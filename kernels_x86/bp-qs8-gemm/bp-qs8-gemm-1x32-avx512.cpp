@@ -18,10 +18,17 @@
 namespace lutra {
 namespace {
 
+// Zero-masked forms with full masks (same instructions), as in the t2/t3 AVX-512 kernels:
+// GCC 12's unmasked broadcast, extract and convert intrinsics trip -Wmaybe-uninitialized
+// inside its headers (they start from _mm512_undefined_*).
+constexpr __mmask8 kAll8 = 0xff;
+constexpr __mmask16 kAll16 = 0xffff;
+constexpr __mmask32 kAll32 = 0xffffffff;
+
 constexpr size_t kPrefetch = 8192;  // bytes ahead in the weight stream
 
 inline __m512i bcast16(const uint8_t* p) {
-  return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm512_maskz_broadcast_i32x4(kAll16, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
 inline void tile_dot(const WeightView& w, const uint8_t* tile, const uint8_t* tab, float xs,
@@ -60,21 +67,21 @@ inline void tile_dot(const WeightView& w, const uint8_t* tile, const uint8_t* ta
       }
       // lo sums are unsigned (< 2^16 for 4 quads: 16 chunks x 255 x 15); value = lo + 256 hi
       for (int r = 0; r < 2; r++) {
-        const __m256i l = r ? _mm512_extracti64x4_epi64(lo, 1) : _mm512_castsi512_si256(lo);
-        const __m256i hh = r ? _mm512_extracti64x4_epi64(hi, 1) : _mm512_castsi512_si256(hi);
-        acc[r] = _mm512_add_epi32(acc[r], _mm512_cvtepu16_epi32(l));
-        acc[r] = _mm512_add_epi32(acc[r], _mm512_slli_epi32(_mm512_cvtepi16_epi32(hh), 8));
+        const __m256i l = r ? _mm512_maskz_extracti64x4_epi64(kAll8, lo, 1) : _mm512_maskz_extracti64x4_epi64(kAll8, lo, 0);
+        const __m256i hh = r ? _mm512_maskz_extracti64x4_epi64(kAll8, hi, 1) : _mm512_maskz_extracti64x4_epi64(kAll8, hi, 0);
+        acc[r] = _mm512_add_epi32(acc[r], _mm512_maskz_cvtepu16_epi32(kAll16, l));
+        acc[r] = _mm512_add_epi32(acc[r], _mm512_maskz_slli_epi32(kAll16, _mm512_maskz_cvtepi16_epi32(kAll16, hh), 8));
       }
     }
     // sum += s * (float(acc) - z * float(xsum)), the reference's operations (no FMA).
     const __m512 xsum = _mm512_set1_ps(float(xsums[g]));
     for (int r = 0; r < 2; r++) {
-      const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gp + 32 * r)));
-      const __m512 z = w.asymmetric ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gp + 64 + 32 * r)))
+      const __m512 s = _mm512_maskz_cvtph_ps(kAll16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(gp + 32 * r)));
+      const __m512 z = w.asymmetric ? _mm512_maskz_cvtph_ps(kAll16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(gp + 64 + 32 * r)))
                                     : zsym;
       __m512 zx = _mm512_mul_ps(z, xsum);
       asm("" : "+v"(zx));  // rounded on its own, as in the reference
-      __m512 t = _mm512_mul_ps(s, _mm512_sub_ps(_mm512_cvtepi32_ps(acc[r]), zx));
+      __m512 t = _mm512_mul_ps(s, _mm512_sub_ps(_mm512_maskz_cvtepi32_ps(kAll16, acc[r]), zx));
       asm("" : "+v"(t));
       sum[r] = _mm512_add_ps(sum[r], t);
     }

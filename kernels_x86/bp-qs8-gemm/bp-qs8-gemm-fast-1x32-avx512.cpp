@@ -15,10 +15,17 @@
 namespace lutra {
 namespace {
 
+// Zero-masked forms with full masks (same instructions), as in the t2/t3 AVX-512 kernels:
+// GCC 12's unmasked broadcast, extract and convert intrinsics trip -Wmaybe-uninitialized
+// inside its headers (they start from _mm512_undefined_*).
+constexpr __mmask8 kAll8 = 0xff;
+constexpr __mmask16 kAll16 = 0xffff;
+constexpr __mmask32 kAll32 = 0xffffffff;
+
 constexpr size_t kPrefetch = 8192;  // bytes ahead in the weight stream
 
 inline __m512i bcast16(const uint8_t* p) {
-  return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm512_maskz_broadcast_i32x4(kAll16, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
 inline void tile_dot(const WeightView& w, const uint8_t* tile, const uint8_t* tab, float xs,
@@ -52,16 +59,16 @@ inline void tile_dot(const WeightView& w, const uint8_t* tile, const uint8_t* ta
           }
         }
       }
-      acc[0] = _mm512_add_epi32(acc[0], _mm512_cvtepi16_epi32(_mm512_castsi512_si256(a)));
-      acc[1] = _mm512_add_epi32(acc[1], _mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(a, 1)));
+      acc[0] = _mm512_add_epi32(acc[0], _mm512_maskz_cvtepi16_epi32(kAll16, _mm512_maskz_extracti64x4_epi64(kAll8, a, 0)));
+      acc[1] = _mm512_add_epi32(acc[1], _mm512_maskz_cvtepi16_epi32(kAll16, _mm512_maskz_extracti64x4_epi64(kAll8, a, 1)));
     }
     // sum += s * (ts * float(acc) - z * float(xsum)), the fast reference's operations (no FMA).
     const __m512 xsum = _mm512_set1_ps(float(xsums[g])), ts = _mm512_set1_ps(tscales[g]);
     for (int r = 0; r < 2; r++) {
-      const __m512 s = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gp + 32 * r)));
-      const __m512 z = w.asymmetric ? _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(gp + 64 + 32 * r)))
+      const __m512 s = _mm512_maskz_cvtph_ps(kAll16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(gp + 32 * r)));
+      const __m512 z = w.asymmetric ? _mm512_maskz_cvtph_ps(kAll16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(gp + 64 + 32 * r)))
                                     : zsym;
-      __m512 zx = _mm512_mul_ps(z, xsum), ta = _mm512_mul_ps(ts, _mm512_cvtepi32_ps(acc[r]));
+      __m512 zx = _mm512_mul_ps(z, xsum), ta = _mm512_mul_ps(ts, _mm512_maskz_cvtepi32_ps(kAll16, acc[r]));
       asm("" : "+v"(zx), "+v"(ta));  // each product rounded on its own, as in the reference
       __m512 t = _mm512_mul_ps(s, _mm512_sub_ps(ta, zx));
       asm("" : "+v"(t));
