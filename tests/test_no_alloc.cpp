@@ -34,47 +34,59 @@ void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
 
 using namespace lutra;
 
-TEST_CASE("decoding tokens (forward pass, sampling, detokenizing) allocates nothing, on 1 or 2 threads") {
+TEST_CASE("decoding tokens (forward pass, sampling, detokenizing) allocates nothing, for every weight layout, on 1 or 2 threads") {
   namespace fs = std::filesystem;
   const fs::path path = fs::temp_directory_path() / ("lutra-noalloc-" + std::to_string(::getpid()) + ".lutra");
-  ConvertOptions opts;
-  REQUIRE(make_synthetic("tiny", path.string(), opts).ok());
-  auto model = Model::load(path.string());
-  REQUIRE(model.ok());
-  for (int threads : {1, 2}) {
-    CAPTURE(threads);
-    ContextParams cp;
-    cp.n_threads = threads;
-    cp.n_ctx = 128;
-    auto ctx = Context::create(**model, cp);
-    REQUIRE(ctx.ok());
-    SamplerParams sp;
-    sp.seed = 3;
-    sp.repeat_penalty = 1.1f;
-    Sampler sampler(size_t((*model)->config().vocab_size), sp);
-    TextStream stream((*model)->tokenizer());
-    const std::vector<int32_t> prompt = (*model)->tokenizer().encode("Once upon a time", true);
-    REQUIRE((*ctx)->eval(prompt).ok());
-    // Warm-up step: first use may size scratch (e.g. the text stream's output buffer).
-    int32_t tok = sampler.sample(const_cast<float*>((*ctx)->logits()));
-    stream.push(tok);
-    REQUIRE((*ctx)->eval(std::span<const int32_t>(&tok, 1)).ok());
-
-    g_allocations = 0;
-    g_counting = true;
-    for (int i = 0; i < 32; ++i) {
-      tok = sampler.sample(const_cast<float*>((*ctx)->logits()));
+  struct Recipe {
+    const char *weights, *embedding;
+    bool bq_int8;
+  };
+  // The default (t2 layers, f16 head), both table-lookup ternary layouts, b-bit heads through
+  // multiply-add with int8 activations and through bit-serial tables.
+  for (Recipe recipe : {Recipe{"", "", false}, Recipe{"t3", "b4g32", true}, Recipe{"t5", "p4g32", false}}) {
+    CAPTURE(recipe.weights);
+    ConvertOptions opts;
+    opts.weights = recipe.weights;
+    opts.embedding = recipe.embedding;
+    REQUIRE(make_synthetic("tiny", path.string(), opts).ok());
+    auto model = Model::load(path.string());
+    REQUIRE(model.ok());
+    for (int threads : {1, 2}) {
+      CAPTURE(threads);
+      ContextParams cp;
+      cp.bq_int8 = recipe.bq_int8;
+      cp.n_threads = threads;
+      cp.n_ctx = 128;
+      auto ctx = Context::create(**model, cp);
+      REQUIRE(ctx.ok());
+      SamplerParams sp;
+      sp.seed = 3;
+      sp.repeat_penalty = 1.1f;
+      Sampler sampler(size_t((*model)->config().vocab_size), sp);
+      TextStream stream((*model)->tokenizer());
+      const std::vector<int32_t> prompt = (*model)->tokenizer().encode("Once upon a time", true);
+      REQUIRE((*ctx)->eval(prompt).ok());
+      // Warm-up step: first use may size scratch (e.g. the text stream's output buffer).
+      int32_t tok = sampler.sample(const_cast<float*>((*ctx)->logits()));
       stream.push(tok);
-      if (!(*ctx)->eval(std::span<const int32_t>(&tok, 1)).ok()) break;
+      REQUIRE((*ctx)->eval(std::span<const int32_t>(&tok, 1)).ok());
+
+      g_allocations = 0;
+      g_counting = true;
+      for (int i = 0; i < 32; ++i) {
+        tok = sampler.sample(const_cast<float*>((*ctx)->logits()));
+        stream.push(tok);
+        if (!(*ctx)->eval(std::span<const int32_t>(&tok, 1)).ok()) break;
+      }
+      g_counting = false;
+      CHECK(g_allocations.load() == 0);
+      // The counter does see allocations (so the check above can fail).
+      g_counting = true;
+      auto probe = std::make_unique<std::vector<int>>(16);
+      g_counting = false;
+      CHECK(g_allocations.load() >= 1);
+      CHECK((*ctx)->n_past() == int(prompt.size()) + 33);
     }
-    g_counting = false;
-    CHECK(g_allocations.load() == 0);
-    // The counter does see allocations (so the check above can fail).
-    g_counting = true;
-    auto probe = std::make_unique<std::vector<int>>(16);
-    g_counting = false;
-    CHECK(g_allocations.load() >= 1);
-    CHECK((*ctx)->n_past() == int(prompt.size()) + 33);
   }
   fs::remove(path);
 }
