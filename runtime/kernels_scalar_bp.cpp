@@ -46,6 +46,15 @@ inline int32_t row_group_acc(const WeightView& w, size_t r, size_t g, Entry entr
   return acc;
 }
 
+// Group g's f16 scale of row r and its zero (2^(bits-1) for symmetric weights).
+struct ScaleZero {
+  float s, z;
+};
+inline ScaleZero scale_zero(const WeightView& w, size_t r, size_t g) {
+  const uint8_t* at = bp_scale_at(w, r, g);
+  return {load_f16_at(at), w.asymmetric ? load_f16_at(at + 64) : float(1u << (w.bits - 1))};
+}
+
 // The GEMM of both modes: `term(r, g, tab)` is group g's float term of row r.
 template <class Term>
 inline void bp_gemm(const WeightView& w, const uint8_t* tables, size_t table_stride,
@@ -115,7 +124,6 @@ void lutra_bp_lut_build_fast__scalar(const int8_t* xq, size_t k, size_t group, s
 void lutra_bp_qs8_gemm__scalar(const WeightView& w, const uint8_t* tables, size_t table_stride,
                                const float* xs, float* y, size_t m, size_t n_begin, size_t n_end) {
   const size_t group = size_t(w.group), quads = w.k / 16;
-  const float zsym = float(1u << (w.bits - 1));
   bp_gemm(w, tables, table_stride, xs, y, m, n_begin, n_end, [&](size_t r, size_t g, const uint8_t* tab) {
     const uint8_t* lo = tab + g * group / 16 * 128;  // the group's first quad
     const int32_t acc = row_group_acc(w, r, g, [lo](size_t c, uint32_t p) {
@@ -124,8 +132,7 @@ void lutra_bp_qs8_gemm__scalar(const WeightView& w, const uint8_t* tables, size_
     });
     int32_t xsum;
     std::memcpy(&xsum, tab + quads * 128 + 4 * g, 4);
-    const float s = load_f16_at(bp_scale_at(w, r, g));
-    const float z = w.asymmetric ? load_f16_at(bp_scale_at(w, r, g) + 64) : zsym;
+    const auto [s, z] = scale_zero(w, r, g);
     return s * (float(acc) - z * float(xsum));
   });
 }
@@ -134,7 +141,6 @@ void lutra_bp_qs8_gemm_fast__scalar(const WeightView& w, const uint8_t* tables,
                                     size_t table_stride, const float* xs, float* y, size_t m,
                                     size_t n_begin, size_t n_end) {
   const size_t group = size_t(w.group), gpr = w.groups_per_row(), quads = w.k / 16;
-  const float zsym = float(1u << (w.bits - 1));
   bp_gemm(w, tables, table_stride, xs, y, m, n_begin, n_end, [&](size_t r, size_t g, const uint8_t* tab) {
     const int8_t* q = reinterpret_cast<const int8_t*>(tab + g * group / 16 * 64);
     const int32_t acc = row_group_acc(w, r, g, [q](size_t c, uint32_t p) {
@@ -144,8 +150,7 @@ void lutra_bp_qs8_gemm_fast__scalar(const WeightView& w, const uint8_t* tables,
     float ts;
     std::memcpy(&xsum, tab + quads * 64 + 4 * g, 4);
     std::memcpy(&ts, tab + quads * 64 + 4 * gpr + 4 * g, 4);
-    const float s = load_f16_at(bp_scale_at(w, r, g));
-    const float z = w.asymmetric ? load_f16_at(bp_scale_at(w, r, g) + 64) : zsym;
+    const auto [s, z] = scale_zero(w, r, g);
     return s * (ts * float(acc) - z * float(xsum));
   });
 }

@@ -18,23 +18,13 @@
 #include "runtime/kernel_variants.h"
 #include "runtime/kernels.h"
 #include "runtime/model.h"
+#include "tests/kernel_cases.h"
+#include "tests/synthetic_model.h"
 #include "tests/test_data.h"
 
 using namespace lutra;
 
 namespace {
-
-template <class Fn>
-std::vector<Variant<Fn>> runnable(std::span<const Variant<Fn>> all) {
-  std::vector<Variant<Fn>> out;
-  for (const Variant<Fn>& v : all) {
-    if (cpu_supports(v.isa))
-      out.push_back(v);
-    else
-      MESSAGE("skipping " << v.name << ": this CPU lacks " << to_string(v.isa));
-  }
-  return out;
-}
 
 // One float matrix quantized by the bq packer, and the same as bit planes.
 struct Pair {
@@ -69,28 +59,6 @@ Pair make_pair(std::mt19937& rng, size_t n, size_t k, int bits, int group, bool 
   return p;
 }
 
-std::vector<int8_t> make_acts(std::mt19937& rng, size_t count, int kind) {
-  std::uniform_int_distribution<int> d(-128, 127), coin(0, 1);
-  std::vector<int8_t> x(count);
-  for (int8_t& v : x)
-    v = int8_t(kind == 1 ? -128 : kind == 2 ? 127 : kind == 3 ? (coin(rng) ? 127 : -128) : d(rng));
-  return x;
-}
-
-// Row splits: the whole range, 32-aligned pieces, a ragged 3-way split.
-std::vector<std::vector<size_t>> splits(std::mt19937& rng, size_t n) {
-  std::vector<std::vector<size_t>> out{{0, n}};
-  std::vector<size_t> aligned{0};
-  for (size_t r = 32; r < n; r += 32) aligned.push_back(r);
-  aligned.push_back(n);
-  out.push_back(aligned);
-  std::uniform_int_distribution<size_t> d(0, n);
-  size_t a = d(rng), b = d(rng);
-  if (a > b) std::swap(a, b);
-  out.push_back({0, a, b, n});
-  return out;
-}
-
 // Every token's tables, `stride` apart, built by `build` in one call per token.
 std::vector<uint8_t> build_tables(BpLutBuildFn build, const std::vector<int8_t>& x, size_t m, size_t k,
                                   size_t group, size_t stride) {
@@ -106,7 +74,7 @@ constexpr float kUntouched = -12345.5f;
 size_t check_gemm(std::mt19937& rng, GemmBpFn gemm, const WeightView& w, const uint8_t* tables, size_t stride,
                   const std::vector<float>& xs, size_t m, const std::vector<float>& want) {
   size_t bad = 0;
-  for (const std::vector<size_t>& cut : splits(rng, w.n)) {
+  for (const std::vector<size_t>& cut : splits_of_32(rng, w.n)) {
     for (size_t c = 0; c + 1 < cut.size(); c++) {
       std::vector<float> y(m * w.n, kUntouched);
       gemm(w, tables, stride, xs.data(), y.data(), m, cut[c], cut[c + 1]);
@@ -189,7 +157,7 @@ TEST_CASE("bp table builds hold the exact chunk sums and group sums, and every v
         CAPTURE(group);
         CAPTURE(k);
         CAPTURE(kind);
-        const std::vector<int8_t> x = make_acts(rng, k, kind);
+        const std::vector<int8_t> x = make_acts(rng, k, kAllActs[kind]);
         const size_t gpr = k / group;
         // The exact tables against the definition, written out independently.
         std::vector<uint8_t> ref(bp_table_bytes(k, int(group), false), 0x11);
@@ -242,7 +210,7 @@ TEST_CASE("bp exact gemm variants are bit-identical to the bq int8 scalar refere
             if (k > 1000 && n != 33) continue;  // the big k at one ragged n keeps the sweep quick
             Pair p = make_pair(rng, n, k, bits, group, asym);
             for (size_t m : {1, 2, 7}) {
-              std::vector<int8_t> x = make_acts(rng, m * k, int(calls % 4));
+              std::vector<int8_t> x = make_acts(rng, m * k, kAllActs[calls % 4]);
               std::vector<float> xs(m);
               for (float& s : xs) s = std::uniform_real_distribution<float>(0.5f, 400.0f)(rng);
               std::vector<float> want(m * n);
@@ -273,7 +241,7 @@ TEST_CASE("bp fast gemm variants are bit-identical to the fast scalar reference 
           const size_t k = size_t(group) * (n % 3 + 1);
           Pair p = make_pair(rng, n, k, bits, group, asym);
           for (size_t m : {1, 3}) {
-            std::vector<int8_t> x = make_acts(rng, m * k, int(n % 4));
+            std::vector<int8_t> x = make_acts(rng, m * k, kAllActs[n % 4]);
             std::vector<float> xs(m, 37.5f);
             const size_t stride = bp_table_bytes(k, group, true);
             const auto tables = build_tables(lutra_bp_lut_build_fast__scalar, x, m, k, size_t(group), stride);
@@ -304,12 +272,7 @@ TEST_CASE("bp fast mode stays close to the exact mode on realistic weights and a
                                    std::tuple{4, 32, true}}) {
     const size_t n = 256, k = 2560, m = 4;
     Pair p = make_pair(rng, n, k, bits, group, asym);
-    std::vector<float> x(m * k);
-    std::normal_distribution<float> dn(0.0f, 1.0f);
-    for (float& v : x) v = dn(rng);
-    std::vector<int8_t> xq(m * k);
-    std::vector<float> xs(m);
-    for (size_t i = 0; i < m; i++) xs[i] = quantize(x.data() + i * k, k, xq.data() + i * k);
+    const auto [x, xq, xs] = normal_acts_i8(rng, m, k, quantize);
     const size_t se = bp_table_bytes(k, group, false), sf = bp_table_bytes(k, group, true);
     const auto te = build_tables(lutra_bp_lut_build__scalar, xq, m, k, size_t(group), se);
     const auto tf = build_tables(lutra_bp_lut_build_fast__scalar, xq, m, k, size_t(group), sf);
@@ -399,20 +362,11 @@ TEST_CASE("bit-plane linear layers and head give the bq int8 logits bit for bit,
   // Every matrix of a synthetic model as p4g32a (head p4g32) against the same as b4g32a / b4g32
   // through the bq int8 kernels: the exact bp path must not differ by a bit, in any batch.
   TempDir tmp;
-  ConvertOptions bq_opts, bp_opts;
-  bq_opts.weights = "b4g32a";
-  bq_opts.embedding = "b4g32";
-  bp_opts.weights = "p4g32a";
-  bp_opts.embedding = "p4g32";
-  REQUIRE(make_synthetic("tiny", tmp.file("bq.lutra"), bq_opts).ok());
-  REQUIRE(make_synthetic("tiny", tmp.file("bp.lutra"), bp_opts).ok());
-  auto mq = Model::load(tmp.file("bq.lutra"));
-  auto mp = Model::load(tmp.file("bp.lutra"));
-  REQUIRE(mq.ok());
-  REQUIRE(mp.ok());
-  REQUIRE((*mp)->weights().layers[0].w_down.format == WeightFormat::bp);
-  const std::vector<int32_t> prompt = (*mq)->tokenizer().encode("the dog ran to the park and back", true);
-  const size_t vocab = size_t((*mq)->config().vocab_size);
+  const auto mq = tiny_model_as(tmp, "b4g32a", "b4g32");
+  const auto mp = tiny_model_as(tmp, "p4g32a", "p4g32");
+  REQUIRE(mp->weights().layers[0].w_down.format == WeightFormat::bp);
+  const std::vector<int32_t> prompt = mq->tokenizer().encode("the dog ran to the park and back", true);
+  const size_t vocab = size_t(mq->config().vocab_size);
   for (int batch : {1, 5}) {
     CAPTURE(batch);
     ContextParams p;
@@ -420,9 +374,9 @@ TEST_CASE("bit-plane linear layers and head give the bq int8 logits bit for bit,
     p.n_batch = batch;
     p.logits_all = true;
     p.bq_int8 = true;
-    auto cq = Context::create(**mq, p);
+    auto cq = Context::create(*mq, p);
     p.bq_int8 = false;
-    auto cp = Context::create(**mp, p);
+    auto cp = Context::create(*mp, p);
     REQUIRE(cq.ok());
     REQUIRE(cp.ok());
     for (size_t at = 0; at < prompt.size(); at += size_t(batch)) {

@@ -11,6 +11,7 @@
 
 #include "runtime/half.h"
 #include "runtime/kernels.h"
+#include "tests/kernel_cases.h"
 
 using namespace lutra;
 
@@ -143,12 +144,7 @@ TEST_CASE("bq int8 gemm approximates the double-precision float product within t
       for (int group : {32, 128}) {
         const size_t n = 9, k = 512, m = 3, groups = k / size_t(group);
         BqI8Weights t = make_weights(rng, n, k, bits, group, asym);
-        std::vector<float> x(m * k);
-        std::normal_distribution<float> dn(0.0f, 1.0f);
-        for (float& v : x) v = dn(rng);
-        std::vector<int8_t> xq(m * k);
-        std::vector<float> xs(m);
-        for (size_t i = 0; i < m; i++) xs[i] = quantize(x.data() + i * k, k, xq.data() + i * k);
+        const auto [x, xq, xs] = normal_acts_i8(rng, m, k, quantize);
         for (const Variant<GemmBqI8Fn>& v : variants) {
           if (!cpu_supports(v.isa)) continue;
           INFO("variant " << std::string(v.name) << " bits " << bits << " group " << group << (asym ? " asym" : " sym"));

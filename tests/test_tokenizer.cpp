@@ -66,13 +66,6 @@ Tokenizer tiny_tokenizer(bool add_dummy_prefix = true) {
   return std::move(tok).value();
 }
 
-std::string stream_all(TextStream& ts, const std::vector<int32_t>& ids) {
-  std::string s;
-  for (int32_t id : ids) s += ts.push(id);
-  s += ts.flush();
-  return s;
-}
-
 }  // namespace
 
 TEST_CASE("hand-built BPE proto merges by score and falls back to bytes") {
@@ -194,9 +187,8 @@ TEST_CASE("decode equals the concatenated TextStream output, as sentencepiece de
 
 TEST_CASE("LLaMA-2 golden vectors pass with a proto rebuilt from the model's pieces") {
   auto model = test_data_file("llama2_tokenizer.model");
-  auto inp = test_data_file("ggml-vocab-llama-spm.gguf.inp");
-  auto out = test_data_file("ggml-vocab-llama-spm.gguf.out");
-  if (!model || !inp || !out) return;
+  auto cases = golden_cases("ggml-vocab-llama-spm.gguf");
+  if (!model || !cases) return;
   sentencepiece::SentencePieceProcessor ref;
   REQUIRE(ref.Load(model->string()).ok());
   auto rebuilt = Tokenizer::from_spm_proto(make_spm_model_proto(pieces_of(ref), SpmOptions{}));
@@ -204,14 +196,8 @@ TEST_CASE("LLaMA-2 golden vectors pass with a proto rebuilt from the model's pie
   const Tokenizer& tok = rebuilt.value();
   CHECK(tok.vocab_size() == 32000);
 
-  auto cases = read_golden(*inp, *out);
-  CHECK(cases.size() == 46);
-  for (size_t i = 0; i < cases.size(); ++i) {
-    const auto& [text, expected] = cases[i];
-    INFO("golden #" << i << ": \"" << text << "\"");
-    CHECK(tok.encode(text, false) == expected);
-    CHECK(tok.decode(expected) == text);
-  }
+  CHECK(cases->size() == 46);
+  check_golden(tok, *cases);
 }
 
 TEST_CASE("rebuilt LLaMA-2 proto encodes and decodes WikiText exactly like the original model") {

@@ -19,6 +19,7 @@
 #include "runtime/tokenizer.h"
 #include "tests/gguf_builder.h"
 #include "tests/golden.h"
+#include "tests/synthetic_model.h"
 #include "tests/test_data.h"
 
 using namespace lutra;
@@ -58,13 +59,6 @@ Tokenizer llama3_tokenizer(const std::filesystem::path& model) {
   auto tok = Tokenizer::from_bpe(std::move(vocab).value());
   REQUIRE_MESSAGE(tok.ok(), tok.message());
   return std::move(tok).value();
-}
-
-std::string stream_all(TextStream& ts, const std::vector<int32_t>& ids) {
-  std::string s;
-  for (int32_t id : ids) s += ts.push(id);
-  s += ts.flush();
-  return s;
 }
 
 }  // namespace
@@ -353,9 +347,8 @@ TEST_CASE("invalid UTF-8 is refused by BPE encode_checked and replaced by encode
 
 TEST_CASE("LLaMA-3 golden vectors pass with the vocabulary read from llama3_tokenizer.model") {
   auto model = test_data_file("llama3_tokenizer.model");
-  auto inp = test_data_file("ggml-vocab-llama-bpe.gguf.inp");
-  auto out = test_data_file("ggml-vocab-llama-bpe.gguf.out");
-  if (!model || !inp || !out) return;
+  auto cases = golden_cases("ggml-vocab-llama-bpe.gguf");
+  if (!model || !cases) return;
   const Tokenizer tok = llama3_tokenizer(*model);
   CHECK(tok.vocab_size() == 128256);
   // The model file's blob makes the same tokenizer.
@@ -363,22 +356,15 @@ TEST_CASE("LLaMA-3 golden vectors pass with the vocabulary read from llama3_toke
   REQUIRE_MESSAGE(reloaded.ok(), reloaded.message());
   CHECK(reloaded->bpe_blob() == tok.bpe_blob());
 
-  auto cases = read_golden(*inp, *out);
-  CHECK(cases.size() == 46);
-  for (size_t i = 0; i < cases.size(); ++i) {
-    const auto& [text, expected] = cases[i];
-    INFO("golden #" << i << ": \"" << text << "\"");
-    CHECK(tok.encode_checked(text, false).value() == expected);
-    CHECK(reloaded->encode(text, false) == expected);
-    CHECK(tok.decode(expected) == text);
-  }
+  CHECK(cases->size() == 46);
+  check_golden(tok, *cases);
+  check_golden(*reloaded, *cases);
 }
 
 TEST_CASE("LLaMA-3 golden vectors pass through GGUF-style lists with listed merges too") {
   auto model = test_data_file("llama3_tokenizer.model");
-  auto inp = test_data_file("ggml-vocab-llama-bpe.gguf.inp");
-  auto out = test_data_file("ggml-vocab-llama-bpe.gguf.out");
-  if (!model || !inp || !out) return;
+  auto cases = golden_cases("ggml-vocab-llama-bpe.gguf");
+  if (!model || !cases) return;
   // The lists a GGUF "llama-bpe" vocabulary holds, made from the tiktoken ranks: tokens in
   // byte-level spelling, specials as control (type 3), and a merge for every split of a token
   // into two tokens, in the order of the token they make.
@@ -406,17 +392,13 @@ TEST_CASE("LLaMA-3 golden vectors pass through GGUF-style lists with listed merg
   auto listed = Tokenizer::from_bpe(std::move(vocab).value());
   REQUIRE_MESSAGE(listed.ok(), listed.message());
   CHECK(listed->piece_id("<|eot_id|>") == 128009);
-  for (const auto& [text, expected] : read_golden(*inp, *out)) {
-    INFO("golden: \"" << text << "\"");
-    CHECK(listed->encode(text, false) == expected);
-  }
+  check_golden(*listed, *cases);
 }
 
 TEST_CASE("GPT-2 golden vectors pass with the vocabulary read from ggml-vocab-gpt-2.gguf") {
   auto gguf = test_data_file("ggml-vocab-gpt-2.gguf");
-  auto inp = test_data_file("ggml-vocab-gpt-2.gguf.inp");
-  auto out = test_data_file("ggml-vocab-gpt-2.gguf.out");
-  if (!gguf || !inp || !out) return;
+  auto cases = golden_cases("ggml-vocab-gpt-2.gguf");
+  if (!gguf || !cases) return;
   auto file = GgufFile::open(gguf->string());
   REQUIRE_MESSAGE(file.ok(), file.message());
   auto vocab = bpe_vocab_from_gguf(**file);
@@ -429,14 +411,8 @@ TEST_CASE("GPT-2 golden vectors pass with the vocabulary read from ggml-vocab-gp
   CHECK(tok.piece_id("<|endoftext|>") == 50256);
   CHECK(tok.is_control(50256));
 
-  auto cases = read_golden(*inp, *out);
-  CHECK(cases.size() == 46);
-  for (size_t i = 0; i < cases.size(); ++i) {
-    const auto& [text, expected] = cases[i];
-    INFO("golden #" << i << ": \"" << text << "\"");
-    CHECK(tok.encode_checked(text, false).value() == expected);
-    CHECK(tok.decode(expected) == text);
-  }
+  CHECK(cases->size() == 46);
+  check_golden(tok, *cases);
   if (auto wiki = test_data_file("wikitext2-test-crlf.txt")) {
     const std::string text = read_all(*wiki);
     CHECK(tok.decode(tok.encode(text, false)) == text);
@@ -534,21 +510,17 @@ TEST_CASE("a synthetic model with a tiktoken tokenizer stores it as BPE and load
 
   ConvertOptions opts;
   opts.tokenizer = tok_path;
-  const std::string path = tmp.file("m.lutra");
-  Status s = make_synthetic("tiny", path, opts);
-  REQUIRE_MESSAGE(s.ok(), s.message());
-  auto model = Model::load(path);
-  REQUIRE_MESSAGE(model.ok(), model.message());
-  const Tokenizer& tok = (*model)->tokenizer();
+  const std::unique_ptr<Model> model = tiny_model(tmp, "m.lutra", opts);
+  const Tokenizer& tok = model->tokenizer();
   CHECK(tok.type() == Tokenizer::Type::bpe);
   CHECK(tok.vocab_size() == 258 + 256);
-  CHECK((*model)->config().vocab_size == 258 + 256);
+  CHECK(model->config().vocab_size == 258 + 256);
   CHECK(tok.bos_id() == 258);
-  CHECK((*model)->config().bos_id == 258);
-  CHECK((*model)->config().stop_ids == std::vector<int32_t>{258 + 9});
+  CHECK(model->config().bos_id == 258);
+  CHECK(model->config().stop_ids == std::vector<int32_t>{258 + 9});
   CHECK(tok.encode("ab a", true) == std::vector<int32_t>{258, 256, 257});
   // The chat template finds its special tokens in the BPE vocabulary.
-  auto turn = chat_turn_tokens(**model, "ab", "", true, -1);
+  auto turn = chat_turn_tokens(*model, "ab", "", true, -1);
   REQUIRE_MESSAGE(turn.ok(), turn.message());
   CHECK(std::count(turn->begin(), turn->end(), 258 + 9) == 1);
 
@@ -568,22 +540,18 @@ TEST_CASE("a synthetic model with LLaMA-3's tokenizer has its vocabulary and spe
   ConvertOptions opts;
   opts.tokenizer = tok_file->string();
   opts.chat_template = "llama3";
-  const std::string path = tmp.file("m.lutra");
-  Status s = make_synthetic("tiny", path, opts);
-  REQUIRE_MESSAGE(s.ok(), s.message());
-  auto model = Model::load(path);
-  REQUIRE_MESSAGE(model.ok(), model.message());
-  const Tokenizer& tok = (*model)->tokenizer();
+  const std::unique_ptr<Model> model = tiny_model(tmp, "m.lutra", opts);
+  const Tokenizer& tok = model->tokenizer();
   CHECK(tok.vocab_size() == 128256);
   CHECK(tok.bos_id() == 128000);
   CHECK(tok.eos_id() == 128001);
   CHECK(tok.piece_id("<|eot_id|>") == 128009);
-  CHECK((*model)->config().stop_ids == std::vector<int32_t>{128009});
+  CHECK(model->config().stop_ids == std::vector<int32_t>{128009});
   const Tokenizer direct = llama3_tokenizer(*tok_file);
   CHECK(tok.bpe_blob() == direct.bpe_blob());
   // The LLaMA-3 chat template, encoded piece by piece, gives the ids of its whole text read
   // with special tokens (what Meta's and Hugging Face's tokenizers produce for it).
-  auto turn = chat_turn_tokens(**model, "Hello there", "Be brief.", true, -1);
+  auto turn = chat_turn_tokens(*model, "Hello there", "Be brief.", true, -1);
   REQUIRE_MESSAGE(turn.ok(), turn.message());
   auto whole = tok.encode_checked(
       "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"

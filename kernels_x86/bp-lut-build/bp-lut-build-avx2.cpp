@@ -7,17 +7,13 @@
 
 #include <cstring>
 
+#include "kernels_x86/bp-lut-build/bp-lut-build-avx2.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
 
 void lutra_bp_lut_build__avx2(const int8_t* xq, size_t k, size_t group, size_t group_begin,
                               size_t group_end, uint8_t* table) {
-  // Bit e of p as an all-ones / all-zeros int16, p = 0..15.
-  const __m256i b0 = _mm256_setr_epi16(0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1);
-  const __m256i b1 = _mm256_setr_epi16(0, 0, -1, -1, 0, 0, -1, -1, 0, 0, -1, -1, 0, 0, -1, -1);
-  const __m256i b2 = _mm256_setr_epi16(0, 0, 0, 0, -1, -1, -1, -1, 0, 0, 0, 0, -1, -1, -1, -1);
-  const __m256i b3 = _mm256_setr_epi16(0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1);
   // Per lane: the low bytes of its 8 entries, then their high bytes.
   const __m256i split = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15,
                                          0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
@@ -27,10 +23,7 @@ void lutra_bp_lut_build__avx2(const int8_t* xq, size_t k, size_t group, size_t g
     int32_t xsum = 0;
     for (size_t c = g * group / 4; c < (g + 1) * group / 4; c++) {
       const int8_t* x = xq + 4 * c;
-      __m256i t = _mm256_add_epi16(_mm256_and_si256(_mm256_set1_epi16(x[0]), b0),
-                                   _mm256_and_si256(_mm256_set1_epi16(x[1]), b1));
-      t = _mm256_add_epi16(t, _mm256_add_epi16(_mm256_and_si256(_mm256_set1_epi16(x[2]), b2),
-                                               _mm256_and_si256(_mm256_set1_epi16(x[3]), b3)));
+      __m256i t = chunk_entries(x);
       t = _mm256_shuffle_epi8(t, split);                          // lo0-7 hi0-7 | lo8-15 hi8-15
       t = _mm256_permute4x64_epi64(t, _MM_SHUFFLE(3, 1, 2, 0));  // lo0-15 | hi0-15
       uint8_t* lo = table + c / 4 * 128 + c % 4 * 16;

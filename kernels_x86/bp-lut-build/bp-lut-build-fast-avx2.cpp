@@ -9,16 +9,13 @@
 
 #include <cstring>
 
+#include "kernels_x86/bp-lut-build/bp-lut-build-avx2.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
 
 void lutra_bp_lut_build_fast__avx2(const int8_t* xq, size_t k, size_t group, size_t group_begin,
                                    size_t group_end, uint8_t* table) {
-  const __m256i b0 = _mm256_setr_epi16(0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1);
-  const __m256i b1 = _mm256_setr_epi16(0, 0, -1, -1, 0, 0, -1, -1, 0, 0, -1, -1, 0, 0, -1, -1);
-  const __m256i b2 = _mm256_setr_epi16(0, 0, 0, 0, -1, -1, -1, -1, 0, 0, 0, 0, -1, -1, -1, -1);
-  const __m256i b3 = _mm256_setr_epi16(0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1);
   const size_t gpr = k / group, chunks = group / 4;
   uint8_t* xsums = table + k / 16 * 64;
   alignas(32) int16_t entries[256 / 4 * 16];  // group <= 256
@@ -27,10 +24,7 @@ void lutra_bp_lut_build_fast__avx2(const int8_t* xq, size_t k, size_t group, siz
     __m256i vmax = _mm256_setzero_si256();
     for (size_t c = 0; c < chunks; c++) {
       const int8_t* x = xq + g * group + 4 * c;
-      __m256i t = _mm256_add_epi16(_mm256_and_si256(_mm256_set1_epi16(x[0]), b0),
-                                   _mm256_and_si256(_mm256_set1_epi16(x[1]), b1));
-      t = _mm256_add_epi16(t, _mm256_add_epi16(_mm256_and_si256(_mm256_set1_epi16(x[2]), b2),
-                                               _mm256_and_si256(_mm256_set1_epi16(x[3]), b3)));
+      const __m256i t = chunk_entries(x);
       _mm256_store_si256(reinterpret_cast<__m256i*>(entries + 16 * c), t);
       vmax = _mm256_max_epi16(vmax, _mm256_abs_epi16(t));
       xsum += x[0] + x[1] + x[2] + x[3];

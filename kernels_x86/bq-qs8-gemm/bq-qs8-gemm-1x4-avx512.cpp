@@ -30,6 +30,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels_x86/avx512-masked.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
@@ -38,17 +39,6 @@ namespace {
 constexpr size_t kStep = 512;       // codes per reduction step (16 parts)
 constexpr size_t kPrefetch = 8192;  // at least this many bytes ahead
 constexpr size_t kRows = 16;  // output rows per tile (their sums run in the lanes of one vector)
-
-// Zero-masked forms with full masks: GCC 12's unmasked forms of these trip
-// -Wmaybe-uninitialized inside its headers (see t2-qs8-gemm-1x4-avx512.cpp).
-constexpr __mmask16 kAll16 = 0xffff;
-constexpr __mmask8 kAll8 = 0xff;
-inline __m512i unpacklo32(__m512i a, __m512i b) { return _mm512_maskz_unpacklo_epi32(kAll16, a, b); }
-inline __m512i unpackhi32(__m512i a, __m512i b) { return _mm512_maskz_unpackhi_epi32(kAll16, a, b); }
-inline __m512i unpacklo64(__m512i a, __m512i b) { return _mm512_maskz_unpacklo_epi64(kAll8, a, b); }
-inline __m512i unpackhi64(__m512i a, __m512i b) { return _mm512_maskz_unpackhi_epi64(kAll8, a, b); }
-template <int kImm>
-inline __m512i shuffle128(__m512i a, __m512i b) { return _mm512_maskz_shuffle_i64x2(kAll8, a, b, kImm); }
 
 inline __mmask16 mask16(size_t live) { return live >= 16 ? kAll16 : __mmask16((1u << live) - 1); }
 

@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels_x86/avx512-masked.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
@@ -38,20 +39,6 @@ constexpr size_t kGroup = 8;       // blocks summed in int16 (see above)
 constexpr size_t kPrefetch = 8192;  // at least this many bytes ahead (decode)
 constexpr size_t kChunkBytes = 256 << 10;  // activations of one token chunk (L2)
 constexpr int kRows = 4, kTokens = 4;  // register tile (m = 1: kRows x 1)
-
-// Zero-masked forms with full masks (same instructions): GCC 12's unmasked extract, unpack,
-// shuffle and permute intrinsics trip -Wmaybe-uninitialized inside its headers (they start
-// from _mm512_undefined_*).
-constexpr __mmask16 kAll16 = 0xffff;
-constexpr __mmask8 kAll8 = 0xff;
-inline __m256i lo256(__m512i v) { return _mm512_maskz_extracti64x4_epi64(kAll8, v, 0); }
-inline __m256i hi256(__m512i v) { return _mm512_maskz_extracti64x4_epi64(kAll8, v, 1); }
-inline __m512i unpacklo32(__m512i a, __m512i b) { return _mm512_maskz_unpacklo_epi32(kAll16, a, b); }
-inline __m512i unpackhi32(__m512i a, __m512i b) { return _mm512_maskz_unpackhi_epi32(kAll16, a, b); }
-inline __m512i unpacklo64(__m512i a, __m512i b) { return _mm512_maskz_unpacklo_epi64(kAll8, a, b); }
-inline __m512i unpackhi64(__m512i a, __m512i b) { return _mm512_maskz_unpackhi_epi64(kAll8, a, b); }
-template <int kImm>
-inline __m512i shuffle128(__m512i a, __m512i b) { return _mm512_maskz_shuffle_i64x2(kAll8, a, b, kImm); }
 
 inline int32_t hsum(__m512i v) {
   __m256i h = _mm256_add_epi32(lo256(v), hi256(v));
