@@ -14,7 +14,8 @@ The model is the BitNet b1.58 2B4T block, shrunk:
 BitLinear (as lutra computes it, design.md section 3):
   activations: s = 127 / max(max|x|, 1e-5) per token, xq = clamp(round_half_even(x*s), -128, 127)
   weights:     a = max(mean|W|, 1e-5) per tensor,   Wq = clamp(round_half_even(W/a), -1, 1)
-  y = (Wq . xq) * a / s
+  y = (Wq . xq) * a' / s, where a' = 1 / bf16(1/a) is a as BitNet's packed release stores it
+  (weight_scale, bf16) and as lutra's converter rounds it for master weights too
 Training sees the quantized values through straight-through estimators (gradients pass to
 the full-precision master weights and activations as if rounding were the identity).
 """
@@ -121,9 +122,12 @@ def quantize_activations(x):
 
 
 def ternarize(w):
-    """Ternary codes (exact -1/0/+1 as float) and the per-tensor scale a = mean|W|."""
+    """Ternary codes (exact -1/0/+1 as float) from a = max(mean|W|, 1e-5), and the scale the
+    codes are multiplied by: a as the packed release stores it (weight_scale = 1/a in bf16),
+    so that training computes exactly what every converted copy of the model computes."""
     a = w.abs().mean().clamp(min=1e-5)
-    return (w / a).round().clamp(-1, 1), a
+    stored = 1.0 / (1.0 / a).to(torch.bfloat16).to(a.dtype)
+    return (w / a).round().clamp(-1, 1), stored
 
 
 class BitLinear(nn.Module):
