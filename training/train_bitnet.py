@@ -503,7 +503,7 @@ def main():
     with open(os.path.join(a.work_dir, "heldout.txt"), "w", encoding="utf-8") as f:
         f.write("\n".join(heldout_texts) + "\n")
     sp_path = os.path.join(a.work_dir, "tokenizer.model")
-    if not os.path.exists(sp_path):
+    if not os.path.exists(sp_path) or spm.SentencePieceProcessor(model_file=sp_path).get_piece_size() != a.vocab:
         sp_path = train_tokenizer(train_texts, a.work_dir, a.vocab)
     sp = spm.SentencePieceProcessor(model_file=sp_path)
     train_tokens = encode_books(sp, train_texts)
