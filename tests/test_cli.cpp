@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "tests/npy.h"
 #include "tests/run_process.h"
 #include "tests/test_data.h"
 
@@ -152,27 +153,6 @@ std::vector<int32_t> json_ids(const std::string& text) {
   return ids;
 }
 
-// A float32 .npy file's shape (rows, cols) and data, parsed the way NumPy reads version 1.0.
-struct Npy {
-  size_t rows = 0, cols = 0;
-  std::vector<float> data;
-};
-Npy read_npy_f32(const fs::path& p) {
-  const std::string b = read_file(p);
-  REQUIRE(b.size() >= 10);
-  REQUIRE(b.compare(0, 8, std::string("\x93NUMPY\x01\0", 8)) == 0);
-  const size_t header = size_t(uint8_t(b[8])) | size_t(uint8_t(b[9])) << 8;
-  REQUIRE((10 + header) % 64 == 0);
-  const std::string dict = b.substr(10, header);
-  CHECK(contains(dict, "'descr': '<f4'"));
-  CHECK(contains(dict, "'fortran_order': False"));
-  Npy n;
-  REQUIRE(std::sscanf(dict.c_str() + dict.find("'shape': (") + 10, "%zu, %zu", &n.rows, &n.cols) == 2);
-  REQUIRE(b.size() == 10 + header + n.rows * n.cols * 4);
-  n.data.resize(n.rows * n.cols);
-  std::memcpy(n.data.data(), b.data() + 10 + header, b.size() - 10 - header);
-  return n;
-}
 }  // namespace
 
 TEST_CASE("lutra tokenize --json prints the ids as a JSON array, with BOS only under --bos") {
