@@ -326,8 +326,7 @@ Status GgufImporter::run(const std::string& output) {
   auto writer = ModelWriter::create(output);
   if (!writer.ok()) return writer.status();
   ModelWriter& w = **writer;
-  // The tokenizer, the embedding, 9 tensors a layer (11 with sub-norms), the final norm, [the head].
-  TensorSteps steps(opts_, w, 3 + size_t(c_.n_layers) * (c_.sub_norms ? 11 : 9) + (c_.tied_embeddings ? 0 : 1));
+  TensorSteps steps(opts_, w, c_);
   auto step = [&](const std::string& name) { return steps.step(name); };
   auto mat = [&](const std::string& name, std::vector<uint64_t> dims, bool embedding) -> Status {
     auto t = tensor(name, std::move(dims));

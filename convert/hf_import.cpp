@@ -452,8 +452,7 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
   auto writer = ModelWriter::create(output);
   if (!writer.ok()) return writer.status();
   ModelWriter& w = **writer;
-  // The tokenizer, the embedding, 9 tensors a layer (11 with sub-norms), the final norm, [the head].
-  TensorSteps steps(opts, w, 3 + size_t(c.n_layers) * (c.sub_norms ? 11 : 9) + (c.tied_embeddings ? 0 : 1));
+  TensorSteps steps(opts, w, c);
   auto step = [&](const std::string& name) { return steps.step(name); };
 
   // bos/eos: config.json, else generation_config.json, else the tokenizer's own. Every eos

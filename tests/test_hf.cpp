@@ -768,6 +768,8 @@ TEST_CASE("every importer counts its tensors: the last progress call reports all
     return convert_model(tmp.file("l.bin"), tmp.file("b.lutra"), o);
   });
   count([&](const ConvertOptions& o) { return make_synthetic("tiny", tmp.file("c.lutra"), o); });
+  if (auto gguf = test_data_file("stories260K-f32.gguf"))
+    count([&](const ConvertOptions& o) { return convert_model(gguf->string(), tmp.file("d.lutra"), o); });
 }
 
 TEST_CASE("lutra convert of a Hugging Face folder prints a summary, and lutra run and info use the result") {
