@@ -28,6 +28,7 @@
 #include "runtime/weights.h"
 #include "tests/gguf_builder.h"
 #include "tests/golden.h"
+#include "tests/llama3_lists.h"
 #include "tests/run_process.h"
 #include "tests/test_data.h"
 
@@ -741,4 +742,36 @@ TEST_CASE("a GGUF BPE vocabulary with an unknown pre-tokenizer is refused naming
   auto v = bpe_vocab_from_gguf(**f);
   REQUIRE(!v.ok());
   CHECK(v.message().find("pre-tokenizer 'qwen2'") != std::string::npos);
+}
+
+TEST_CASE("a 2B4T-style GGUF (LLaMA-3 lists, no tokenizer.ggml.pre, no eot id) tokenizes as LLaMA-3 and stops at <|eot_id|>") {
+  auto tiktoken = test_data_file("llama3_tokenizer.model");
+  auto inp = test_data_file("ggml-vocab-llama-bpe.gguf.inp");
+  auto out = test_data_file("ggml-vocab-llama-bpe.gguf.out");
+  if (!tiktoken || !inp || !out) return;
+  // The tokenizer keys bitnet.cpp's 2B4T file has: model gpt2, tokens, token types, merges,
+  // BOS/EOS, and neither tokenizer.ggml.pre nor eot_token_id nor a chat template.
+  const Llama3Lists lists = llama3_lists(*tiktoken);
+  GgufBuilder v;
+  v.kv_string("tokenizer.ggml.model", "gpt2");
+  v.kv_strings("tokenizer.ggml.tokens", lists.tokens);
+  v.kv_array<int32_t>("tokenizer.ggml.token_type", 5, lists.types);
+  v.kv_strings("tokenizer.ggml.merges", lists.merges);
+  v.kv_u32("tokenizer.ggml.bos_token_id", 128000);
+  v.kv_u32("tokenizer.ggml.eos_token_id", 128001);
+  const auto vocab_bytes = v.bytes();
+  auto vocab = GgufFile::parse(vocab_bytes, "llama3 lists");
+  REQUIRE_MESSAGE(vocab.ok(), vocab.message());
+  TempDir tmp;
+  TinyTernary model;
+  write_bytes(tmp.file("2b4t.gguf"), tiny_ternary_gguf("bitnet-b1.58", GgmlType::i2_s, model, false, {}, vocab->get()));
+  auto m = convert_and_load(tmp.file("2b4t.gguf"), tmp, "2b4t.lutra");
+  CHECK(m->config().vocab_size == 128256);
+  CHECK(m->config().bos_id == 128000);
+  CHECK(m->config().stop_ids == std::vector<int32_t>{128001, 128009});
+  CHECK(m->config().chat_template == "bitnet");
+  for (const auto& [text, expected] : read_golden(*inp, *out)) {
+    INFO("golden: \"" << text << "\"");
+    CHECK(m->tokenizer().encode(text, false) == expected);
+  }
 }

@@ -27,6 +27,7 @@
 #include "runtime/spm_model.h"
 #include "runtime/tokenizer.h"
 #include "tests/golden.h"
+#include "tests/llama3_lists.h"
 #include "tests/run_process.h"
 #include "tests/test_data.h"
 
@@ -804,27 +805,16 @@ TEST_CASE("lutra convert of a Hugging Face folder prints a summary, and lutra ru
 
 namespace {
 
-// LLaMA-3's vocabulary as a Hugging Face tokenizer.json spells it: the ranks in byte-level
-// spelling, a merge for every split of a token into two earlier tokens (in the order of the
-// token they make), LLaMA-3's Split regex before a regex-less ByteLevel, and the 256 specials
-// as added tokens.
+// LLaMA-3's vocabulary as a Hugging Face tokenizer.json spells it: the lists of
+// tests/llama3_lists.h, LLaMA-3's Split regex before a regex-less ByteLevel, and the 256
+// specials as added tokens.
 std::string llama3_tokenizer_json(const fs::path& tiktoken) {
-  auto vocab = read_tiktoken_bpe(tiktoken.string(), llama3_special_tokens(), BpePreTokenizer::llama3);
-  REQUIRE_MESSAGE(vocab.ok(), vocab.message());
-  auto ranked = Tokenizer::from_bpe(std::move(vocab).value());
-  REQUIRE_MESSAGE(ranked.ok(), ranked.message());
-  json ids = json::object(), merges = json::array(), added = json::array();
-  for (int32_t id = 0; id < int32_t(ranked->vocab_size()); ++id) {
-    const std::string_view bytes = ranked->token_bytes(id);
-    if (ranked->is_control(id)) continue;
-    ids[byte_level_encode(bytes)] = id;
-    for (size_t k = 1; k < bytes.size(); ++k) {
-      const int32_t l = ranked->piece_id(bytes.substr(0, k)), r = ranked->piece_id(bytes.substr(k));
-      if (l >= 0 && r >= 0 && l < id && r < id)
-        merges.push_back(byte_level_encode(bytes.substr(0, k)) + " " + byte_level_encode(bytes.substr(k)));
-    }
+  const Llama3Lists lists = llama3_lists(tiktoken);
+  json ids = json::object(), added = json::array();
+  for (size_t id = 0; id < lists.tokens.size(); ++id) {
+    if (lists.types[id] == 3) added.push_back({{"id", id}, {"content", lists.tokens[id]}, {"special", true}});
+    else ids[lists.tokens[id]] = id;
   }
-  for (const SpecialToken& st : llama3_special_tokens()) added.push_back({{"id", st.id}, {"content", st.text}, {"special", true}});
   json pre = {{"type", "Sequence"},
               {"pretokenizers",
                {{{"type", "Split"},
@@ -836,7 +826,7 @@ std::string llama3_tokenizer_json(const fs::path& tiktoken) {
                {"added_tokens", added},
                {"normalizer", nullptr},
                {"pre_tokenizer", pre},
-               {"model", {{"type", "BPE"}, {"ignore_merges", true}, {"vocab", ids}, {"merges", merges}}}})
+               {"model", {{"type", "BPE"}, {"ignore_merges", true}, {"vocab", ids}, {"merges", lists.merges}}}})
       .dump();
 }
 
