@@ -477,9 +477,10 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
   c.stop_ids = eos;
   c.chat_template = !opts.chat_template.empty() ? opts.chat_template
                                                 : pick_chat_template(folder, hf_arch, tok->eot_id >= 0);
-  if ((c.chat_template == "bitnet" || c.chat_template == "llama3") && tok->eot_id >= 0 &&
-      std::find(eos.begin(), eos.end(), tok->eot_id) == eos.end())
-    c.stop_ids.push_back(tok->eot_id);  // turns end with <|eot_id|>
+  // Chat turns end with <|eot_id|> (llama3, bitnet): a vocabulary that has it stops there too,
+  // as the GGUF importer does.
+  if (tok->eot_id >= 0 && std::find(eos.begin(), eos.end(), tok->eot_id) == eos.end())
+    c.stop_ids.push_back(tok->eot_id);
   if (Status s = c.validate(); !s.ok()) return Status::error(where + ": " + s.message());
 
   auto mat = [&](const std::string& hf_name, const std::string& name, size_t n, size_t k) -> Status {
