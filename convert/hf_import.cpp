@@ -81,6 +81,14 @@ Result<json> read_json(const fs::path& p) {
   }
 }
 
+// A JSON file the folder may lack (tokenizer_config.json, generation_config.json): {} when
+// absent; an error when present but unreadable.
+Result<json> read_optional_json(const fs::path& p) {
+  std::error_code ec;
+  if (!fs::exists(p, ec)) return json::object();
+  return read_json(p);
+}
+
 // Token ids given as a number or a list of numbers (eos_token_id may be either); [] if absent.
 std::vector<int32_t> ids_of(const json& j, const char* key) {
   std::vector<int32_t> ids;
@@ -143,23 +151,18 @@ std::string with_unused_pieces(std::string proto, size_t first_id, size_t count)
 // The special tokens of a tiktoken vocabulary: tokenizer_config.json's added_tokens_decoder
 // ({"128000": {"content": "<|begin_of_text|>", ...}}), else tokenizer.json's added_tokens, else
 // LLaMA-3's 256 when the file has LLaMA-3's 128000 ranks; none otherwise.
-Result<std::vector<SpecialToken>> tiktoken_specials(const fs::path& folder, size_t ranks) {
+Result<std::vector<SpecialToken>> tiktoken_specials(const fs::path& folder, const json& tc, size_t ranks) {
   std::vector<SpecialToken> specials;
-  std::error_code ec;
   auto add = [&](const json& id, const json& entry) {
     const int64_t n = id.is_string() ? std::stoll(id.get<std::string>()) : id.get<int64_t>();
     if (n < 0 || n > INT32_MAX) throw std::out_of_range("token id " + std::to_string(n));
     specials.push_back({entry.at("content").get<std::string>(), int32_t(n)});
   };
   try {
-    if (fs::exists(folder / "tokenizer_config.json", ec)) {
-      auto tc = read_json(folder / "tokenizer_config.json");
-      if (!tc.ok()) return tc.status();
-      if (tc->is_object() && tc->contains("added_tokens_decoder"))
-        for (const auto& [id, entry] : (*tc)["added_tokens_decoder"].items()) add(json(id), entry);
-    }
-    if (specials.empty() && fs::exists(folder / "tokenizer.json", ec)) {
-      auto tj = read_json(folder / "tokenizer.json");
+    if (tc.is_object() && tc.contains("added_tokens_decoder"))
+      for (const auto& [id, entry] : tc["added_tokens_decoder"].items()) add(json(id), entry);
+    if (specials.empty()) {
+      auto tj = read_optional_json(folder / "tokenizer.json");
       if (!tj.ok()) return tj.status();
       if (tj->is_object() && tj->contains("added_tokens"))
         for (const json& a : (*tj)["added_tokens"]) add(a.at("id"), a);
@@ -172,7 +175,7 @@ Result<std::vector<SpecialToken>> tiktoken_specials(const fs::path& folder, size
 }
 
 // The BPE vocabulary of a tiktoken file or a tokenizer.json.
-Result<BpeVocab> read_hf_bpe(const fs::path& file, const std::string& bytes, const fs::path& folder) {
+Result<BpeVocab> read_hf_bpe(const fs::path& file, const std::string& bytes, const fs::path& folder, const json& tc) {
   if (file.extension() == ".json") {
     auto v = bpe_vocab_from_hf_json(bytes);
     if (!v.ok()) return Status::error("'" + file.string() + "': " + v.message());
@@ -182,7 +185,7 @@ Result<BpeVocab> read_hf_bpe(const fs::path& file, const std::string& bytes, con
   const std::string name = "tokenizer '" + file.string() + "'";
   auto v = parse_tiktoken_bpe(bytes, name, {}, BpePreTokenizer::llama3);
   if (!v.ok()) return v.status();
-  auto specials = tiktoken_specials(folder, v->tokens.size());
+  auto specials = tiktoken_specials(folder, tc, v->tokens.size());
   if (!specials.ok()) return specials.status();
   LUTRA_TRY(add_special_tokens(*v, *specials, name));
   return v;
@@ -202,9 +205,9 @@ int32_t config_token_id(const json& tc, const char* key, const BpeVocab& v) {
 // tokenizer.model (a sentencepiece ModelProto, or tiktoken text), else tokenizer.json. Either is
 // padded with ids that never encode up to the config's vocabulary (embedding rows past the
 // tokenizer). BPE files name no BOS/EOS: `bos_id`/`eos_id` from the model's config, else
-// tokenizer_config.json's bos_token/eos_token, else LLaMA-3's names.
-Result<TokenizerFacts> write_hf_tokenizer(ModelWriter& w, const fs::path& folder, const std::string& given,
-                                          size_t vocab_size, int32_t bos_id, int32_t eos_id) {
+// tokenizer_config.json's (`tc`) bos_token/eos_token, else LLaMA-3's names.
+Result<TokenizerFacts> write_hf_tokenizer(ModelWriter& w, const fs::path& folder, const json& tc,
+                                          const std::string& given, size_t vocab_size, int32_t bos_id, int32_t eos_id) {
   std::error_code ec;
   fs::path file = given.empty() ? folder / "tokenizer.model" : fs::path(given);
   if (!given.empty() && !fs::is_regular_file(file, ec))
@@ -221,14 +224,11 @@ Result<TokenizerFacts> write_hf_tokenizer(ModelWriter& w, const fs::path& folder
   };
 
   if (file.extension() == ".json" || looks_like_tiktoken(bytes.substr(0, 512))) {
-    auto vocab = read_hf_bpe(file, bytes, folder);
+    auto vocab = read_hf_bpe(file, bytes, folder, tc);
     if (!vocab.ok()) return vocab.status();
     BpeVocab& v = *vocab;
     if (v.tokens.size() > vocab_size) return too_many(v.tokens.size());
     v.tokens.resize(vocab_size, {"", BpeVocab::Kind::control});
-    json tc = json::object();
-    if (fs::exists(folder / "tokenizer_config.json", ec))
-      if (auto t = read_json(folder / "tokenizer_config.json"); t.ok()) tc = *t;
     auto pick = [&](int32_t from_config, const char* key, const char* llama3_name) {
       if (from_config >= 0) return from_config;
       const int32_t id = config_token_id(tc, key, v);
@@ -257,18 +257,14 @@ Result<TokenizerFacts> write_hf_tokenizer(ModelWriter& w, const fs::path& folder
 // lutra's chat template for the folder: tokenizer_config.json's chat_template recognized by
 // its markers, else the architecture's own, else plain. Templates that need <|eot_id|> are
 // picked only when the vocabulary has it.
-std::string pick_chat_template(const fs::path& folder, const std::string& hf_arch, bool has_eot) {
+std::string pick_chat_template(const json& tc, const std::string& hf_arch, bool has_eot) {
   std::string tmpl;
-  std::error_code ec;
-  if (fs::exists(folder / "tokenizer_config.json", ec)) {
-    auto tc = read_json(folder / "tokenizer_config.json");
-    if (tc.ok() && tc->is_object() && tc->contains("chat_template")) {
-      const json& ct = (*tc)["chat_template"];
-      if (ct.is_string()) tmpl = ct.get<std::string>();
-      if (ct.is_array())  // named templates: [{"name": "default", "template": ...}, ...]
-        for (const json& e : ct)
-          if (e.is_object() && e.value("name", "") == "default") tmpl = e.value("template", "");
-    }
+  if (tc.is_object() && tc.contains("chat_template")) {
+    const json& ct = tc["chat_template"];
+    if (ct.is_string()) tmpl = ct.get<std::string>();
+    if (ct.is_array())  // named templates: [{"name": "default", "template": ...}, ...]
+      for (const json& e : ct)
+        if (e.is_object() && e.value("name", "") == "default") tmpl = e.value("template", "");
   }
   auto has = [&](const char* marker) { return tmpl.find(marker) != std::string::npos; };
   if (has("<|start_header_id|>") && has_eot) return "llama3";
@@ -369,6 +365,12 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
   else if (act == "relu2") c.activation = Activation::relu2;
   else return Status::error(where + " has hidden_act '" + act + "' (supported: silu, relu2)");
 
+  // The optional side files, read (and checked) before anything is written.
+  auto tc = read_optional_json(folder / "tokenizer_config.json");
+  if (!tc.ok()) return tc.status();
+  auto gen = read_optional_json(folder / "generation_config.json");
+  if (!gen.ok()) return gen.status();
+
   auto weights_set = SafetensorsSet::open_folder(folder_name);
   if (!weights_set.ok()) return weights_set.status();
   const SafetensorsSet& st = *weights_set;
@@ -457,16 +459,10 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
 
   // bos/eos: config.json, else generation_config.json, else the tokenizer's own. Every eos
   // id stops generation.
-  json gen = json::object();
-  std::error_code ec;
-  if (fs::exists(folder / "generation_config.json", ec)) {
-    auto g = read_json(folder / "generation_config.json");
-    if (g.ok()) gen = *g;
-  }
   std::vector<int32_t> bos = ids_of(hc, "bos_token_id"), eos = ids_of(hc, "eos_token_id");
-  if (bos.empty()) bos = ids_of(gen, "bos_token_id");
-  if (eos.empty()) eos = ids_of(gen, "eos_token_id");
-  auto tok = write_hf_tokenizer(w, folder, opts.tokenizer, V, bos.empty() ? -1 : bos[0], eos.empty() ? -1 : eos[0]);
+  if (bos.empty()) bos = ids_of(*gen, "bos_token_id");
+  if (eos.empty()) eos = ids_of(*gen, "eos_token_id");
+  auto tok = write_hf_tokenizer(w, folder, *tc, opts.tokenizer, V, bos.empty() ? -1 : bos[0], eos.empty() ? -1 : eos[0]);
   if (!tok.ok()) return tok.status();
   LUTRA_TRY(step(tok->type == "bpe" ? kTokenizerBpe : kTokenizerSpm));
   if (bos.empty() && tok->bos_id >= 0) bos = {tok->bos_id};
@@ -476,7 +472,7 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
   c.eos_id = eos[0];
   c.stop_ids = eos;
   c.chat_template = !opts.chat_template.empty() ? opts.chat_template
-                                                : pick_chat_template(folder, hf_arch, tok->eot_id >= 0);
+                                                : pick_chat_template(*tc, hf_arch, tok->eot_id >= 0);
   // Chat turns end with <|eot_id|> (llama3, bitnet): a vocabulary that has it stops there too,
   // as the GGUF importer does.
   if (tok->eot_id >= 0 && std::find(eos.begin(), eos.end(), tok->eot_id) == eos.end())

@@ -729,6 +729,9 @@ TEST_CASE("Hugging Face folders lutra cannot convert are refused in one line nam
   fs::remove(tmp / "bpe" / "tokenizer.model");
   fs::remove(tmp / "bpe" / "tokenizer.json");
   refused(tmp / "bpe", {"no tokenizer"});
+  write_text(tmp / "bpe" / "generation_config.json", "{\"eos_token_id\": [1,");  // side files are checked too
+  refused(tmp / "bpe", {"generation_config.json' is not valid JSON"});
+  fs::remove(tmp / "bpe" / "generation_config.json");
   // --tokenizer names the sentencepiece model instead.
   write_text(tmp / "spm.model", make_spm_model_proto(fixture_pieces(), SpmOptions{}));
   ConvertOptions with_tok;
