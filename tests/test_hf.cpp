@@ -833,11 +833,11 @@ std::string llama3_tokenizer_json(const fs::path& tiktoken) {
       .dump();
 }
 
-// A chat template in the style of BitNet b1.58 2B4T's: "Role: text<|eot_id|>" turns, then "Assistant: ".
+// A chat template of the form BitNet b1.58 2B4T's tokenizer_config.json has: "Role: text<|eot_id|>"
+// turns (role capitalized, text trimmed), then "Assistant: ".
 constexpr const char* kBitnetStyleTemplate =
-    "{% for message in messages %}{% if loop.first %}{{ bos_token }}{% endif %}"
-    "{{ message['role'] | capitalize + ': ' + message['content'] + '<|eot_id|>' }}{% endfor %}"
-    "{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}";
+    "{% for message in messages %}{{ message['role'] | capitalize + ': ' + message['content'] | trim + "
+    "'<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}";
 
 }  // namespace
 
