@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <array>
 #include <fstream>
 #include <iterator>
@@ -73,8 +74,9 @@ bool base64_decode(std::string_view in, std::string& out) {
   return bits < 6;  // leftover bits are padding only
 }
 
-// Places specials at their ids past the ranked tokens; empty control placeholders fill gaps.
-Status add_specials(BpeVocab& v, std::span<const SpecialToken> specials, const std::string& name) {
+}  // namespace
+
+Status add_special_tokens(BpeVocab& v, std::span<const SpecialToken> specials, const std::string& name) {
   const size_t ranked = v.tokens.size();
   for (const SpecialToken& s : specials) {
     if (s.id < 0 || size_t(s.id) < ranked || s.text.empty())
@@ -87,8 +89,6 @@ Status add_specials(BpeVocab& v, std::span<const SpecialToken> specials, const s
   }
   return ok_status();
 }
-
-}  // namespace
 
 std::vector<SpecialToken> llama3_special_tokens(int32_t first_id) {
   std::vector<SpecialToken> out;
@@ -139,7 +139,7 @@ Result<BpeVocab> parse_tiktoken_bpe(std::string_view text, const std::string& na
   for (size_t r = 0; r < seen.size(); ++r)
     if (!seen[r]) return Status::error(name + ": rank " + std::to_string(r) + " is missing");
   if (v.tokens.empty()) return Status::error(name + ": no tokens");
-  LUTRA_TRY(add_specials(v, specials, name));
+  LUTRA_TRY(add_special_tokens(v, specials, name));
   return v;
 }
 
@@ -179,13 +179,14 @@ Result<BpeVocab> bpe_vocab_from_gguf(std::span<const std::string> tokens, std::s
                                      std::span<const int32_t> token_types, std::string_view pre,
                                      int32_t bos_id, int32_t eos_id) {
   BpeVocab v;
-  if (pre == "gpt-2") {
+  if (pre == "gpt-2" || pre == "default") {  // llama.cpp's "default" is GPT-2's regex
     v.pre = BpePreTokenizer::gpt2;
   } else if (pre == "llama-bpe" || pre == "llama3") {
     v.pre = BpePreTokenizer::llama3;
     v.ignore_merges = true;
   } else {
-    return Status::error("GGUF BPE pre-tokenizer '" + std::string(pre) + "' is not supported (gpt-2, llama-bpe)");
+    return Status::error("GGUF BPE pre-tokenizer '" + std::string(pre) +
+                         "' (tokenizer.ggml.pre) is not supported (gpt-2, default, llama-bpe, llama3)");
   }
   if (!token_types.empty() && token_types.size() != tokens.size())
     return Status::error("GGUF vocabulary: " + std::to_string(tokens.size()) + " tokens but " +
@@ -235,16 +236,30 @@ Result<BpeVocab> bpe_vocab_from_gguf(const GgufFile& gguf) {
     if (!t.ok()) return t.status();
     types.assign(t->begin(), t->end());
   }
+  // bitnet.cpp's 2B4T file names no pre-tokenizer at all, though its vocabulary is LLaMA-3's:
+  // GPT-2's regex would split its text wrongly (digits, contractions), so a vocabulary with
+  // LLaMA-3's <|begin_of_text|> takes LLaMA-3's.
   auto pre = gguf.find_string("tokenizer.ggml.pre");
   if (!pre.ok()) return pre.status();
+  std::string pre_name = pre->value_or("");
+  if (pre_name.empty())
+    pre_name = std::find(tokens->begin(), tokens->end(), "<|begin_of_text|>") != tokens->end() ? "llama-bpe" : "gpt-2";
   auto bos = gguf.find_u32("tokenizer.ggml.bos_token_id");
   if (!bos.ok()) return bos.status();
   auto eos = gguf.find_u32("tokenizer.ggml.eos_token_id");
   if (!eos.ok()) return eos.status();
-  auto v = bpe_vocab_from_gguf(*tokens, *merges, types, pre->value_or("gpt-2"),
-                               bos->has_value() ? int32_t(**bos) : -1, eos->has_value() ? int32_t(**eos) : -1);
+  auto v = bpe_vocab_from_gguf(*tokens, *merges, types, pre_name, bos->has_value() ? int32_t(**bos) : -1,
+                               eos->has_value() ? int32_t(**eos) : -1);
   if (!v.ok()) return Status::error(gguf.name() + ": " + v.message());
+  if (v->bos_id < 0) v->bos_id = special_token_id(*v, "<|begin_of_text|>");
+  if (v->eos_id < 0) v->eos_id = special_token_id(*v, "<|end_of_text|>");
   return v;
+}
+
+int32_t special_token_id(const BpeVocab& v, std::string_view text) {
+  for (size_t i = 0; i < v.tokens.size(); ++i)
+    if (v.tokens[i].kind == BpeVocab::Kind::control && v.tokens[i].bytes == text) return int32_t(i);
+  return -1;
 }
 
 Result<BpeVocab> bpe_vocab_from_hf_json(std::string_view json_text) {

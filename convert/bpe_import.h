@@ -26,6 +26,10 @@ struct SpecialToken {
 // <|end_header_id|>, <|eot_id|> (first_id + 0, 1, 6, 7, 9) and <|reserved_special_token_N|>.
 std::vector<SpecialToken> llama3_special_tokens(int32_t first_id = 128000);
 
+// Places `specials` as control tokens at their ids past the vocabulary's tokens; empty control
+// placeholders fill the gaps. `name` is used in error messages.
+Status add_special_tokens(BpeVocab& v, std::span<const SpecialToken> specials, const std::string& name);
+
 // A tiktoken file: one "base64 rank" line per token, ranks 0..n-1 (each once) becoming ids;
 // merges follow the ranks (BpeMerges::by_id) and a piece that is a token is that token, as
 // tiktoken encodes. The specials become control tokens; ids between the ranks and a special
@@ -50,9 +54,13 @@ Result<BpeVocab> bpe_vocab_from_gguf(std::span<const std::string> tokens, std::s
                                      std::span<const int32_t> token_types, std::string_view pre,
                                      int32_t bos_id, int32_t eos_id);
 
-// The same from a GGUF file's tokenizer.ggml.* keys (model "gpt2"; pre absent: "gpt-2";
-// bos/eos_token_id optional).
+// The same from a GGUF file's tokenizer.ggml.* keys (model "gpt2"). pre "default" is "gpt-2";
+// pre absent: "llama-bpe" for a vocabulary with <|begin_of_text|> (bitnet.cpp's 2B4T file),
+// else "gpt-2". bos/eos_token_id absent: <|begin_of_text|> / <|end_of_text|> if present, else -1.
 Result<BpeVocab> bpe_vocab_from_gguf(const GgufFile& gguf);
+
+// The id of the special (control) token whose text is `text`; -1 if none.
+int32_t special_token_id(const BpeVocab& v, std::string_view text);
 
 // A Hugging Face tokenizer.json of a byte-level BPE model: model.vocab, model.merges (either
 // "a b" strings or ["a", "b"] pairs), model.ignore_merges, added_tokens (special → control,

@@ -1,12 +1,6 @@
 #include "convert/gguf.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <unordered_set>
 
@@ -193,8 +187,6 @@ std::optional<TypeSize> type_size(uint32_t type) {
   }
 }
 
-std::string errno_text() { return std::strerror(errno); }
-
 }  // namespace
 
 const char* gguf_type_name(GgufType t) {
@@ -264,31 +256,13 @@ uint64_t GgufTensorInfo::rows() const {
   return k == 0 ? 0 : n_elements() / k;
 }
 
-GgufFile::~GgufFile() {
-  if (mapping_) ::munmap(mapping_, mapping_size_);
-}
+GgufFile::~GgufFile() = default;
 
 Result<std::unique_ptr<GgufFile>> GgufFile::open(const std::string& path) {
   std::unique_ptr<GgufFile> g(new GgufFile());
   g->name_ = "GGUF '" + path + "'";
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::error("cannot open " + g->name_ + ": " + errno_text());
-  struct stat st{};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return Status::error(g->name_ + " is not a regular file");
-  }
-  if (st.st_size > 0) {
-    void* p = ::mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED) {
-      ::close(fd);
-      return Status::error("cannot map " + g->name_ + ": " + errno_text());
-    }
-    g->mapping_ = p;
-    g->mapping_size_ = size_t(st.st_size);
-    g->bytes_ = {static_cast<const uint8_t*>(p), size_t(st.st_size)};
-  }
-  ::close(fd);
+  if (Status s = g->map_.open(path); !s.ok()) return Status::error(s.message() + " (GGUF)");
+  g->bytes_ = {g->map_.data(), g->map_.size()};
   LUTRA_TRY(g->parse_all());
   return g;
 }

@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "convert/mapped_file.h"
 #include "runtime/status.h"
 
 namespace lutra {
@@ -130,8 +131,7 @@ class GgufFile {
   Status parse_all();
   std::string name_;
   std::span<const uint8_t> bytes_;
-  void* mapping_ = nullptr;
-  size_t mapping_size_ = 0;
+  MappedFile map_;  // open() only; parse() reads the caller's bytes
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
   uint64_t data_offset_ = 0;

@@ -20,10 +20,12 @@
 #include <optional>
 #include <set>
 
+#include "convert/bpe_import.h"
 #include "convert/convert.h"
 #include "convert/gguf_decode.h"
 #include "convert/pack.h"
 #include "runtime/model.h"
+#include "runtime/tokenizer.h"
 
 namespace lutra {
 
@@ -87,6 +89,7 @@ class GgufImporter {
 
  private:
   Status read_config();
+  Result<Tokenizer> read_vocabulary();
   Result<const GgufTensorInfo*> tensor(const std::string& name, std::vector<uint64_t> dims);
   Status matrix(ModelWriter& w, const std::string& name, const GgufTensorInfo& t, bool embedding);
   Status vector(ModelWriter& w, const std::string& name, const GgufTensorInfo& t);
@@ -164,29 +167,52 @@ Status GgufImporter::read_config() {
   if (tokens->count > (uint64_t(1) << 24))
     return Status::error(f_.name() + " has " + std::to_string(tokens->count) + " tokens, more than lutra supports");
   c_.vocab_size = int(tokens->count);
-  auto bos = u32_or(f_, "tokenizer.ggml.bos_token_id", 1);
-  auto eos = u32_or(f_, "tokenizer.ggml.eos_token_id", 2);
-  auto eot = f_.find_u32("tokenizer.ggml.eot_token_id");
-  if (!bos.ok()) return bos.status();
-  if (!eos.ok()) return eos.status();
-  if (!eot.ok()) return eot.status();
-  c_.bos_id = int32_t(*bos);
-  c_.eos_id = int32_t(*eos);
+  c_.tied_embeddings = f_.find_tensor("output.weight") == nullptr;
+  return ok_status();  // validated once the vocabulary gives the token ids (read_vocabulary)
+}
+
+// The vocabulary (sentencepiece for tokenizer.ggml.model "llama", byte-level BPE for "gpt2"),
+// and what the config takes from it: BOS/EOS, the ids that stop generation (EOS, EOT; a
+// vocabulary with <|eot_id|> but no eot_token_id, as bitnet.cpp's 2B4T file, stops at it too)
+// and the chat template.
+Result<Tokenizer> GgufImporter::read_vocabulary() {
+  auto model = f_.get_string("tokenizer.ggml.model");
+  if (!model.ok()) return model.status();
+  Result<Tokenizer> tok = Status::error(f_.name() + " has tokenizer model '" + *model + "' (supported: llama, gpt2)");
+  if (*model == "llama") {
+    auto vocab = read_gguf_spm_vocab(f_);
+    if (!vocab.ok()) return vocab.status();
+    tok = Tokenizer::from_spm_proto(make_spm_model_proto(vocab->pieces, vocab->options));
+  } else if (*model == "gpt2") {
+    auto vocab = bpe_vocab_from_gguf(f_);
+    if (!vocab.ok()) return vocab.status();
+    tok = Tokenizer::from_bpe(std::move(vocab).value());
+  }
+  if (!tok.ok()) return Status::error(f_.name() + ": " + tok.message());
+  if (tok->vocab_size() != size_t(c_.vocab_size))
+    return Status::error(f_.name() + ": the vocabulary has " + std::to_string(tok->vocab_size()) + " tokens, not " +
+                         std::to_string(c_.vocab_size));
+  c_.bos_id = tok->bos_id();
+  c_.eos_id = tok->eos_id();
+  if (c_.bos_id < 0 || c_.eos_id < 0)
+    return Status::error(f_.name() + " gives no tokenizer.ggml.bos_token_id or eos_token_id");
   c_.stop_ids = {c_.eos_id};
-  if (eot->has_value() && int32_t(**eot) != c_.eos_id) c_.stop_ids.push_back(int32_t(**eot));
-  for (int32_t id : {c_.bos_id, c_.eos_id, c_.stop_ids.back()})
-    if (id < 0 || id >= c_.vocab_size)
-      return Status::error(f_.name() + ": special token id " + std::to_string(id) + " is outside the vocabulary");
+  auto eot = f_.find_u32("tokenizer.ggml.eot_token_id");
+  if (!eot.ok()) return eot.status();
+  const int32_t eot_id = eot->has_value() ? int32_t(**eot) : tok->piece_id("<|eot_id|>");
+  if (eot_id >= 0 && eot_id != c_.eos_id) c_.stop_ids.push_back(eot_id);
 
   if (!opts_.chat_template.empty()) {
     c_.chat_template = opts_.chat_template;
   } else {
     auto jinja = f_.find_string("tokenizer.chat_template");
     if (!jinja.ok()) return jinja.status();
-    c_.chat_template = jinja->has_value() ? chat_template_from_jinja(**jinja) : "plain";
+    if (jinja->has_value()) c_.chat_template = chat_template_from_jinja(**jinja);
+    else if (c_.arch == "bitnet-b1.58" && tok->piece_id("<|eot_id|>") >= 0) c_.chat_template = "bitnet";
+    else c_.chat_template = "plain";
   }
-  c_.tied_embeddings = f_.find_tensor("output.weight") == nullptr;
-  return c_.validate();
+  if (Status s = c_.validate(); !s.ok()) return Status::error(f_.name() + ": " + s.message());
+  return tok;
 }
 
 // The GGUF tensor "<name>.weight" with the given dims (GGUF order), marked as used.
@@ -291,31 +317,17 @@ Status GgufImporter::run(const std::string& output) {
   }
 
   // The vocabulary, before anything is written.
-  auto model = f_.get_string("tokenizer.ggml.model");
-  if (!model.ok()) return model.status();
-  std::string spm_proto;
-  if (*model == "llama") {
-    auto vocab = read_gguf_spm_vocab(f_);
-    if (!vocab.ok()) return vocab.status();
-    spm_proto = make_spm_model_proto(vocab->pieces, vocab->options);
-  } else if (*model == "gpt2") {
-    auto vocab = read_gguf_bpe_vocab(f_);
-    if (!vocab.ok()) return vocab.status();
-    return Status::error(f_.name() + ": GGUF BPE vocabularies (gpt2) are not supported yet");
-  } else {
-    return Status::error(f_.name() + " has tokenizer model '" + *model + "' (supported: llama)");
-  }
+  auto tok = read_vocabulary();
+  if (!tok.ok()) return tok.status();
+  const bool bpe = tok->type() == Tokenizer::Type::bpe;
 
   const uint64_t dim = uint64_t(c_.dim), hid = uint64_t(c_.hidden_dim), qd = uint64_t(c_.q_dim()),
                  kvd = uint64_t(c_.kv_dim()), V = uint64_t(c_.vocab_size);
   auto writer = ModelWriter::create(output);
   if (!writer.ok()) return writer.status();
   ModelWriter& w = **writer;
-  auto step = [&](const std::string& name) -> Status {
-    if (opts_.progress) opts_.progress(name, w.bytes_written());
-    if (opts_.interrupt && opts_.interrupt->load()) return Status::error("conversion interrupted; no file written");
-    return ok_status();
-  };
+  TensorSteps steps(opts_, w, c_);
+  auto step = [&](const std::string& name) { return steps.step(name); };
   auto mat = [&](const std::string& name, std::vector<uint64_t> dims, bool embedding) -> Status {
     auto t = tensor(name, std::move(dims));
     if (!t.ok()) return t.status();
@@ -329,7 +341,8 @@ Status GgufImporter::run(const std::string& output) {
     return step(name);
   };
 
-  LUTRA_TRY(write_spm_tokenizer(w, spm_proto));
+  LUTRA_TRY(bpe ? write_bpe_tokenizer(w, tok->bpe_blob()) : write_spm_tokenizer(w, tok->spm_proto()));
+  LUTRA_TRY(step(bpe ? kTokenizerBpe : kTokenizerSpm));
   LUTRA_TRY(mat(kTokenEmbd, {dim, V}, true));
   for (int l = 0; l < c_.n_layers; ++l) {
     LUTRA_TRY(vec(layer_tensor(l, "attn_norm"), dim));
@@ -367,7 +380,7 @@ Status GgufImporter::run(const std::string& output) {
   if (auto name = f_.find_string("general.name"); name.ok() && name->has_value()) prov["source_name"] = **name;
   if (auto add_bos = f_.find_bool("tokenizer.ggml.add_bos_token"); add_bos.ok() && add_bos->has_value())
     prov["add_bos"] = **add_bos;
-  return w.finish(model_metadata(c_, prov.dump()));
+  return w.finish(model_metadata(c_, prov.dump(), bpe ? "bpe" : "spm"));
 }
 
 }  // namespace
@@ -412,29 +425,6 @@ Result<GgufSpmVocab> read_gguf_spm_vocab(const GgufFile& f) {
   auto prefix = f.find_bool("tokenizer.ggml.add_space_prefix");
   if (!prefix.ok()) return prefix.status();
   v.options.add_dummy_prefix = prefix->value_or(true);
-  return v;
-}
-
-Result<GgufBpeVocab> read_gguf_bpe_vocab(const GgufFile& f) {
-  GgufBpeVocab v;
-  auto tokens = f.get_string_array("tokenizer.ggml.tokens");
-  if (!tokens.ok()) return tokens.status();
-  v.tokens = std::move(*tokens);
-  auto merges = f.get_string_array("tokenizer.ggml.merges");
-  if (!merges.ok()) return merges.status();
-  v.merges = std::move(*merges);
-  if (f.has("tokenizer.ggml.token_type")) {
-    auto t = f.get_int_array("tokenizer.ggml.token_type");
-    if (!t.ok()) return t.status();
-    if (t->size() != v.tokens.size())
-      return Status::error(f.name() + ": tokenizer.ggml.token_type and tokens differ in length");
-    v.token_types.assign(t->begin(), t->end());
-  } else {
-    v.token_types.assign(v.tokens.size(), 1);
-  }
-  auto pre = f.find_string("tokenizer.ggml.pre");
-  if (!pre.ok()) return pre.status();
-  v.pre = pre->value_or("default");
   return v;
 }
 

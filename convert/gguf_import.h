@@ -21,16 +21,7 @@ struct GgufSpmVocab {
 };
 Result<GgufSpmVocab> read_gguf_spm_vocab(const GgufFile& file);
 
-// tokenizer.ggml.model == "gpt2": byte-level BPE, as the file holds it (tokens in their
-// byte-to-unicode spelling, merges as "left right", llama.cpp token types, the pre-tokenizer
-// name from tokenizer.ggml.pre, "default" when absent).
-struct GgufBpeVocab {
-  std::string pre;
-  std::vector<std::string> tokens;
-  std::vector<std::string> merges;
-  std::vector<int32_t> token_types;
-};
-Result<GgufBpeVocab> read_gguf_bpe_vocab(const GgufFile& file);
+// tokenizer.ggml.model == "gpt2" (byte-level BPE): bpe_vocab_from_gguf (convert/bpe_import.h).
 
 // lutra's chat template name ("llama2", "llama3", "bitnet", "plain") for a Jinja template,
 // recognized by its markers.

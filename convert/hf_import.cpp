@@ -2,7 +2,7 @@
 //   config.json            architectures[0], hyperparameters, [quantization_config]
 //   model.safetensors      or model.safetensors.index.json + shards (convert/safetensors.h)
 //   tokenizer.model        a sentencepiece ModelProto (LLaMA-2, 1bitLLM), or tiktoken text
-//                          (LLaMA-3, BitNet b1.58 2B4T); or tokenizer.json
+//                          (LLaMA-3); or tokenizer.json (byte-level BPE: BitNet b1.58 2B4T)
 //   tokenizer_config.json  [chat_template];  generation_config.json  [bos/eos ids]
 //
 // Tensor names (transformers' Llama naming, which both BitNet families share):
@@ -27,6 +27,7 @@
 // by it, so there it holds mean|W|.
 #include <algorithm>
 #include <cctype>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -36,6 +37,7 @@
 #include <set>
 #include <vector>
 
+#include "convert/bpe_import.h"
 #include "convert/convert.h"
 #include "convert/pack.h"
 #include "convert/safetensors.h"
@@ -79,6 +81,14 @@ Result<json> read_json(const fs::path& p) {
   }
 }
 
+// A JSON file the folder may lack (tokenizer_config.json, generation_config.json): {} when
+// absent; an error when present but unreadable.
+Result<json> read_optional_json(const fs::path& p) {
+  std::error_code ec;
+  if (!fs::exists(p, ec)) return json::object();
+  return read_json(p);
+}
+
 // Token ids given as a number or a list of numbers (eos_token_id may be either); [] if absent.
 std::vector<int32_t> ids_of(const json& j, const char* key) {
   std::vector<int32_t> ids;
@@ -96,6 +106,7 @@ std::vector<int32_t> ids_of(const json& j, const char* key) {
 // What the model's config needs from the tokenizer.
 struct TokenizerFacts {
   std::string source;  // file name, for provenance
+  std::string type;    // "spm" or "bpe" (model_metadata)
   int32_t bos_id = -1, eos_id = -1;
   int32_t eot_id = -1;  // <|eot_id|>, which the llama3 and bitnet chat templates need
 };
@@ -137,55 +148,123 @@ std::string with_unused_pieces(std::string proto, size_t first_id, size_t count)
   return proto;
 }
 
-// Writes the folder's tokenizer (or `given`, from --tokenizer) into the model file. A
-// sentencepiece model is stored as it is (padded with unused pieces up to the config's
-// vocabulary). BPE tokenizers (tokenizer.json, tiktoken text) are refused here: this is where
-// lutra's BPE tokenizer plugs in.
-Result<TokenizerFacts> write_hf_tokenizer(ModelWriter& w, const fs::path& folder, const std::string& given,
-                                          size_t vocab_size) {
-  std::error_code ec;
-  const fs::path model = given.empty() ? folder / "tokenizer.model" : fs::path(given), tj = folder / "tokenizer.json";
-  if (!given.empty() && !fs::is_regular_file(model, ec))
-    return Status::error("tokenizer '" + given + "' is not a readable file");
-  if (fs::exists(model, ec)) {
-    std::ifstream in(model, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (looks_like_tiktoken(bytes.substr(0, 512)))
-      return Status::error("'" + model.string() +
-                           "' is a tiktoken (BPE) tokenizer: BPE tokenizers are not supported yet");
-    auto tok = Tokenizer::from_spm_proto(bytes);
-    if (!tok.ok()) return Status::error("'" + model.string() + "' is not a sentencepiece model: " + tok.message());
-    if (tok->vocab_size() > vocab_size)
-      return Status::error("'" + model.string() + "' has " + std::to_string(tok->vocab_size()) +
-                           " pieces, more than the config's vocab_size " + std::to_string(vocab_size));
-    if (tok->vocab_size() < vocab_size) {
-      bytes = with_unused_pieces(std::move(bytes), tok->vocab_size(), vocab_size - tok->vocab_size());
-      tok = Tokenizer::from_spm_proto(bytes);
-      if (!tok.ok()) return Status::error("'" + model.string() + "' padded to the vocabulary: " + tok.message());
+// The special tokens of a tiktoken vocabulary: tokenizer_config.json's added_tokens_decoder
+// ({"128000": {"content": "<|begin_of_text|>", ...}}), else tokenizer.json's added_tokens, else
+// LLaMA-3's 256 when the file has LLaMA-3's 128000 ranks; none otherwise.
+Result<std::vector<SpecialToken>> tiktoken_specials(const fs::path& folder, const json& tc, size_t ranks) {
+  std::vector<SpecialToken> specials;
+  auto add = [&](const json& id, const json& entry) {
+    const int64_t n = id.is_string() ? std::stoll(id.get<std::string>()) : id.get<int64_t>();
+    if (n < 0 || n > INT32_MAX) throw std::out_of_range("token id " + std::to_string(n));
+    specials.push_back({entry.at("content").get<std::string>(), int32_t(n)});
+  };
+  try {
+    if (tc.is_object() && tc.contains("added_tokens_decoder"))
+      for (const auto& [id, entry] : tc["added_tokens_decoder"].items()) add(json(id), entry);
+    if (specials.empty()) {
+      auto tj = read_optional_json(folder / "tokenizer.json");
+      if (!tj.ok()) return tj.status();
+      if (tj->is_object() && tj->contains("added_tokens"))
+        for (const json& a : (*tj)["added_tokens"]) add(a.at("id"), a);
     }
-    LUTRA_TRY(write_spm_tokenizer(w, bytes));
-    return TokenizerFacts{model.filename().string(), tok->bos_id(), tok->eos_id(), tok->piece_id("<|eot_id|>")};
+  } catch (const std::exception& e) {
+    return Status::error("'" + folder.string() + "': special tokens: " + e.what());
   }
-  if (fs::exists(tj, ec))
-    return Status::error("'" + tj.string() + "': BPE tokenizers (tokenizer.json) are not supported yet");
-  return Status::error("'" + folder.string() + "' has no tokenizer (tokenizer.model or tokenizer.json)");
+  if (specials.empty() && ranks == 128000) specials = llama3_special_tokens(128000);
+  return specials;
+}
+
+// The BPE vocabulary of a tiktoken file or a tokenizer.json.
+Result<BpeVocab> read_hf_bpe(const fs::path& file, const std::string& bytes, const fs::path& folder, const json& tc) {
+  if (file.extension() == ".json") {
+    auto v = bpe_vocab_from_hf_json(bytes);
+    if (!v.ok()) return Status::error("'" + file.string() + "': " + v.message());
+    return v;
+  }
+  // tiktoken files carry no regex; the ones model hubs ship are LLaMA-3's (cl100k-style).
+  const std::string name = "tokenizer '" + file.string() + "'";
+  auto v = parse_tiktoken_bpe(bytes, name, {}, BpePreTokenizer::llama3);
+  if (!v.ok()) return v.status();
+  auto specials = tiktoken_specials(folder, tc, v->tokens.size());
+  if (!specials.ok()) return specials.status();
+  LUTRA_TRY(add_special_tokens(*v, *specials, name));
+  return v;
+}
+
+// The id of a tokenizer_config.json special ("bos_token": "<|begin_of_text|>" or {"content": ...}).
+int32_t config_token_id(const json& tc, const char* key, const BpeVocab& v) {
+  if (!tc.is_object() || !tc.contains(key)) return -1;
+  const json& t = tc[key];
+  if (t.is_string()) return special_token_id(v, t.get<std::string>());
+  if (t.is_object() && t.contains("content") && t["content"].is_string())
+    return special_token_id(v, t["content"].get<std::string>());
+  return -1;
+}
+
+// Writes the folder's tokenizer (or `given`, from --tokenizer) into the model file:
+// tokenizer.model (a sentencepiece ModelProto, or tiktoken text), else tokenizer.json. Either is
+// padded with ids that never encode up to the config's vocabulary (embedding rows past the
+// tokenizer). BPE files name no BOS/EOS: `bos_id`/`eos_id` from the model's config, else
+// tokenizer_config.json's (`tc`) bos_token/eos_token, else LLaMA-3's names.
+Result<TokenizerFacts> write_hf_tokenizer(ModelWriter& w, const fs::path& folder, const json& tc,
+                                          const std::string& given, size_t vocab_size, int32_t bos_id, int32_t eos_id) {
+  std::error_code ec;
+  fs::path file = given.empty() ? folder / "tokenizer.model" : fs::path(given);
+  if (!given.empty() && !fs::is_regular_file(file, ec))
+    return Status::error("tokenizer '" + given + "' is not a readable file");
+  if (given.empty() && !fs::exists(file, ec)) file = folder / "tokenizer.json";
+  if (!fs::exists(file, ec))
+    return Status::error("'" + folder.string() + "' has no tokenizer (tokenizer.model or tokenizer.json)");
+  const std::string path = file.string();  // an lvalue: GCC 12 warns falsely on "'" + temporary
+  std::ifstream in(file, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto too_many = [&](size_t n) {
+    return Status::error("'" + path + "' has " + std::to_string(n) + " tokens, more than the config's vocab_size " +
+                         std::to_string(vocab_size));
+  };
+
+  if (file.extension() == ".json" || looks_like_tiktoken(bytes.substr(0, 512))) {
+    auto vocab = read_hf_bpe(file, bytes, folder, tc);
+    if (!vocab.ok()) return vocab.status();
+    BpeVocab& v = *vocab;
+    if (v.tokens.size() > vocab_size) return too_many(v.tokens.size());
+    v.tokens.resize(vocab_size, {"", BpeVocab::Kind::control});
+    auto pick = [&](int32_t from_config, const char* key, const char* llama3_name) {
+      if (from_config >= 0) return from_config;
+      const int32_t id = config_token_id(tc, key, v);
+      return id >= 0 ? id : special_token_id(v, llama3_name);
+    };
+    v.bos_id = pick(bos_id, "bos_token", "<|begin_of_text|>");
+    v.eos_id = pick(eos_id, "eos_token", "<|end_of_text|>");
+    auto tok = Tokenizer::from_bpe(std::move(v));
+    if (!tok.ok()) return Status::error("'" + path + "': " + tok.message());
+    LUTRA_TRY(write_bpe_tokenizer(w, tok->bpe_blob()));
+    return TokenizerFacts{file.filename().string(), "bpe", tok->bos_id(), tok->eos_id(), tok->piece_id("<|eot_id|>")};
+  }
+
+  auto tok = Tokenizer::from_spm_proto(bytes);
+  if (!tok.ok()) return Status::error("'" + path + "' is not a sentencepiece model: " + tok.message());
+  if (tok->vocab_size() > vocab_size) return too_many(tok->vocab_size());
+  if (tok->vocab_size() < vocab_size) {
+    bytes = with_unused_pieces(std::move(bytes), tok->vocab_size(), vocab_size - tok->vocab_size());
+    tok = Tokenizer::from_spm_proto(bytes);
+    if (!tok.ok()) return Status::error("'" + path + "' padded to the vocabulary: " + tok.message());
+  }
+  LUTRA_TRY(write_spm_tokenizer(w, bytes));
+  return TokenizerFacts{file.filename().string(), "spm", tok->bos_id(), tok->eos_id(), tok->piece_id("<|eot_id|>")};
 }
 
 // lutra's chat template for the folder: tokenizer_config.json's chat_template recognized by
 // its markers, else the architecture's own, else plain. Templates that need <|eot_id|> are
 // picked only when the vocabulary has it.
-std::string pick_chat_template(const fs::path& folder, const std::string& hf_arch, bool has_eot) {
+std::string pick_chat_template(const json& tc, const std::string& hf_arch, bool has_eot) {
   std::string tmpl;
-  std::error_code ec;
-  if (fs::exists(folder / "tokenizer_config.json", ec)) {
-    auto tc = read_json(folder / "tokenizer_config.json");
-    if (tc.ok() && tc->is_object() && tc->contains("chat_template")) {
-      const json& ct = (*tc)["chat_template"];
-      if (ct.is_string()) tmpl = ct.get<std::string>();
-      if (ct.is_array())  // named templates: [{"name": "default", "template": ...}, ...]
-        for (const json& e : ct)
-          if (e.is_object() && e.value("name", "") == "default") tmpl = e.value("template", "");
-    }
+  if (tc.is_object() && tc.contains("chat_template")) {
+    const json& ct = tc["chat_template"];
+    if (ct.is_string()) tmpl = ct.get<std::string>();
+    if (ct.is_array())  // named templates: [{"name": "default", "template": ...}, ...]
+      for (const json& e : ct)
+        if (e.is_object() && e.value("name", "") == "default") tmpl = e.value("template", "");
   }
   auto has = [&](const char* marker) { return tmpl.find(marker) != std::string::npos; };
   if (has("<|start_header_id|>") && has_eot) return "llama3";
@@ -286,6 +365,12 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
   else if (act == "relu2") c.activation = Activation::relu2;
   else return Status::error(where + " has hidden_act '" + act + "' (supported: silu, relu2)");
 
+  // The optional side files, read (and checked) before anything is written.
+  auto tc = read_optional_json(folder / "tokenizer_config.json");
+  if (!tc.ok()) return tc.status();
+  auto gen = read_optional_json(folder / "generation_config.json");
+  if (!gen.ok()) return gen.status();
+
   auto weights_set = SafetensorsSet::open_folder(folder_name);
   if (!weights_set.ok()) return weights_set.status();
   const SafetensorsSet& st = *weights_set;
@@ -369,24 +454,17 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
   auto writer = ModelWriter::create(output);
   if (!writer.ok()) return writer.status();
   ModelWriter& w = **writer;
-  // The tokenizer, the embedding, 9 tensors a layer (11 with sub-norms), the final norm, [the head].
-  TensorSteps steps(opts, w, 3 + size_t(c.n_layers) * (c.sub_norms ? 11 : 9) + (c.tied_embeddings ? 0 : 1));
+  TensorSteps steps(opts, w, c);
   auto step = [&](const std::string& name) { return steps.step(name); };
 
-  auto tok = write_hf_tokenizer(w, folder, opts.tokenizer, V);
-  if (!tok.ok()) return tok.status();
-  LUTRA_TRY(step(kTokenizerSpm));
   // bos/eos: config.json, else generation_config.json, else the tokenizer's own. Every eos
   // id stops generation.
-  json gen = json::object();
-  std::error_code ec;
-  if (fs::exists(folder / "generation_config.json", ec)) {
-    auto g = read_json(folder / "generation_config.json");
-    if (g.ok()) gen = *g;
-  }
   std::vector<int32_t> bos = ids_of(hc, "bos_token_id"), eos = ids_of(hc, "eos_token_id");
-  if (bos.empty()) bos = ids_of(gen, "bos_token_id");
-  if (eos.empty()) eos = ids_of(gen, "eos_token_id");
+  if (bos.empty()) bos = ids_of(*gen, "bos_token_id");
+  if (eos.empty()) eos = ids_of(*gen, "eos_token_id");
+  auto tok = write_hf_tokenizer(w, folder, *tc, opts.tokenizer, V, bos.empty() ? -1 : bos[0], eos.empty() ? -1 : eos[0]);
+  if (!tok.ok()) return tok.status();
+  LUTRA_TRY(step(tok->type == "bpe" ? kTokenizerBpe : kTokenizerSpm));
   if (bos.empty() && tok->bos_id >= 0) bos = {tok->bos_id};
   if (eos.empty() && tok->eos_id >= 0) eos = {tok->eos_id};
   if (bos.empty() || eos.empty()) return Status::error(where + " gives no bos_token_id or eos_token_id");
@@ -394,10 +472,11 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
   c.eos_id = eos[0];
   c.stop_ids = eos;
   c.chat_template = !opts.chat_template.empty() ? opts.chat_template
-                                                : pick_chat_template(folder, hf_arch, tok->eot_id >= 0);
-  if ((c.chat_template == "bitnet" || c.chat_template == "llama3") && tok->eot_id >= 0 &&
-      std::find(eos.begin(), eos.end(), tok->eot_id) == eos.end())
-    c.stop_ids.push_back(tok->eot_id);  // turns end with <|eot_id|>
+                                                : pick_chat_template(*tc, hf_arch, tok->eot_id >= 0);
+  // Chat turns end with <|eot_id|> (llama3, bitnet): a vocabulary that has it stops there too,
+  // as the GGUF importer does.
+  if (tok->eot_id >= 0 && std::find(eos.begin(), eos.end(), tok->eot_id) == eos.end())
+    c.stop_ids.push_back(tok->eot_id);
   if (Status s = c.validate(); !s.ok()) return Status::error(where + ": " + s.message());
 
   auto mat = [&](const std::string& hf_name, const std::string& name, size_t n, size_t k) -> Status {
@@ -476,7 +555,7 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
   if (packed_release)
     prov["quantization"] = std::string("bitnet offline: packed ternary, weight_scale = ") +
                            (scale_is_reciprocal ? "1/mean|W|" : "mean|W|");
-  return w.finish(model_metadata(c, prov.dump()));
+  return w.finish(model_metadata(c, prov.dump(), tok->type));
 }
 
 }  // namespace

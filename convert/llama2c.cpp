@@ -180,8 +180,7 @@ Status convert_llama2c(const std::string& input, const std::string& output, cons
   auto writer = ModelWriter::create(output);
   if (!writer.ok()) return writer.status();
   ModelWriter& w = **writer;
-  // The tokenizer, the embedding, 9 tensors a layer, the final norm, [the head].
-  TensorSteps steps(opts, w, 3 + 9 * L + (h.shared ? 0 : 1));
+  TensorSteps steps(opts, w, c);
   auto step = [&](const std::string& name) { return steps.step(name); };
   auto mat = [&](const std::string& name, const SourceMatrix& m, const PackSpec& spec) -> Status {
     LUTRA_TRY(write_matrix(w, name, m.n, m.k, spec, [&](size_t r, float* out) { m.row(r, out); }));

@@ -1,4 +1,4 @@
-// A whole file mapped read-only, for the checkpoint readers (llama2.c, safetensors).
+// A whole file mapped read-only, for the checkpoint readers (llama2.c, safetensors, GGUF).
 #pragma once
 
 #include <cstddef>

@@ -171,8 +171,7 @@ Status make_synthetic(const std::string& preset_name, const std::string& output,
   if (!writer.ok()) return writer.status();
   ModelWriter& w = **writer;
   Rng rng{opts.seed * 0x2545f4914f6cdd1dull + 7};
-  // The tokenizer, the embedding, 9 tensors a layer (11 with sub-norms), the final norm.
-  TensorSteps steps(opts, w, 3 + size_t(c.n_layers) * (c.sub_norms ? 11 : 9));
+  TensorSteps steps(opts, w, c);
   auto step = [&](const std::string& name) { return steps.step(name); };
   std::vector<uint8_t> packed;
   // A random matrix: ternary codes drawn directly (fast at 2B parameters), other formats from

@@ -10,10 +10,12 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "convert/bpe_import.h"
 #include "convert/convert.h"
 #include "convert/gguf.h"
 #include "convert/gguf_decode.h"
@@ -26,6 +28,8 @@
 #include "runtime/weights.h"
 #include "tests/gguf_builder.h"
 #include "tests/golden.h"
+#include "tests/llama3_lists.h"
+#include "tests/run_process.h"
 #include "tests/test_data.h"
 
 using namespace lutra;
@@ -302,19 +306,6 @@ TEST_CASE("ggml-vocab-llama-spm.gguf's vocabulary passes the llama-spm golden ve
   }
 }
 
-TEST_CASE("a GGUF BPE (gpt2) vocabulary is read, then refused until lutra has a BPE tokenizer") {
-  auto gguf = test_data_file("ggml-vocab-gpt-2.gguf");
-  if (!gguf) return;
-  auto f = GgufFile::open(gguf->string());
-  REQUIRE_MESSAGE(f.ok(), f.message());
-  auto vocab = read_gguf_bpe_vocab(**f);
-  REQUIRE_MESSAGE(vocab.ok(), vocab.message());
-  CHECK(vocab->tokens.size() == 50257);
-  CHECK(vocab->merges.size() == 50000);
-  CHECK(vocab->token_types.size() == 50257);
-  CHECK(!vocab->pre.empty());
-}
-
 namespace {
 
 // A plain float forward pass of a GGUF llama over the file's own (dequantized) tensors, as
@@ -466,8 +457,40 @@ TEST_CASE("llama-2-tiny-random.gguf (another project's tooling) converts, runs, 
 
 namespace {
 
+// Copies a GGUF file's tokenizer.* metadata into a fixture; returns the number of tokens.
+size_t copy_tokenizer_keys(const GgufFile& from, GgufBuilder& b) {
+  size_t tokens = 0;
+  for (const GgufKeyValue& kv : from.metadata()) {
+    if (kv.key.rfind("tokenizer.", 0) != 0) continue;
+    const GgufValue& v = kv.value;
+    CAPTURE(kv.key);
+    switch (v.type) {
+      case GgufType::string: b.kv_string(kv.key, std::string(v.str)); break;
+      case GgufType::u32: b.kv_u32(kv.key, uint32_t(v.u)); break;
+      case GgufType::i32: b.kv_i32(kv.key, int32_t(v.i)); break;
+      case GgufType::boolean: b.kv_bool(kv.key, v.i != 0); break;
+      case GgufType::array:
+        if (v.elem_type == GgufType::string) {
+          b.kv_strings(kv.key, std::vector<std::string>(v.strings.begin(), v.strings.end()));
+        } else {
+          REQUIRE(v.items.empty());
+          std::vector<uint8_t> bytes;
+          GgufBuilder::put(bytes, uint32_t(v.elem_type));
+          GgufBuilder::put(bytes, v.count);
+          bytes.insert(bytes.end(), v.raw.begin(), v.raw.end());
+          b.kv(kv.key, 9, bytes);
+        }
+        if (kv.key == "tokenizer.ggml.tokens") tokens = v.count;
+        break;
+      default: FAIL("metadata type " << gguf_type_name(v.type) << " is not copied");
+    }
+  }
+  REQUIRE(tokens > 0);
+  return tokens;
+}
+
 // A one-layer ternary model as a GGUF file: dim = hidden = 256 (the TQ block), 4 heads of 64
-// (2 KV heads), a 264-piece SPM vocabulary. Every linear layer holds random ternary weights
+// (2 KV heads), a 264-piece SPM vocabulary or `vocabulary`'s tokenizer keys. Every linear layer holds random ternary weights
 // times its own scale, stored as `type` (TQ1_0, TQ2_0, I2_S, or F32/F16 values); with
 // `scale_tensors` the weights are stored unscaled and each scale goes into a separate
 // "<name>.scale" tensor, as llama.cpp's bitnet graph allows. The same seed gives the same model.
@@ -479,7 +502,8 @@ struct TinyTernary {
 
 std::vector<uint8_t> tiny_ternary_gguf(const std::string& arch, GgmlType type, TinyTernary& model,
                                        bool scale_tensors = false,
-                                       const std::function<void(GgufBuilder&)>& more_metadata = {}) {
+                                       const std::function<void(GgufBuilder&)>& more_metadata = {},
+                                       const GgufFile* vocabulary = nullptr) {
   std::mt19937 rng(5);
   GgufBuilder b;
   if (more_metadata) more_metadata(b);
@@ -492,28 +516,32 @@ std::vector<uint8_t> tiny_ternary_gguf(const std::string& arch, GgmlType type, T
   b.kv_u32(arch + ".attention.head_count_kv", TinyTernary::kv_heads);
   b.kv_f32(arch + ".attention.layer_norm_rms_epsilon", 1e-5f);
   b.kv_f32(arch + ".rope.freq_base", 500000.0f);
-  std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
-  std::vector<int32_t> types = {2, 3, 3};
-  for (int i = 0; i < 256; ++i) {
-    char hex[8];
-    std::snprintf(hex, sizeof hex, "<0x%02X>", i);
-    tokens.push_back(hex);
-    types.push_back(6);
+  size_t V = 0;
+  if (vocabulary) {
+    V = copy_tokenizer_keys(*vocabulary, b);
+  } else {
+    std::vector<std::string> tokens = {"<unk>", "<s>", "</s>"};
+    std::vector<int32_t> types = {2, 3, 3};
+    for (int i = 0; i < 256; ++i) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "<0x%02X>", i);
+      tokens.push_back(hex);
+      types.push_back(6);
+    }
+    for (const char* w : {"\xE2\x96\x81" "a", "\xE2\x96\x81" "b", "c", "\xE2\x96\x81" "the", "d"}) {
+      tokens.push_back(w);
+      types.push_back(1);
+    }
+    std::vector<float> scores(tokens.size());
+    for (size_t i = 0; i < scores.size(); ++i) scores[i] = -float(i);
+    b.kv_string("tokenizer.ggml.model", "llama");
+    b.kv_strings("tokenizer.ggml.tokens", tokens);
+    b.kv_array<float>("tokenizer.ggml.scores", 6, scores);
+    b.kv_array<int32_t>("tokenizer.ggml.token_type", 5, types);
+    b.kv_u32("tokenizer.ggml.bos_token_id", 1);
+    b.kv_u32("tokenizer.ggml.eos_token_id", 2);
+    V = tokens.size();
   }
-  for (const char* w : {"\xE2\x96\x81" "a", "\xE2\x96\x81" "b", "c", "\xE2\x96\x81" "the", "d"}) {
-    tokens.push_back(w);
-    types.push_back(1);
-  }
-  std::vector<float> scores(tokens.size());
-  for (size_t i = 0; i < scores.size(); ++i) scores[i] = -float(i);
-  b.kv_string("tokenizer.ggml.model", "llama");
-  b.kv_strings("tokenizer.ggml.tokens", tokens);
-  b.kv_array<float>("tokenizer.ggml.scores", 6, scores);
-  b.kv_array<int32_t>("tokenizer.ggml.token_type", 5, types);
-  b.kv_u32("tokenizer.ggml.bos_token_id", 1);
-  b.kv_u32("tokenizer.ggml.eos_token_id", 2);
-
-  const size_t V = tokens.size();
   std::vector<uint8_t> embd(V * TinyTernary::dim * 2);
   for (size_t i = 0; i < V * TinyTernary::dim; ++i) put_f16(embd, 2 * i, std::normal_distribution<float>(0, 1)(rng));
   b.tensor("token_embd.weight", {TinyTernary::dim, V}, uint32_t(GgmlType::f16), embd);
@@ -664,4 +692,86 @@ TEST_CASE("bitnet.cpp's earlier architecture name bitnet-25 imports as bitnet-b1
   CHECK(m->config().activation == Activation::relu2);
   CHECK(m->provenance_json().find("\"gguf_architecture\":\"bitnet-25\"") != std::string::npos);
   CHECK(m->provenance_json().find("\"weights\":\"t3 (default)\"") != std::string::npos);
+}
+
+TEST_CASE("a bitnet-b1.58 GGUF with GPT-2's BPE vocabulary converts, and lutra tokenize gives the GPT-2 golden ids") {
+  auto vocab_gguf = test_data_file("ggml-vocab-gpt-2.gguf");
+  auto inp = test_data_file("ggml-vocab-gpt-2.gguf.inp");
+  auto out = test_data_file("ggml-vocab-gpt-2.gguf.out");
+  if (!vocab_gguf || !inp || !out) return;
+  auto vocab = GgufFile::open(vocab_gguf->string());
+  REQUIRE_MESSAGE(vocab.ok(), vocab.message());
+  TempDir tmp;
+  TinyTernary model;
+  write_bytes(tmp.file("gpt2.gguf"), tiny_ternary_gguf("bitnet-b1.58", GgmlType::i2_s, model, false, {}, vocab->get()));
+  auto m = convert_and_load(tmp.file("gpt2.gguf"), tmp, "gpt2.lutra");
+  CHECK(m->config().vocab_size == 50257);
+  CHECK(m->tokenizer().type() == Tokenizer::Type::bpe);
+  CHECK(m->file().find(kTokenizerBpe) != nullptr);
+  CHECK(m->config().chat_template == "plain");  // no template, no <|eot_id|>
+  CHECK(m->config().stop_ids == std::vector<int32_t>{m->config().eos_id});
+
+  auto cases = read_golden(*inp, *out);
+  REQUIRE(cases.size() > 10);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const auto& [text, expected] = cases[i];
+    INFO("golden #" << i << ": \"" << text << "\"");
+    CHECK(m->tokenizer().encode(text, false) == expected);
+    // A few through the command line as well.
+    if (i % 8 != 1 || text.empty()) continue;
+    ProcessResult r = run_process({LUTRA_CLI_PATH, "tokenize", "-m", tmp.file("gpt2.lutra"), "-p", text, "--json"});
+    REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    CHECK(nlohmann::json::parse(r.out).get<std::vector<int32_t>>() == expected);
+  }
+}
+
+TEST_CASE("a GGUF BPE vocabulary with an unknown pre-tokenizer is refused naming it") {
+  auto vocab_gguf = test_data_file("ggml-vocab-gpt-2.gguf");
+  if (!vocab_gguf) return;
+  auto vocab = GgufFile::open(vocab_gguf->string());
+  REQUIRE_MESSAGE(vocab.ok(), vocab.message());
+  // GPT-2's tokens and merges under a pre-tokenizer name lutra does not know.
+  GgufBuilder b;
+  b.kv_string("tokenizer.ggml.pre", "qwen2");
+  b.kv_string("tokenizer.ggml.model", "gpt2");
+  b.kv_strings("tokenizer.ggml.tokens", *(*vocab)->get_string_array("tokenizer.ggml.tokens"));
+  b.kv_strings("tokenizer.ggml.merges", *(*vocab)->get_string_array("tokenizer.ggml.merges"));
+  const auto bytes = b.bytes();
+  auto f = GgufFile::parse(bytes, "qwen.gguf");
+  REQUIRE_MESSAGE(f.ok(), f.message());
+  auto v = bpe_vocab_from_gguf(**f);
+  REQUIRE(!v.ok());
+  CHECK(v.message().find("pre-tokenizer 'qwen2'") != std::string::npos);
+}
+
+TEST_CASE("a 2B4T-style GGUF (LLaMA-3 lists, no tokenizer.ggml.pre, no eot id) tokenizes as LLaMA-3 and stops at <|eot_id|>") {
+  auto tiktoken = test_data_file("llama3_tokenizer.model");
+  auto inp = test_data_file("ggml-vocab-llama-bpe.gguf.inp");
+  auto out = test_data_file("ggml-vocab-llama-bpe.gguf.out");
+  if (!tiktoken || !inp || !out) return;
+  // The tokenizer keys bitnet.cpp's 2B4T file has: model gpt2, tokens, token types, merges,
+  // BOS/EOS, and neither tokenizer.ggml.pre nor eot_token_id nor a chat template.
+  const Llama3Lists lists = llama3_lists(*tiktoken);
+  GgufBuilder v;
+  v.kv_string("tokenizer.ggml.model", "gpt2");
+  v.kv_strings("tokenizer.ggml.tokens", lists.tokens);
+  v.kv_array<int32_t>("tokenizer.ggml.token_type", 5, lists.types);
+  v.kv_strings("tokenizer.ggml.merges", lists.merges);
+  v.kv_u32("tokenizer.ggml.bos_token_id", 128000);
+  v.kv_u32("tokenizer.ggml.eos_token_id", 128001);
+  const auto vocab_bytes = v.bytes();
+  auto vocab = GgufFile::parse(vocab_bytes, "llama3 lists");
+  REQUIRE_MESSAGE(vocab.ok(), vocab.message());
+  TempDir tmp;
+  TinyTernary model;
+  write_bytes(tmp.file("2b4t.gguf"), tiny_ternary_gguf("bitnet-b1.58", GgmlType::i2_s, model, false, {}, vocab->get()));
+  auto m = convert_and_load(tmp.file("2b4t.gguf"), tmp, "2b4t.lutra");
+  CHECK(m->config().vocab_size == 128256);
+  CHECK(m->config().bos_id == 128000);
+  CHECK(m->config().stop_ids == std::vector<int32_t>{128001, 128009});
+  CHECK(m->config().chat_template == "bitnet");
+  for (const auto& [text, expected] : read_golden(*inp, *out)) {
+    INFO("golden: \"" << text << "\"");
+    CHECK(m->tokenizer().encode(text, false) == expected);
+  }
 }

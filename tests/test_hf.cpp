@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "convert/bpe_import.h"
 #include "convert/convert.h"
 #include "convert/safetensors.h"
 #include "runtime/context.h"
@@ -24,6 +25,9 @@
 #include "runtime/model.h"
 #include "runtime/model_file.h"
 #include "runtime/spm_model.h"
+#include "runtime/tokenizer.h"
+#include "tests/golden.h"
+#include "tests/llama3_lists.h"
 #include "tests/run_process.h"
 #include "tests/test_data.h"
 
@@ -108,7 +112,8 @@ int fixture_vocab() { return int(fixture_pieces().size()); }
 // dtype used below stores them without rounding).
 using HfWeights = std::map<std::string, std::pair<std::vector<uint64_t>, std::vector<float>>>;
 
-HfWeights random_weights(const Shape& s, bool sub_norms, bool untied, uint32_t seed) {
+// `vocab`: embedding rows (0: the fixture tokenizer's).
+HfWeights random_weights(const Shape& s, bool sub_norms, bool untied, uint32_t seed, uint64_t vocab = 0) {
   std::mt19937 rng(seed);
   HfWeights w;
   auto fill = [&](const std::string& name, std::vector<uint64_t> shape, float lo, float hi) {
@@ -119,7 +124,7 @@ HfWeights random_weights(const Shape& s, bool sub_norms, bool untied, uint32_t s
     for (float& x : v) x = bf16_to_f32(f32_to_bf16(d(rng)));
     w[name] = {shape, v};
   };
-  const uint64_t D = uint64_t(s.dim), H = uint64_t(s.hidden), V = uint64_t(fixture_vocab()),
+  const uint64_t D = uint64_t(s.dim), H = uint64_t(s.hidden), V = vocab ? vocab : uint64_t(fixture_vocab()),
                  Q = uint64_t(s.heads * s.head_dim()), KV = uint64_t(s.kv_heads * s.head_dim());
   const float a = 1.0f / std::sqrt(float(s.dim));
   fill("model.embed_tokens.weight", {V, D}, -1.0f, 1.0f);
@@ -718,12 +723,15 @@ TEST_CASE("Hugging Face folders lutra cannot convert are refused in one line nam
   write_hf_folder(tmp / "bpe", base_config(s, "LlamaForCausalLM", true), w, "F32");
   fs::remove(tmp / "bpe" / "tokenizer.model");
   write_text(tmp / "bpe" / "tokenizer.json", "{}");
-  refused(tmp / "bpe", {"BPE tokenizers (tokenizer.json) are not supported yet"});
-  write_text(tmp / "bpe" / "tokenizer.model", "IQ== 0\nIg== 1\n");
-  refused(tmp / "bpe", {"tiktoken", "not supported yet"});
+  refused(tmp / "bpe", {"tokenizer.json", "'model' not found"});
+  write_text(tmp / "bpe" / "tokenizer.model", "IQ== 0\nIg== 1\n");  // tiktoken text without the 256 bytes
+  refused(tmp / "bpe", {"tokenizer.model", "no token for byte 0"});
   fs::remove(tmp / "bpe" / "tokenizer.model");
   fs::remove(tmp / "bpe" / "tokenizer.json");
   refused(tmp / "bpe", {"no tokenizer"});
+  write_text(tmp / "bpe" / "generation_config.json", "{\"eos_token_id\": [1,");  // side files are checked too
+  refused(tmp / "bpe", {"generation_config.json' is not valid JSON"});
+  fs::remove(tmp / "bpe" / "generation_config.json");
   // --tokenizer names the sentencepiece model instead.
   write_text(tmp / "spm.model", make_spm_model_proto(fixture_pieces(), SpmOptions{}));
   ConvertOptions with_tok;
@@ -764,6 +772,8 @@ TEST_CASE("every importer counts its tensors: the last progress call reports all
     return convert_model(tmp.file("l.bin"), tmp.file("b.lutra"), o);
   });
   count([&](const ConvertOptions& o) { return make_synthetic("tiny", tmp.file("c.lutra"), o); });
+  if (auto gguf = test_data_file("stories260K-f32.gguf"))
+    count([&](const ConvertOptions& o) { return convert_model(gguf->string(), tmp.file("d.lutra"), o); });
 }
 
 TEST_CASE("lutra convert of a Hugging Face folder prints a summary, and lutra run and info use the result") {
@@ -794,4 +804,124 @@ TEST_CASE("lutra convert of a Hugging Face folder prints a summary, and lutra ru
   CHECK(q.exit_code == 0);
   CHECK_FALSE(contains(q.err, "blk.1.ffn_down"));
   CHECK(contains(q.err, "wrote"));
+}
+
+namespace {
+
+// LLaMA-3's vocabulary as a Hugging Face tokenizer.json spells it: the lists of
+// tests/llama3_lists.h, LLaMA-3's Split regex before a regex-less ByteLevel, and the 256
+// specials as added tokens.
+std::string llama3_tokenizer_json(const fs::path& tiktoken) {
+  const Llama3Lists lists = llama3_lists(tiktoken);
+  json ids = json::object(), added = json::array();
+  for (size_t id = 0; id < lists.tokens.size(); ++id) {
+    if (lists.types[id] == 3) added.push_back({{"id", id}, {"content", lists.tokens[id]}, {"special", true}});
+    else ids[lists.tokens[id]] = id;
+  }
+  json pre = {{"type", "Sequence"},
+              {"pretokenizers",
+               {{{"type", "Split"},
+                 {"pattern", {{"Regex", std::string(bpe_pattern(BpePreTokenizer::llama3))}}},
+                 {"behavior", "Isolated"},
+                 {"invert", false}},
+                {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", false}}}}};
+  return json({{"version", "1.0"},
+               {"added_tokens", added},
+               {"normalizer", nullptr},
+               {"pre_tokenizer", pre},
+               {"model", {{"type", "BPE"}, {"ignore_merges", true}, {"vocab", ids}, {"merges", lists.merges}}}})
+      .dump();
+}
+
+// A chat template of the form BitNet b1.58 2B4T's tokenizer_config.json has: "Role: text<|eot_id|>"
+// turns (role capitalized, text trimmed), then "Assistant: ".
+constexpr const char* kBitnetStyleTemplate =
+    "{% for message in messages %}{{ message['role'] | capitalize + ': ' + message['content'] | trim + "
+    "'<|eot_id|>' }}{% endfor %}{% if add_generation_prompt %}{{ 'Assistant: ' }}{% endif %}";
+
+}  // namespace
+
+TEST_CASE("a 2B4T-style folder with a LLaMA-3 tokenizer.json or tiktoken tokenizer.model passes the LLaMA-3 goldens and chats") {
+  auto tiktoken = test_data_file("llama3_tokenizer.model");
+  auto inp = test_data_file("ggml-vocab-llama-bpe.gguf.inp");
+  auto out = test_data_file("ggml-vocab-llama-bpe.gguf.out");
+  if (!tiktoken || !inp || !out) return;
+  TempDir tmp;
+  const Shape s{64, 96, 1, 4, 2, 64};
+  constexpr int kVocab = 128256;
+  json config = base_config(s, "BitNetForCausalLM", true);
+  config["hidden_act"] = "relu2";
+  config["vocab_size"] = kVocab;
+  config["bos_token_id"] = 128000;
+  config["eos_token_id"] = 128001;
+  config["rope_theta"] = 500000.0;
+  config["rope_scaling"] = nullptr;
+  const fs::path dir = tmp / "2b4t";
+  write_hf_folder(dir, config, random_weights(s, true, false, 31, kVocab), "BF16");
+  fs::remove(dir / "tokenizer.model");
+  write_text(dir / "tokenizer.json", llama3_tokenizer_json(*tiktoken));
+  write_text(dir / "tokenizer_config.json", json({{"bos_token", "<|begin_of_text|>"},
+                                                  {"eos_token", "<|eot_id|>"},
+                                                  {"chat_template", kBitnetStyleTemplate}})
+                                                .dump());
+  write_text(dir / "generation_config.json", R"({"bos_token_id": 128000, "eos_token_id": [128001, 128009]})");
+  const auto cases = read_golden(*inp, *out);
+  auto check_model = [&](const Model& m) {
+    CHECK(m.tokenizer().type() == Tokenizer::Type::bpe);
+    CHECK(m.config().bos_id == 128000);
+    CHECK(m.tokenizer().bos_id() == 128000);
+    CHECK(m.config().chat_template == "bitnet");
+    CHECK(m.config().stop_ids == std::vector<int32_t>{128001, 128009});
+    for (const auto& [text, expected] : cases) {
+      INFO("golden: \"" << text << "\"");
+      CHECK(m.tokenizer().encode(text, false) == expected);
+    }
+  };
+
+  // tokenizer.json; config.json's single eos, then <|eot_id|>, which the bitnet turns end with.
+  const fs::path json_out = tmp / "json.lutra";
+  {
+    auto m = convert_and_load(dir, json_out);
+    check_model(*m);
+    CHECK(contains(m->provenance_json(), "\"tokenizer_source\":\"tokenizer.json\""));
+  }
+  ProcessOptions o;
+  o.stdin_text = "Hello there\n/exit\n";
+  ProcessResult chat = run_process({LUTRA_CLI_PATH, "chat", "-m", json_out.string(), "--seed", "1", "-n", "4"}, o);
+  INFO("chat stderr: " << chat.err);
+  CHECK(chat.exit_code == 0);
+  CHECK(contains(chat.err, "bitnet-b1.58"));
+
+  // The same vocabulary as tiktoken text, its specials from tokenizer_config.json's
+  // added_tokens_decoder; eos from generation_config.json's list.
+  fs::remove(dir / "tokenizer.json");
+  fs::copy_file(*tiktoken, dir / "tokenizer.model");
+  json decoder = json::object();
+  for (const SpecialToken& st : llama3_special_tokens())
+    decoder[std::to_string(st.id)] = {{"content", st.text}, {"special", true}};
+  write_text(dir / "tokenizer_config.json", json({{"added_tokens_decoder", decoder}, {"chat_template", kBitnetStyleTemplate}}).dump());
+  config.erase("eos_token_id");
+  write_text(dir / "config.json", config.dump());
+  auto m = convert_and_load(dir, tmp / "tiktoken.lutra");
+  check_model(*m);
+  CHECK(contains(m->provenance_json(), "\"tokenizer_source\":\"tokenizer.model\""));
+}
+
+TEST_CASE("a tokenizer.json with more tokens than the config's vocab_size is refused naming both") {
+  TempDir tmp;
+  const Shape s{32, 64, 1, 2, 2, 32};
+  write_hf_folder(tmp / "l", base_config(s, "LlamaForCausalLM", true), random_weights(s, false, false, 3), "F32");
+  fs::remove(tmp / "l" / "tokenizer.model");
+  // 256 byte tokens + 300 more: more than the fixture's vocab_size.
+  json vocab = json::object();
+  for (int b = 0; b < 256; ++b) vocab[byte_level_encode(std::string(1, char(b)))] = b;
+  for (int i = 0; i < 300; ++i) vocab["tok" + std::to_string(i)] = 256 + i;
+  write_text(tmp / "l" / "tokenizer.json",
+             json({{"normalizer", nullptr},
+                   {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
+                   {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array()}}}})
+                 .dump());
+  Status st = convert_model((tmp / "l").string(), (tmp / "out.lutra").string(), ConvertOptions{});
+  REQUIRE(!st.ok());
+  CHECK(contains(st.message(), "556 tokens, more than the config's vocab_size"));
 }

@@ -20,6 +20,7 @@
 #include "tests/gguf_builder.h"
 #include "tests/golden.h"
 #include "tests/synthetic_model.h"
+#include "tests/llama3_lists.h"
 #include "tests/test_data.h"
 
 using namespace lutra;
@@ -365,28 +366,9 @@ TEST_CASE("LLaMA-3 golden vectors pass through GGUF-style lists with listed merg
   auto model = test_data_file("llama3_tokenizer.model");
   auto cases = golden_cases("ggml-vocab-llama-bpe.gguf");
   if (!model || !cases) return;
-  // The lists a GGUF "llama-bpe" vocabulary holds, made from the tiktoken ranks: tokens in
-  // byte-level spelling, specials as control (type 3), and a merge for every split of a token
-  // into two tokens, in the order of the token they make.
-  const Tokenizer ranked = llama3_tokenizer(*model);
-  std::vector<std::string> tokens, merges;
-  std::vector<int32_t> types;
-  for (int32_t id = 0; id < int32_t(ranked.vocab_size()); ++id) {
-    if (ranked.is_control(id)) {
-      tokens.push_back(id == 128009 ? "<|eot_id|>" : "<|special_" + std::to_string(id) + "|>");
-      types.push_back(3);
-      continue;
-    }
-    const std::string_view bytes = ranked.token_bytes(id);
-    tokens.push_back(byte_level_encode(bytes));
-    types.push_back(1);
-    for (size_t k = 1; k < bytes.size(); ++k) {
-      const int32_t l = ranked.piece_id(bytes.substr(0, k)), r = ranked.piece_id(bytes.substr(k));
-      if (l >= 0 && r >= 0 && l < id && r < id)
-        merges.push_back(byte_level_encode(bytes.substr(0, k)) + " " + byte_level_encode(bytes.substr(k)));
-    }
-  }
-  auto vocab = bpe_vocab_from_gguf(tokens, merges, types, "llama-bpe", 128000, 128001);
+  // The lists a GGUF "llama-bpe" vocabulary holds, made from the tiktoken ranks.
+  const Llama3Lists lists = llama3_lists(*model);
+  auto vocab = bpe_vocab_from_gguf(lists.tokens, lists.merges, lists.types, "llama-bpe", 128000, 128001);
   REQUIRE_MESSAGE(vocab.ok(), vocab.message());
   CHECK(vocab->ignore_merges);
   auto listed = Tokenizer::from_bpe(std::move(vocab).value());
