@@ -8,6 +8,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "convert/pack.h"
@@ -199,6 +200,61 @@ TEST_CASE("t3 lut gemm variants equal the t2 multiply-add reference bit for bit 
           }
         }
       }
+}
+
+// The multiply-add (prefill) form of t3: token counts that fill the 12-token register tile,
+// leave every remainder, and (k = 2560, m = 150) cross the 144-token activation chunk.
+TEST_CASE("t3 multiply-add gemm variants equal the t2 multiply-add reference bit for bit over ragged shapes, token tiles and row splits") {
+  std::mt19937 rng(17);
+  const auto gemms = runnable(kernel_inventory().gemm_t3_madd);
+  constexpr int32_t kUntouched = 0x7eadbeef;
+  std::vector<std::tuple<size_t, size_t, size_t>> shapes;  // n, k, m
+  for (size_t n : kNs)
+    for (size_t k : kKs)
+      for (size_t m : {size_t(1), size_t(5), size_t(12), size_t(13), size_t(25)})
+        if (k < 2560 || m <= 5) shapes.emplace_back(n, k, m);
+  shapes.emplace_back(33, 2560, 150);
+  size_t cases = 0;
+  for (auto [n, k, m] : shapes) {
+    const WKind wk[] = {WKind::random, WKind::minus_one, WKind::plus_one, WKind::sparse};
+    const Acts ak[] = {Acts::random, Acts::min, Acts::max, Acts::extremes};
+    std::vector<std::pair<WKind, Acts>> kinds{{WKind::random, Acts::random}};
+    kinds.push_back({wk[cases % 4], ak[(cases / 4) % 4]});
+    cases++;
+    for (auto [wkind, akind] : kinds) {
+      CAPTURE(n);
+      CAPTURE(k);
+      CAPTURE(m);
+      CAPTURE(int(wkind));
+      CAPTURE(int(akind));
+      std::vector<uint8_t> t2 = make_t2(rng, n, k, wkind);
+      std::vector<uint8_t> t3(weight_bytes(WeightFormat::t3, n, k));
+      pack_t3_from_t2(t2.data(), n, k, t3.data());
+      const WeightView w2{.format = WeightFormat::t2, .n = n, .k = k, .data = t2.data(), .scale = 0.5f};
+      const WeightView w3{.format = WeightFormat::t3, .n = n, .k = k, .data = t3.data(), .scale = 0.5f};
+      std::vector<int8_t> x = make_acts(rng, m * k, akind);
+      std::vector<int32_t> want(m * n);
+      lutra_t2_qs8_gemm__scalar(w2, x.data(), want.data(), m, 0, n);
+      for (const auto& g : gemms) {
+        const std::string gemm = g.name;
+        CAPTURE(gemm);
+        for (const auto& cut : splits(rng, n)) {
+          for (size_t p = 0; p + 1 < cut.size(); p++) {
+            const size_t r0 = cut[p], r1 = cut[p + 1];
+            std::vector<int32_t> got(m * n, kUntouched);
+            g.fn(w3, x.data(), got.data(), m, r0, r1);
+            bool ok = true;
+            for (size_t i = 0; i < m; i++)
+              for (size_t r = 0; r < n; r++)
+                ok &= got[i * n + r] == (r >= r0 && r < r1 ? want[i * n + r] : kUntouched);
+            CAPTURE(r0);
+            CAPTURE(r1);
+            REQUIRE(ok);
+          }
+        }
+      }
+    }
+  }
 }
 
 TEST_CASE("t3 packing reads back through dequant_row as the same ternary weights as t2") {
