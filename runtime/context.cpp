@@ -15,16 +15,18 @@ size_t align64(size_t bytes) { return (bytes + 63) / 64 * 64; }
 static_assert(kRowAlign % bp_tile_rows == 0);
 
 // Prefill of t3 weights: from this many tokens on, the multiply-add kernel (gemm_t3_madd, int8
-// activations, no tables) where the CPU has a SIMD one; below it (decode), table lookup.
-// Measured on the kernels (perf/RESULTS.md, "t3 prefill by multiply-add"). LUTRA_T3_PREFILL=
-// lookup keeps table lookup for every m (A/B runs).
-constexpr size_t kT3MaddMinTokens = 8;
+// activations, no tables) where the CPU has a SIMD one; below it (decode), table lookup. Its
+// fixed cost is decoding each weight tile (~4 us per 32x2560 tile here), so it wins from 8
+// tokens with VNNI and from ~32 with maddubs (kernel benchmarks, perf/RESULTS.md, "t3 prefill
+// by multiply-add"). LUTRA_T3_PREFILL=lookup keeps table lookup for every m (A/B runs).
 bool t3_by_madd(size_t m) {
   static const bool lookup_only = [] {
     const char* env = std::getenv("LUTRA_T3_PREFILL");
     return env && std::string_view(env) == "lookup";
   }();
-  return m >= kT3MaddMinTokens && !lookup_only && kernels().gemm_t3_madd.isa != Isa::scalar;
+  const Isa isa = kernels().gemm_t3_madd.isa;
+  if (lookup_only || isa == Isa::scalar) return false;
+  return m >= (isa == Isa::avx512vnni ? 8u : 32u);
 }
 }  // namespace
 

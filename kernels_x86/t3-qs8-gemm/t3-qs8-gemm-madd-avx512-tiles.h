@@ -75,17 +75,19 @@ inline void decode_tile(const uint8_t* tile, size_t groups, uint8_t* buf) {
     sign_bit[L] = _mm512_load_si512(b);
   }
   const __m512i nibble = _mm512_set1_epi32(15), sixteen = _mm512_set1_epi32(16);
-  // Codes of groups 2p, 2p+1 for half h: c[0], c[1].
-  auto block_codes = [&](size_t p, int h, __m512i c[2]) {
+  // Codes of groups 2p, 2p+1: c[h][0], c[h][1] for rows 16h..16h+15.
+  auto block_codes = [&](size_t p, __m512i c[2][2]) {
     const uint8_t* b = tile + 128 + 40 * p;
-    int32_t s;
-    std::memcpy(&s, b + 32 + 4 * h, 4);
+    int32_t s[2];
+    std::memcpy(s, b + 32, 8);
     for (int L = 0; L < 2; L++) {
-      __m512i i = _mm512_maskz_cvtepu8_epi32(kAll16, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16 * L)));
-      if (h) i = _mm512_maskz_srli_epi32(kAll16, i, 4);
-      i = _mm512_and_si512(i, nibble);
-      const __mmask16 neg = _mm512_test_epi32_mask(_mm512_set1_epi32(s), sign_bit[L]);
-      c[L] = _mm512_permutex2var_epi32(lo_tab, _mm512_mask_add_epi32(i, neg, i, sixteen), hi_tab);
+      const __m512i idx = _mm512_maskz_cvtepu8_epi32(
+          kAll16, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16 * L)));
+      for (int h = 0; h < 2; h++) {
+        __m512i i = _mm512_and_si512(h ? _mm512_maskz_srli_epi32(kAll16, idx, 4) : idx, nibble);
+        const __mmask16 neg = _mm512_test_epi32_mask(_mm512_set1_epi32(s[h]), sign_bit[L]);
+        c[h][L] = _mm512_permutex2var_epi32(lo_tab, _mm512_mask_add_epi32(i, neg, i, sixteen), hi_tab);
+      }
     }
   };
   auto store = [&](size_t lane, int h, __m512i v) {
@@ -94,21 +96,23 @@ inline void decode_tile(const uint8_t* tile, size_t groups, uint8_t* buf) {
   auto shl = [](__m512i v, unsigned bits) { return _mm512_maskz_slli_epi32(kAll16, v, bits); };
   auto shr = [](__m512i v, unsigned bits) { return _mm512_maskz_srli_epi32(kAll16, v, bits); };
   const size_t blocks = groups / 2;
-  for (int h = 0; h < 2; h++) {
-    size_t p = 0, lane = 0;
-    for (; p + 2 <= blocks; p += 2, lane += 3) {  // 4 groups a, b, c, d -> 3 lanes
-      __m512i ab[2], cd[2];
-      block_codes(p, h, ab);
-      block_codes(p + 1, h, cd);
-      store(lane, h, _mm512_or_si512(ab[0], shl(ab[1], 24)));
-      store(lane + 1, h, _mm512_or_si512(shr(ab[1], 8), shl(cd[0], 16)));
-      store(lane + 2, h, _mm512_or_si512(shr(cd[0], 16), shl(cd[1], 8)));
+  size_t p = 0, lane = 0;
+  for (; p + 2 <= blocks; p += 2, lane += 3) {  // 4 groups a, b, c, d -> 3 lanes
+    __m512i ab[2][2], cd[2][2];
+    block_codes(p, ab);
+    block_codes(p + 1, cd);
+    for (int h = 0; h < 2; h++) {
+      store(lane, h, _mm512_or_si512(ab[h][0], shl(ab[h][1], 24)));
+      store(lane + 1, h, _mm512_or_si512(shr(ab[h][1], 8), shl(cd[h][0], 16)));
+      store(lane + 2, h, _mm512_or_si512(shr(cd[h][0], 16), shl(cd[h][1], 8)));
     }
-    if (p < blocks) {  // a last pair of groups -> 2 lanes (past its 6 columns x is 0)
-      __m512i ab[2];
-      block_codes(p, h, ab);
-      store(lane, h, _mm512_or_si512(ab[0], shl(ab[1], 24)));
-      store(lane + 1, h, shr(ab[1], 8));
+  }
+  if (p < blocks) {  // a last pair of groups -> 2 lanes (past its 6 columns x is 0)
+    __m512i ab[2][2];
+    block_codes(p, ab);
+    for (int h = 0; h < 2; h++) {
+      store(lane, h, _mm512_or_si512(ab[h][0], shl(ab[h][1], 24)));
+      store(lane + 1, h, shr(ab[h][1], 8));
     }
   }
 }
