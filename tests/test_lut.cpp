@@ -11,7 +11,9 @@
 #include <tuple>
 #include <vector>
 
+#include "convert/convert.h"
 #include "convert/pack.h"
+#include "runtime/context.h"
 #include "runtime/kernel_variants.h"
 #include "runtime/kernels.h"
 #include "runtime/model.h"
@@ -255,6 +257,74 @@ TEST_CASE("t3 multiply-add gemm variants equal the t2 multiply-add reference bit
       }
     }
   }
+}
+
+// End to end: batches of 40 tokens take the multiply-add path (from 8 tokens with VNNI, 32
+// with maddubs), batches of 4 the lookup path; t2 is the reference either way.
+TEST_CASE("t3 prefill by multiply-add gives the t2 model's logits bit for bit for every token, under every ISA cap and thread count") {
+  TempDir tmp;
+  ConvertOptions t2_opts, t3_opts;
+  t3_opts.weights = "t3";
+  REQUIRE(make_synthetic("tiny", tmp.file("t2.lutra"), t2_opts).ok());
+  REQUIRE(make_synthetic("tiny", tmp.file("t3.lutra"), t3_opts).ok());
+  auto m2 = Model::load(tmp.file("t2.lutra"));
+  auto m3 = Model::load(tmp.file("t3.lutra"));
+  REQUIRE(m2.ok());
+  REQUIRE(m3.ok());
+  REQUIRE((*m3)->weights().layers[0].w_down.format == WeightFormat::t3);
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 6 && prompt.size() < 45; i++)
+    for (int32_t t : (*m2)->tokenizer().encode("Once upon a time there was a dog who ran to the park", i == 0))
+      prompt.push_back(t);
+  prompt.resize(std::min<size_t>(prompt.size(), 45));
+  REQUIRE(prompt.size() >= 41);
+  const size_t vocab = size_t((*m2)->config().vocab_size);
+  auto context = [](const Model& m, int threads, int batch) {
+    ContextParams p;
+    p.n_threads = threads;
+    p.n_batch = batch;
+    p.logits_all = true;
+    auto c = Context::create(m, p);
+    REQUIRE_MESSAGE(c.ok(), c.message());
+    return std::move(c.value());
+  };
+  const Isa before = isa_cap();
+  for (Isa cap : {Isa::scalar, Isa::avx512, Isa::avx512vnni}) {
+    if (cap != Isa::scalar && !cpu_supports(cap)) continue;
+    set_isa_cap(cap);
+    for (int threads : {1, 2})
+      for (int batch : {4, 40}) {
+        const std::string isa = to_string(cap);
+        CAPTURE(isa);
+        CAPTURE(threads);
+        CAPTURE(batch);
+        auto c2 = context(**m2, threads, batch);
+        auto c3 = context(**m3, threads, batch);
+        for (size_t at = 0; at < prompt.size(); at += size_t(batch)) {
+          auto chunk = std::span<const int32_t>(prompt).subspan(at, std::min(size_t(batch), prompt.size() - at));
+          REQUIRE(c2->eval(chunk).ok());
+          REQUIRE(c3->eval(chunk).ok());
+          for (size_t i = 0; i < chunk.size(); ++i)
+            CHECK(std::memcmp(c2->logits(i), c3->logits(i), vocab * sizeof(float)) == 0);
+        }
+      }
+  }
+  set_isa_cap(before);
+}
+
+TEST_CASE("the dispatcher picks the t3 multiply-add variant of the ISA cap") {
+  const Isa before = isa_cap();
+  set_isa_cap(Isa::scalar);
+  CHECK(std::string(kernels().gemm_t3_madd.name) == "t3-qs8-gemm-madd-scalar");
+  if (cpu_supports(Isa::avx512)) {
+    set_isa_cap(Isa::avx512);
+    CHECK(std::string(kernels().gemm_t3_madd.name) == "t3-qs8-gemm-madd32x12-avx512");
+  }
+  if (cpu_supports(Isa::avx512vnni)) {
+    set_isa_cap(Isa::avx512vnni);
+    CHECK(std::string(kernels().gemm_t3_madd.name) == "t3-qs8-gemm-madd32x12-avx512vnni");
+  }
+  set_isa_cap(before);
 }
 
 TEST_CASE("t3 packing reads back through dequant_row as the same ternary weights as t2") {
