@@ -13,7 +13,8 @@
 // bit planes) appear as the GEMM alone on prebuilt tables and with the table build per call;
 // the table-lookup t3 (and t5) kernels appear as the GEMM alone on prebuilt tables
 // (t3-qs8-gemm-*), the table build alone (t3-lut-build-*, hot only) and both per call
-// (t3-lut-build-*+t3-qs8-gemm-*). Counters: weight_bw = bytes of weights read per call as a rate, and at
+// (t3-lut-build-*+t3-qs8-gemm-*); t3-qs8-gemm-madd* is t3 by multiply-add on the int8
+// activations (the prefill path, no tables). Counters: weight_bw = bytes of weights read per call as a rate, and at
 // m > 1 ops = 2·m·N·K per call as a rate. perf/run_kernels.sh turns the JSON into tables.
 //
 // Skipped on purpose: the scalar ternary variant except at 2560x2560 m1, and scalar float
@@ -641,6 +642,13 @@ void register_all() {
           }
         };
         add_lut(t3, inv.lut_build_t3, inv.gemm_t3);
+        // t3 by multiply-add (the prefill path: int8 activations, no tables)
+        for (const auto& v : inv.gemm_t3_madd) {
+          if (!cpu_supports(v.isa) || v.isa == Isa::scalar) continue;
+          add(v.name, s, m, cold, [fn = v.fn, s, m, c = copies(t3), t3](benchmark::State& st) {
+            bench_lutra<int8_t, int32_t>(st, fn, t3, s, m, c);
+          });
+        }
         add_lut(t5, inv.lut_build_t5, inv.gemm_t5);
         for (const auto& v : inv.gemm_f16) {
           if (!cpu_supports(v.isa) || (v.isa == Isa::scalar && !scalar_ok)) continue;

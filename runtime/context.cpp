@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string_view>
 
 namespace lutra {
 
@@ -11,6 +13,21 @@ namespace {
 constexpr size_t kRowAlign = std::max(t3_tile_rows, t5_tile_rows);  // the widest tile (t5: 64)
 size_t align64(size_t bytes) { return (bytes + 63) / 64 * 64; }
 static_assert(kRowAlign % bp_tile_rows == 0);
+
+// Prefill of t3 weights: from this many tokens on, the multiply-add kernel (gemm_t3_madd, int8
+// activations, no tables) where the CPU has a SIMD one; below it (decode), table lookup. Its
+// fixed cost is decoding each weight tile (~4 us per 32x2560 tile here), so it wins from 8
+// tokens with VNNI and from ~32 with maddubs (kernel benchmarks, perf/RESULTS.md, "t3 prefill
+// by multiply-add"). LUTRA_T3_PREFILL=lookup keeps table lookup for every m (A/B runs).
+bool t3_by_madd(size_t m) {
+  static const bool lookup_only = [] {
+    const char* env = std::getenv("LUTRA_T3_PREFILL");
+    return env && std::string_view(env) == "lookup";
+  }();
+  const Isa isa = kernels().gemm_t3_madd.isa;
+  if (lookup_only || isa == Isa::scalar) return false;
+  return m >= (isa == Isa::avx512vnni ? 8u : 32u);
+}
 }  // namespace
 
 Result<std::unique_ptr<Context>> Context::create(const Model& model, const ContextParams& p) {
@@ -116,7 +133,7 @@ void Context::prepare_input(const float* x, const float* norm, size_t n, float* 
   const WeightView* bp = nullptr;
   for (const WeightView* w : consumers) {
     quantize |= is_ternary(w->format) || w->format == WeightFormat::bp || (bq_int8_ && w->format == WeightFormat::bq);
-    tables |= w->format == WeightFormat::t3;
+    tables |= w->format == WeightFormat::t3 && !t3_by_madd(m);
     tables_t5 |= w->format == WeightFormat::t5;
     if (w->format == WeightFormat::bp) bp = w;
   }
@@ -175,6 +192,7 @@ void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_
       if (w.format == WeightFormat::t2) k.gemm_t2.fn(w, in.xq, acc, m, r0, r1);
       else if (w.format == WeightFormat::t5)
         k.gemm_t5.fn(w, in.tables + table_t5_offset_, table_stride_, acc, m, r0, r1);
+      else if (t3_by_madd(m)) k.gemm_t3_madd.fn(w, in.xq, acc, m, r0, r1);
       else k.gemm_t3.fn(w, in.tables, table_stride_, acc, m, r0, r1);
       for (size_t i = 0; i < m; ++i) {
         float s = w.scale / in.xs[i];

@@ -84,6 +84,7 @@ KernelTable build(Isa cap) {
       .gemm_bq_i8 = pick(inv.gemm_bq_i8, cap),
       .lut_build_t3 = pick(inv.lut_build_t3, cap),
       .gemm_t3 = pick(inv.gemm_t3, cap),
+      .gemm_t3_madd = pick(inv.gemm_t3_madd, cap),
       .quantize_i8 = pick(inv.quantize_i8, cap),
       .rmsnorm = pick(inv.rmsnorm, cap),
       .softmax = pick(inv.softmax, cap),

@@ -59,6 +59,14 @@ constexpr Variant<GemmLutFn> gemm_t3_variants[] = {
 #endif
 };
 
+constexpr Variant<GemmTernaryFn> gemm_t3_madd_variants[] = {
+    {"t3-qs8-gemm-madd-scalar", Isa::scalar, lutra_t3_qs8_gemm_madd__scalar},
+#if defined(__x86_64__)
+    {"t3-qs8-gemm-madd32x12-avx512", Isa::avx512, lutra_t3_qs8_gemm_madd32x12__avx512},
+    {"t3-qs8-gemm-madd32x12-avx512vnni", Isa::avx512vnni, lutra_t3_qs8_gemm_madd32x12__avx512vnni},
+#endif
+};
+
 constexpr Variant<QuantizeI8Fn> quantize_i8_variants[] = {
     {"f32-qs8-quantize-scalar", Isa::scalar, lutra_f32_qs8_quantize__scalar},
 #if defined(__x86_64__)
@@ -154,6 +162,7 @@ const KernelInventory& kernel_inventory() {
       .gemm_bq_i8 = gemm_bq_i8_variants,
       .lut_build_t3 = lut_build_t3_variants,
       .gemm_t3 = gemm_t3_variants,
+      .gemm_t3_madd = gemm_t3_madd_variants,
       .quantize_i8 = quantize_i8_variants,
       .rmsnorm = rmsnorm_variants,
       .softmax = softmax_variants,

@@ -27,6 +27,8 @@ void lutra_t3_lut_build__scalar(const int8_t* xq, size_t k, size_t group_begin,
                                  size_t group_end, uint8_t* table);
 void lutra_t3_qs8_gemm__scalar(const WeightView& w, const uint8_t* tables, size_t table_stride,
                                int32_t* acc, size_t m, size_t n_begin, size_t n_end);
+void lutra_t3_qs8_gemm_madd__scalar(const WeightView& w, const int8_t* xq, int32_t* acc,
+                                    size_t m, size_t n_begin, size_t n_end);
 void lutra_t5_lut_build__scalar(const int8_t* xq, size_t k, size_t group_begin,
                                  size_t group_end, uint8_t* table);
 void lutra_t5_qs8_gemm__scalar(const WeightView& w, const uint8_t* tables, size_t table_stride,
@@ -91,6 +93,11 @@ void lutra_bq_f32_gemm_1x4__avx512(const WeightView& w, const float* x, float* y
                                    size_t n_begin, size_t n_end);
 void lutra_bq_qs8_gemm_1x4__avx512(const WeightView& w, const int8_t* xq, const float* xs,
                                    float* y, size_t m, size_t n_begin, size_t n_end);
+void lutra_t3_qs8_gemm_madd32x12__avx512(const WeightView& w, const int8_t* xq, int32_t* acc,
+                                         size_t m, size_t n_begin, size_t n_end);
+void lutra_t3_qs8_gemm_madd32x12__avx512vnni(const WeightView& w, const int8_t* xq,
+                                             int32_t* acc, size_t m, size_t n_begin,
+                                             size_t n_end);
 void lutra_t3_qs8_gemm_1x32__avx512(const WeightView& w, const uint8_t* tables,
                                     size_t table_stride, int32_t* acc, size_t m,
                                     size_t n_begin, size_t n_end);

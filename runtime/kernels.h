@@ -120,6 +120,8 @@ struct KernelInventory {
   std::span<const Variant<GemmBqI8Fn>> gemm_bq_i8;
   std::span<const Variant<LutBuildFn>> lut_build_t3;
   std::span<const Variant<GemmLutFn>> gemm_t3;
+  // t3 weights by multiply-add on the int8 activations (no tables): the prefill path.
+  std::span<const Variant<GemmTernaryFn>> gemm_t3_madd;
   std::span<const Variant<QuantizeI8Fn>> quantize_i8;
   std::span<const Variant<RmsNormFn>> rmsnorm;
   std::span<const Variant<SoftmaxFn>> softmax;
@@ -141,6 +143,7 @@ struct KernelTable {
   Variant<GemmBqI8Fn> gemm_bq_i8;
   Variant<LutBuildFn> lut_build_t3;
   Variant<GemmLutFn> gemm_t3;
+  Variant<GemmTernaryFn> gemm_t3_madd;
   Variant<QuantizeI8Fn> quantize_i8;
   Variant<RmsNormFn> rmsnorm;
   Variant<SoftmaxFn> softmax;

@@ -39,6 +39,8 @@ enum class WeightFormat : uint8_t {
   // Tables (lut_build): per block p, 64 bytes [lo(2p) | lo(2p+1) | hi(2p) | hi(2p+1)], where
   // lo/hi are the low and high bytes of the 16 int16 entries T[i] = sum_j w_j(i) x_j of the
   // group's activations x (i = 0..13; T[14] = T[15] = 0). `scale` = mean|W| as for t2.
+  // Prefill (many tokens) reads the same layout without tables: gemm_t3_madd decodes each tile
+  // once into codes w+1 and multiplies them with the int8 activations (t3-qs8-gemm-madd-*).
   t3,
   // Ternary for table lookup with 128-entry tables (AVX-512 VBMI vpermi2b; design.md §3), one
   // byte per 5 weights (1.6 bits/weight), in tiles of 64 rows (t5_tile_rows). Along k, weights

@@ -8,9 +8,12 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
+#include "convert/convert.h"
 #include "convert/pack.h"
+#include "runtime/context.h"
 #include "runtime/kernel_variants.h"
 #include "runtime/kernels.h"
 #include "runtime/model.h"
@@ -199,6 +202,129 @@ TEST_CASE("t3 lut gemm variants equal the t2 multiply-add reference bit for bit 
           }
         }
       }
+}
+
+// The multiply-add (prefill) form of t3: token counts that fill the 12-token register tile,
+// leave every remainder, and (k = 2560, m = 150) cross the 144-token activation chunk.
+TEST_CASE("t3 multiply-add gemm variants equal the t2 multiply-add reference bit for bit over ragged shapes, token tiles and row splits") {
+  std::mt19937 rng(17);
+  const auto gemms = runnable(kernel_inventory().gemm_t3_madd);
+  constexpr int32_t kUntouched = 0x7eadbeef;
+  std::vector<std::tuple<size_t, size_t, size_t>> shapes;  // n, k, m
+  for (size_t n : kNs)
+    for (size_t k : kKs)
+      for (size_t m : {size_t(1), size_t(5), size_t(12), size_t(13), size_t(25)})
+        if (k < 2560 || m <= 5) shapes.emplace_back(n, k, m);
+  shapes.emplace_back(33, 2560, 150);
+  size_t cases = 0;
+  for (auto [n, k, m] : shapes) {
+    const WKind wk[] = {WKind::random, WKind::minus_one, WKind::plus_one, WKind::sparse};
+    const Acts ak[] = {Acts::random, Acts::min, Acts::max, Acts::extremes};
+    std::vector<std::pair<WKind, Acts>> kinds{{WKind::random, Acts::random}};
+    kinds.push_back({wk[cases % 4], ak[(cases / 4) % 4]});
+    cases++;
+    for (auto [wkind, akind] : kinds) {
+      CAPTURE(n);
+      CAPTURE(k);
+      CAPTURE(m);
+      CAPTURE(int(wkind));
+      CAPTURE(int(akind));
+      std::vector<uint8_t> t2 = make_t2(rng, n, k, wkind);
+      std::vector<uint8_t> t3(weight_bytes(WeightFormat::t3, n, k));
+      pack_t3_from_t2(t2.data(), n, k, t3.data());
+      const WeightView w2{.format = WeightFormat::t2, .n = n, .k = k, .data = t2.data(), .scale = 0.5f};
+      const WeightView w3{.format = WeightFormat::t3, .n = n, .k = k, .data = t3.data(), .scale = 0.5f};
+      std::vector<int8_t> x = make_acts(rng, m * k, akind);
+      std::vector<int32_t> want(m * n);
+      lutra_t2_qs8_gemm__scalar(w2, x.data(), want.data(), m, 0, n);
+      for (const auto& g : gemms) {
+        const std::string gemm = g.name;
+        CAPTURE(gemm);
+        for (const auto& cut : splits(rng, n)) {
+          for (size_t p = 0; p + 1 < cut.size(); p++) {
+            const size_t r0 = cut[p], r1 = cut[p + 1];
+            std::vector<int32_t> got(m * n, kUntouched);
+            g.fn(w3, x.data(), got.data(), m, r0, r1);
+            bool ok = true;
+            for (size_t i = 0; i < m; i++)
+              for (size_t r = 0; r < n; r++)
+                ok &= got[i * n + r] == (r >= r0 && r < r1 ? want[i * n + r] : kUntouched);
+            CAPTURE(r0);
+            CAPTURE(r1);
+            REQUIRE(ok);
+          }
+        }
+      }
+    }
+  }
+}
+
+// End to end: batches of 40 tokens take the multiply-add path (from 8 tokens with VNNI, 32
+// with maddubs), batches of 4 the lookup path; t2 is the reference either way.
+TEST_CASE("t3 prefill by multiply-add gives the t2 model's logits bit for bit for every token, under every ISA cap and thread count") {
+  TempDir tmp;
+  ConvertOptions t2_opts, t3_opts;
+  t3_opts.weights = "t3";
+  REQUIRE(make_synthetic("tiny", tmp.file("t2.lutra"), t2_opts).ok());
+  REQUIRE(make_synthetic("tiny", tmp.file("t3.lutra"), t3_opts).ok());
+  auto m2 = Model::load(tmp.file("t2.lutra"));
+  auto m3 = Model::load(tmp.file("t3.lutra"));
+  REQUIRE(m2.ok());
+  REQUIRE(m3.ok());
+  REQUIRE((*m3)->weights().layers[0].w_down.format == WeightFormat::t3);
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 6 && prompt.size() < 45; i++)
+    for (int32_t t : (*m2)->tokenizer().encode("Once upon a time there was a dog who ran to the park", i == 0))
+      prompt.push_back(t);
+  prompt.resize(std::min<size_t>(prompt.size(), 45));
+  REQUIRE(prompt.size() >= 41);
+  const size_t vocab = size_t((*m2)->config().vocab_size);
+  auto context = [](const Model& m, int threads, int batch) {
+    ContextParams p;
+    p.n_threads = threads;
+    p.n_batch = batch;
+    p.logits_all = true;
+    auto c = Context::create(m, p);
+    REQUIRE_MESSAGE(c.ok(), c.message());
+    return std::move(c.value());
+  };
+  const Isa before = isa_cap();
+  for (Isa cap : {Isa::scalar, Isa::avx512, Isa::avx512vnni}) {
+    if (cap != Isa::scalar && !cpu_supports(cap)) continue;
+    set_isa_cap(cap);
+    for (int threads : {1, 2})
+      for (int batch : {4, 40}) {
+        const std::string isa = to_string(cap);
+        CAPTURE(isa);
+        CAPTURE(threads);
+        CAPTURE(batch);
+        auto c2 = context(**m2, threads, batch);
+        auto c3 = context(**m3, threads, batch);
+        for (size_t at = 0; at < prompt.size(); at += size_t(batch)) {
+          auto chunk = std::span<const int32_t>(prompt).subspan(at, std::min(size_t(batch), prompt.size() - at));
+          REQUIRE(c2->eval(chunk).ok());
+          REQUIRE(c3->eval(chunk).ok());
+          for (size_t i = 0; i < chunk.size(); ++i)
+            CHECK(std::memcmp(c2->logits(i), c3->logits(i), vocab * sizeof(float)) == 0);
+        }
+      }
+  }
+  set_isa_cap(before);
+}
+
+TEST_CASE("the dispatcher picks the t3 multiply-add variant of the ISA cap") {
+  const Isa before = isa_cap();
+  set_isa_cap(Isa::scalar);
+  CHECK(std::string(kernels().gemm_t3_madd.name) == "t3-qs8-gemm-madd-scalar");
+  if (cpu_supports(Isa::avx512)) {
+    set_isa_cap(Isa::avx512);
+    CHECK(std::string(kernels().gemm_t3_madd.name) == "t3-qs8-gemm-madd32x12-avx512");
+  }
+  if (cpu_supports(Isa::avx512vnni)) {
+    set_isa_cap(Isa::avx512vnni);
+    CHECK(std::string(kernels().gemm_t3_madd.name) == "t3-qs8-gemm-madd32x12-avx512vnni");
+  }
+  set_isa_cap(before);
 }
 
 TEST_CASE("t3 packing reads back through dequant_row as the same ternary weights as t2") {

@@ -32,6 +32,7 @@ void print_kernels() {
   row("gemm_t2", k.gemm_t2.name);
   row("lut_build_t3", k.lut_build_t3.name);
   row("gemm_t3", k.gemm_t3.name);
+  row("gemm_t3_madd", k.gemm_t3_madd.name);
   row("lut_build_t5", k.lut_build_t5.name);
   row("gemm_t5", k.gemm_t5.name);
   row("gemm_bq_i8", k.gemm_bq_i8.name);

@@ -1,0 +1,211 @@
+// t3 weights by multiply-add instead of table lookup, for prefill (many tokens), AVX-512BW
+// (maddubs + madd) or AVX-512 VNNI (vpdpbusd), chosen by kVnni. Why: the lookup kernels read
+// every token's tables (32 bytes per group, 27 KB per token at k = 2560) once per 32-row tile,
+// so at m = 128 they stream megabytes of tables per tile and spend ~20 instructions per 2
+// blocks per token; a multiply-add reads 4 bytes of activations per group and token.
+//
+// Each 32-row tile is decoded once into a buffer of codes w+1 (0/1/2, unsigned bytes for
+// vpdpbusd/maddubs), 4 columns per 32-bit lane, lanes = rows: per 4 columns d, two vectors of
+// 16 rows (rows 0-15, 16-31). The activations stay in their natural order (copied once per call
+// into zero-padded rows), and each token's 4 bytes at column 4d are broadcast, so the tile's 32
+// rows for T tokens stay in 2T int32 accumulators with no horizontal sums.
+// Exact: sum code*x - sum x = sum w*x, all in int32 (maddubs pairs are <= 2*2*128, no
+// saturation), so every variant is bit-identical to the lookup kernels and the scalar
+// reference (padded columns are zero weights, code 1, against zero activations).
+//
+// Decode of one (block p, group L, 16-row half h): the 16 index nibbles widen to dwords, the
+// 16 sign bits come out of the sign word by one test against per-row bit masks, and a 32-entry
+// dword table (vpermt2d, index + 16 for negative) gives the group's 3 codes in bytes 0-2.
+// Groups a, b, c, d (12 columns) then shift together into 3 lanes of 4 columns:
+// [a0 a1 a2 b0], [b1 b2 c0 c1], [c2 d0 d1 d2]; a last pair of groups gives 2 lanes.
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "runtime/weights.h"
+
+namespace lutra {
+namespace {
+
+constexpr int kTokens = 12;                // register tile: 32 rows x 12 tokens = 24 zmm sums
+constexpr size_t kChunkBytes = 512 << 10;  // activations of one token chunk (L2)
+
+#define LUTRA_UNROLL _Pragma("GCC unroll 16")
+
+// Zero-masked forms with full masks (same instructions), as in the other AVX-512 kernels: GCC
+// 12's unmasked widening and shift intrinsics trip -Wmaybe-uninitialized inside its headers.
+constexpr __mmask16 kAll16 = 0xffff;
+
+// Codes of pattern v as a dword: (v/9) | (v/3%3) << 8 | (v%3) << 16, the 4th byte 0.
+constexpr int32_t pattern_codes(int v) { return v / 9 | (v / 3 % 3) << 8 | (v % 3) << 16; }
+// Entry i: index i positive (v = i), entry 16 + i: negative (v = 26 - i). Indices 14 and 15
+// never occur; they get the zero pattern (13).
+constexpr int32_t code_entry(int e) {
+  const int i = e % 16;
+  return pattern_codes(i >= 14 ? 13 : e < 16 ? i : 26 - i);
+}
+
+// Pins v in a register at this point: without it GCC 12 copies the 24 accumulators between
+// registers and the stack every step (measured: the VNNI kernel ran at half speed, slower
+// than maddubs).
+inline void pin(__m512i& v) { asm("" : "+v"(v)); }
+
+// Lanes of 4 columns per row (groups padded to `groups`: 3 columns each).
+inline size_t lanes_per_row(size_t groups) { return (3 * groups + 3) / 4; }
+
+// Decodes tile `tile` into buf: 128 bytes per 4 columns (lanes_per_row(groups) of them), rows
+// 0-15 then 16-31, a dword of 4 codes per row.
+inline void decode_tile(const uint8_t* tile, size_t groups, uint8_t* buf) {
+  __m512i lo_tab, hi_tab;
+  {
+    alignas(64) int32_t e[32];
+    for (int i = 0; i < 32; i++) e[i] = code_entry(i);
+    lo_tab = _mm512_load_si512(e);
+    hi_tab = _mm512_load_si512(e + 16);
+  }
+  // Row q of half h, group 2p + L: sign bit 8(q%4) + 4L + q/4 of S[h].
+  __m512i sign_bit[2];
+  for (int L = 0; L < 2; L++) {
+    alignas(64) int32_t b[16];
+    for (int q = 0; q < 16; q++) b[q] = int32_t(1u << (8 * (q % 4) + 4 * L + q / 4));
+    sign_bit[L] = _mm512_load_si512(b);
+  }
+  const __m512i nibble = _mm512_set1_epi32(15), sixteen = _mm512_set1_epi32(16);
+  // Codes of groups 2p, 2p+1: c[h][0], c[h][1] for rows 16h..16h+15.
+  auto block_codes = [&](size_t p, __m512i c[2][2]) {
+    const uint8_t* b = tile + 128 + 40 * p;
+    int32_t s[2];
+    std::memcpy(s, b + 32, 8);
+    for (int L = 0; L < 2; L++) {
+      const __m512i idx = _mm512_maskz_cvtepu8_epi32(
+          kAll16, _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + 16 * L)));
+      for (int h = 0; h < 2; h++) {
+        __m512i i = _mm512_and_si512(h ? _mm512_maskz_srli_epi32(kAll16, idx, 4) : idx, nibble);
+        const __mmask16 neg = _mm512_test_epi32_mask(_mm512_set1_epi32(s[h]), sign_bit[L]);
+        c[h][L] = _mm512_permutex2var_epi32(lo_tab, _mm512_mask_add_epi32(i, neg, i, sixteen), hi_tab);
+      }
+    }
+  };
+  auto store = [&](size_t lane, int h, __m512i v) {
+    _mm512_storeu_si512(buf + 128 * lane + 64 * h, v);
+  };
+  auto shl = [](__m512i v, unsigned bits) { return _mm512_maskz_slli_epi32(kAll16, v, bits); };
+  auto shr = [](__m512i v, unsigned bits) { return _mm512_maskz_srli_epi32(kAll16, v, bits); };
+  const size_t blocks = groups / 2;
+  size_t p = 0, lane = 0;
+  for (; p + 2 <= blocks; p += 2, lane += 3) {  // 4 groups a, b, c, d -> 3 lanes
+    __m512i ab[2][2], cd[2][2];
+    block_codes(p, ab);
+    block_codes(p + 1, cd);
+    for (int h = 0; h < 2; h++) {
+      store(lane, h, _mm512_or_si512(ab[h][0], shl(ab[h][1], 24)));
+      store(lane + 1, h, _mm512_or_si512(shr(ab[h][1], 8), shl(cd[h][0], 16)));
+      store(lane + 2, h, _mm512_or_si512(shr(cd[h][0], 16), shl(cd[h][1], 8)));
+    }
+  }
+  if (p < blocks) {  // a last pair of groups -> 2 lanes (past its 6 columns x is 0)
+    __m512i ab[2][2];
+    block_codes(p, ab);
+    for (int h = 0; h < 2; h++) {
+      store(lane, h, _mm512_or_si512(ab[h][0], shl(ab[h][1], 24)));
+      store(lane + 1, h, shr(ab[h][1], 8));
+    }
+  }
+}
+
+// One token's k activations, zero padded to `bytes`; returns their sum.
+inline int32_t pad_token(const int8_t* x, size_t k, size_t bytes, int8_t* dst) {
+  std::memcpy(dst, x, k);
+  std::memset(dst + k, 0, bytes - k);
+  int32_t sum = 0;
+  for (size_t j = 0; j < k; j++) sum += x[j];
+  return sum;
+}
+
+// out[i * n + r] (r < 32) = the tile's sums for M tokens from xp (stride bytes apart).
+template <bool kVnni, int M>
+inline void tile_tokens(const uint8_t* buf, size_t lanes, const int8_t* xp, size_t stride,
+                        const int32_t* x_sum, int32_t (*out)[32]) {
+  __m512i acc[2][M];
+  LUTRA_UNROLL for (int i = 0; i < M; i++) acc[0][i] = acc[1][i] = _mm512_setzero_si512();
+  const __m512i ones = _mm512_set1_epi16(1);
+  for (size_t d = 0; d < lanes; d++) {
+    const __m512i w0 = _mm512_loadu_si512(buf + 128 * d);
+    const __m512i w1 = _mm512_loadu_si512(buf + 128 * d + 64);
+    LUTRA_UNROLL for (int i = 0; i < M; i++) {
+      int32_t xv;
+      std::memcpy(&xv, xp + i * stride + 4 * d, 4);
+      const __m512i x = _mm512_set1_epi32(xv);
+      if constexpr (kVnni) {
+        acc[0][i] = _mm512_dpbusd_epi32(acc[0][i], w0, x);
+        acc[1][i] = _mm512_dpbusd_epi32(acc[1][i], w1, x);
+      } else {
+        acc[0][i] = _mm512_add_epi32(acc[0][i], _mm512_madd_epi16(_mm512_maddubs_epi16(w0, x), ones));
+        acc[1][i] = _mm512_add_epi32(acc[1][i], _mm512_madd_epi16(_mm512_maddubs_epi16(w1, x), ones));
+      }
+      pin(acc[0][i]);
+      pin(acc[1][i]);
+    }
+  }
+  LUTRA_UNROLL for (int i = 0; i < M; i++) {
+    const __m512i s = _mm512_set1_epi32(x_sum[i]);
+    _mm512_storeu_si512(out[i], _mm512_sub_epi32(acc[0][i], s));
+    _mm512_storeu_si512(out[i] + 16, _mm512_sub_epi32(acc[1][i], s));
+  }
+}
+
+// All mc tokens of a chunk, M at a time (the last ones fewer).
+template <bool kVnni, int M>
+inline void tile_all_tokens(const uint8_t* buf, size_t lanes, const int8_t* xp, size_t stride,
+                            const int32_t* x_sum, int32_t (*out)[32], size_t mc) {
+  size_t i = 0;
+  for (; i + M <= mc; i += M)
+    tile_tokens<kVnni, M>(buf, lanes, xp + i * stride, stride, x_sum + i, out + i);
+  if constexpr (M > 1) {
+    if (i < mc) tile_all_tokens<kVnni, M - 1>(buf, lanes, xp + i * stride, stride, x_sum + i, out + i, mc - i);
+  }
+}
+
+// The whole GEMM (GemmTernaryFn on a t3 WeightView).
+template <bool kVnni>
+void t3_gemm_madd(const WeightView& w, const int8_t* xq, int32_t* acc, size_t m, size_t n_begin,
+                  size_t n_end) {
+  if (n_begin >= n_end) return;
+  const size_t k = w.k, groups = lut_groups(WeightFormat::t3, k), tile_bytes = t3_tile_bytes(k);
+  const size_t lanes = lanes_per_row(groups), stride = (4 * lanes + 63) / 64 * 64;
+  thread_local std::vector<int8_t> xp;     // padded activations
+  thread_local std::vector<int32_t> x_sum;
+  thread_local std::vector<uint8_t> buf;   // one decoded tile
+  thread_local std::vector<int32_t> out;   // a chunk's sums for one tile, [token][32]
+  if (xp.size() < m * stride) xp.resize(m * stride);
+  if (x_sum.size() < m) x_sum.resize(m);
+  if (buf.size() < 128 * lanes) buf.resize(128 * lanes);
+  const size_t chunk = std::max<size_t>(kTokens, kChunkBytes / stride / kTokens * kTokens);
+  if (out.size() < 32 * std::min(m, chunk)) out.resize(32 * std::min(m, chunk));
+  for (size_t i = 0; i < m; i++) x_sum[i] = pad_token(xq + i * k, k, stride, xp.data() + i * stride);
+  auto* o = reinterpret_cast<int32_t(*)[32]>(out.data());
+
+  // Chunks of tokens whose activations stay in L2 while every tile passes over them; each tile
+  // is decoded once per chunk.
+  for (size_t i0 = 0; i0 < m; i0 += chunk) {
+    const size_t mc = std::min(chunk, m - i0);
+    for (size_t t = n_begin / t3_tile_rows; t * t3_tile_rows < n_end; t++) {
+      const size_t r0 = std::max(n_begin, t * t3_tile_rows);
+      const size_t r1 = std::min(n_end, (t + 1) * t3_tile_rows);
+      decode_tile(w.data + t * tile_bytes, groups, buf.data());
+      tile_all_tokens<kVnni, kTokens>(buf.data(), lanes, xp.data() + i0 * stride, stride,
+                                      x_sum.data() + i0, o, mc);
+      for (size_t i = 0; i < mc; i++)
+        std::memcpy(acc + (i0 + i) * w.n + r0, o[i] + (r0 - t * t3_tile_rows), (r1 - r0) * 4);
+    }
+  }
+}
+
+#undef LUTRA_UNROLL
+
+}  // namespace
+}  // namespace lutra
