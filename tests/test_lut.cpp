@@ -18,6 +18,7 @@
 #include "runtime/kernels.h"
 #include "runtime/model.h"
 #include "runtime/model_file.h"
+#include "tests/kernel_cases.h"
 #include "tests/test_data.h"
 
 using namespace lutra;
@@ -28,20 +29,7 @@ const size_t kNs[] = {1, 5, 31, 32, 33, 64, 100};
 const size_t kKs[] = {1, 2, 3, 4, 5, 31, 32, 33, 96, 127, 128, 129, 2560};
 const size_t kMs[] = {1, 2, 3, 7};
 
-template <class Fn>
-std::vector<Variant<Fn>> runnable(std::span<const Variant<Fn>> all) {
-  std::vector<Variant<Fn>> out;
-  for (const Variant<Fn>& v : all) {
-    if (cpu_supports(v.isa))
-      out.push_back(v);
-    else
-      MESSAGE("skipping " << v.name << ": this CPU lacks " << to_string(v.isa));
-  }
-  return out;
-}
-
 enum class WKind { random, minus_one, plus_one, sparse };
-enum class Acts { random, min, max, extremes };
 
 // A ternary matrix in the t2 layout: codes 0/1/2 (-1/0/+1).
 std::vector<uint8_t> make_t2(std::mt19937& rng, size_t n, size_t k, WKind kind) {
@@ -56,31 +44,6 @@ std::vector<uint8_t> make_t2(std::mt19937& rng, size_t n, size_t k, WKind kind) 
       t2[r * t2_row_bytes(k) + j / 4] |= uint8_t(c << (2 * (j % 4)));
     }
   return t2;
-}
-
-std::vector<int8_t> make_acts(std::mt19937& rng, size_t count, Acts kind) {
-  std::uniform_int_distribution<int> d(-128, 127), coin(0, 1);
-  std::vector<int8_t> x(count);
-  for (int8_t& v : x)
-    v = int8_t(kind == Acts::min        ? -128
-               : kind == Acts::max      ? 127
-               : kind == Acts::extremes ? (coin(rng) ? 127 : -128)
-                                        : d(rng));
-  return x;
-}
-
-// Row splits: the whole range, 32-aligned pieces (the last ends at n), a ragged 3-way split.
-std::vector<std::vector<size_t>> splits(std::mt19937& rng, size_t n) {
-  std::vector<std::vector<size_t>> out{{0, n}};
-  std::vector<size_t> aligned{0};
-  for (size_t r = 32; r < n; r += 32) aligned.push_back(r);
-  aligned.push_back(n);
-  out.push_back(aligned);
-  std::uniform_int_distribution<size_t> d(0, n);
-  size_t a = d(rng), b = d(rng);
-  if (a > b) std::swap(a, b);
-  out.push_back({0, a, b, n});
-  return out;
 }
 
 }  // namespace
@@ -118,7 +81,7 @@ TEST_CASE("t3 table build variants write identical bytes, whole and built in two
   std::mt19937 rng(12);
   const auto builds = runnable(kernel_inventory().lut_build_t3);
   for (size_t k : kKs) {
-    for (Acts a : {Acts::random, Acts::min, Acts::max, Acts::extremes}) {
+    for (Acts a : kAllActs) {
       CAPTURE(k);
       const size_t groups = lut_groups(WeightFormat::t3, k), bytes = groups * 32;
       std::vector<int8_t> x = make_acts(rng, k, a);
@@ -155,7 +118,7 @@ TEST_CASE("t3 lut gemm variants equal the t2 multiply-add reference bit for bit 
       for (size_t m : kMs) {
         // Every shape gets random weights and activations; the extremes rotate through shapes.
         const WKind wk[] = {WKind::random, WKind::minus_one, WKind::plus_one, WKind::sparse};
-        const Acts ak[] = {Acts::random, Acts::min, Acts::max, Acts::extremes};
+        const auto& ak = kAllActs;
         std::vector<std::pair<WKind, Acts>> kinds{{WKind::random, Acts::random}};
         kinds.push_back({wk[cases % 4], ak[(cases / 4) % 4]});
         kinds.push_back({wk[(cases + 1) % 4], ak[(cases + 2) % 4]});
@@ -184,7 +147,7 @@ TEST_CASE("t3 lut gemm variants equal the t2 multiply-add reference bit for bit 
               const std::string build = b.name, gemm = g.name;
               CAPTURE(build);
               CAPTURE(gemm);
-              for (const auto& cut : splits(rng, n)) {
+              for (const auto& cut : splits_of_32(rng, n)) {
                 for (size_t p = 0; p + 1 < cut.size(); p++) {
                   const size_t r0 = cut[p], r1 = cut[p + 1];
                   std::vector<int32_t> got(m * n, kUntouched);
@@ -219,7 +182,7 @@ TEST_CASE("t3 multiply-add gemm variants equal the t2 multiply-add reference bit
   size_t cases = 0;
   for (auto [n, k, m] : shapes) {
     const WKind wk[] = {WKind::random, WKind::minus_one, WKind::plus_one, WKind::sparse};
-    const Acts ak[] = {Acts::random, Acts::min, Acts::max, Acts::extremes};
+    const auto& ak = kAllActs;
     std::vector<std::pair<WKind, Acts>> kinds{{WKind::random, Acts::random}};
     kinds.push_back({wk[cases % 4], ak[(cases / 4) % 4]});
     cases++;
@@ -240,7 +203,7 @@ TEST_CASE("t3 multiply-add gemm variants equal the t2 multiply-add reference bit
       for (const auto& g : gemms) {
         const std::string gemm = g.name;
         CAPTURE(gemm);
-        for (const auto& cut : splits(rng, n)) {
+        for (const auto& cut : splits_of_32(rng, n)) {
           for (size_t p = 0; p + 1 < cut.size(); p++) {
             const size_t r0 = cut[p], r1 = cut[p + 1];
             std::vector<int32_t> got(m * n, kUntouched);
@@ -449,7 +412,7 @@ TEST_CASE("t5 table build variants write identical bytes, whole and built in two
   std::mt19937 rng(22);
   const auto builds = runnable(kernel_inventory().lut_build_t5);
   for (size_t k : kKs5) {
-    for (Acts a : {Acts::random, Acts::min, Acts::max, Acts::extremes}) {
+    for (Acts a : kAllActs) {
       CAPTURE(k);
       const size_t groups = lut_groups(WeightFormat::t5, k), bytes = groups * 256;
       std::vector<int8_t> x = make_acts(rng, k, a);
@@ -487,7 +450,7 @@ TEST_CASE("t5 lut gemm variants equal the t2 multiply-add reference bit for bit 
         // Every shape gets random weights and activations; the extremes rotate through shapes
         // (all -1 or +1 weights against -128/127 activations test the int16 sums' headroom).
         const WKind wk[] = {WKind::random, WKind::minus_one, WKind::plus_one, WKind::sparse};
-        const Acts ak[] = {Acts::random, Acts::min, Acts::max, Acts::extremes};
+        const auto& ak = kAllActs;
         std::vector<std::pair<WKind, Acts>> kinds{{WKind::random, Acts::random}};
         kinds.push_back({wk[cases % 4], ak[(cases / 4) % 4]});
         kinds.push_back({wk[(cases + 1) % 4], ak[(cases + 2) % 4]});
@@ -516,7 +479,7 @@ TEST_CASE("t5 lut gemm variants equal the t2 multiply-add reference bit for bit 
               const std::string build = b.name, gemm = g.name;
               CAPTURE(build);
               CAPTURE(gemm);
-              for (const auto& cut : splits(rng, n)) {
+              for (const auto& cut : splits_of_32(rng, n)) {
                 for (size_t p = 0; p + 1 < cut.size(); p++) {
                   const size_t r0 = cut[p], r1 = cut[p + 1];
                   std::vector<int32_t> got(m * n, kUntouched);
