@@ -168,6 +168,21 @@ TEST_CASE("lutra tokenize --json prints the ids as a JSON array, with BOS only u
   check_one_line_failure(lutra({"tokenize", "-m", m.string(), "-p", "bad \xff byte"}), "UTF-8");
 }
 
+TEST_CASE("lutra tokenize --special reads <|eot_id|> as its token on a LLaMA-3 vocabulary, else as text") {
+  auto tiktoken = test_data_file("llama3_tokenizer.model");
+  if (!tiktoken) return;
+  TempDir dir;
+  const fs::path m = dir / "l3.lutra";
+  ProcessResult conv = lutra({"convert", "--synthetic", "tiny", "--tokenizer", tiktoken->string(), "-o", m.string()});
+  REQUIRE_MESSAGE(conv.exit_code == 0, conv.err);
+  ProcessResult as_token = lutra({"tokenize", "-m", m.string(), "-p", "Hi<|eot_id|>", "--json", "--special"});
+  ProcessResult as_text = lutra({"tokenize", "-m", m.string(), "-p", "Hi<|eot_id|>", "--json"});
+  REQUIRE(as_token.exit_code == 0);
+  REQUIRE(as_text.exit_code == 0);
+  CHECK(json_ids(as_token.out) == std::vector<int32_t>{13347, 128009});  // "Hi", <|eot_id|>
+  CHECK(json_ids(as_text.out).size() > 2);
+}
+
 TEST_CASE("lutra eval logits of llama2.c's greedy story predict each next token of it (stories260K)") {
   fs::path m = Models::get().stories();
   if (m.empty()) return;

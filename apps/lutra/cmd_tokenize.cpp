@@ -34,6 +34,7 @@ int cmd_tokenize(int argc, char** argv) {
   add_text_options(o, "text");
   o.add_options("output")
       ("bos", "start with the beginning-of-sequence token")
+      ("special", "read special-token text such as <|eot_id|> as the token (BPE vocabularies)")
       ("json", "print the ids as one JSON array (default: one line per token: id and its bytes)");
   cxxopts::ParseResult r;
   int code;
@@ -43,7 +44,8 @@ int cmd_tokenize(int argc, char** argv) {
   auto model = load_model(r);
   if (!model.ok()) return fail(model.message());
   const Tokenizer& tok = (*model)->tokenizer();
-  auto ids = tok.encode_checked(*text, r.count("bos") > 0);
+  auto ids = tok.encode_checked(*text, r.count("bos") > 0,
+                                r.count("special") ? Tokenizer::Specials::as_tokens : Tokenizer::Specials::as_text);
   if (!ids.ok()) return fail("text: " + ids.message());
 
   if (r.count("json")) {
