@@ -18,22 +18,12 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels_x86/avx512-masked.h"
 #include "kernels_x86/t3-qs8-gemm/t3-qs8-gemm-tiles.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
 namespace {
-
-// Zero-masked forms with full masks (same instructions), as in the t2 AVX-512 kernel: GCC 12's
-// unmasked cast, extract, insert, broadcast and widening intrinsics trip -Wmaybe-uninitialized
-// inside its headers (they start from _mm512_undefined_*).
-constexpr __mmask8 kAll8 = 0xff;
-constexpr __mmask16 kAll16 = 0xffff;
-inline __m256i lo256(__m512i v) { return _mm512_maskz_extracti64x4_epi64(kAll8, v, 0); }
-inline __m256i hi256(__m512i v) { return _mm512_maskz_extracti64x4_epi64(kAll8, v, 1); }
-inline __m512i zext(__m256i v) {
-  return _mm512_maskz_inserti64x4(kAll8, _mm512_setzero_si512(), v, 0);
-}
 
 constexpr size_t kFlushSteps = 64;  // int16 sums of at most 64 groups per lane
 constexpr size_t kPrefetch = 8192;  // bytes ahead in the weight stream (the next tiles too)

@@ -26,6 +26,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels_x86/avx512-masked.h"
 #include "runtime/weights.h"
 
 namespace lutra {
@@ -35,10 +36,6 @@ constexpr int kTokens = 12;                // register tile: 32 rows x 12 tokens
 constexpr size_t kChunkBytes = 512 << 10;  // activations of one token chunk (L2)
 
 #define LUTRA_UNROLL _Pragma("GCC unroll 16")
-
-// Zero-masked forms with full masks (same instructions), as in the other AVX-512 kernels: GCC
-// 12's unmasked widening and shift intrinsics trip -Wmaybe-uninitialized inside its headers.
-constexpr __mmask16 kAll16 = 0xffff;
 
 // Codes of pattern v as a dword: (v/9) | (v/3%3) << 8 | (v%3) << 16, the 4th byte 0.
 constexpr int32_t pattern_codes(int v) { return v / 9 | (v / 3 % 3) << 8 | (v % 3) << 16; }

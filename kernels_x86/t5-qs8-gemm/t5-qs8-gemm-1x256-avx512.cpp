@@ -14,17 +14,12 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels_x86/avx512-masked.h"
 #include "kernels_x86/t5-qs8-gemm/t5-qs8-gemm-tiles.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
 namespace {
-
-// Zero-masked forms with full masks (same instructions), as in the other AVX-512 kernels.
-constexpr __mmask8 kAll8 = 0xff;
-constexpr __mmask16 kAll16 = 0xffff;
-inline __m256i lo256(__m512i v) { return _mm512_maskz_extracti64x4_epi64(kAll8, v, 0); }
-inline __m256i hi256(__m512i v) { return _mm512_maskz_extracti64x4_epi64(kAll8, v, 1); }
 
 constexpr size_t kFlushGroups = 48;     // int16 sums of at most 48 groups per row
 constexpr size_t kPrefetchGroups = 32;  // 2 KiB ahead in each tile's stream, as the VBMI kernel

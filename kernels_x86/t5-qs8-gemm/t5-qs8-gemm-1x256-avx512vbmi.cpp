@@ -17,18 +17,12 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels_x86/avx512-masked.h"
 #include "kernels_x86/t5-qs8-gemm/t5-qs8-gemm-tiles.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
 namespace {
-
-// Zero-masked forms with full masks (same instructions), as in the t3 AVX-512 kernel: GCC 12's
-// unmasked extract and widening intrinsics trip -Wmaybe-uninitialized inside its headers.
-constexpr __mmask8 kAll8 = 0xff;
-constexpr __mmask16 kAll16 = 0xffff;
-inline __m256i lo256(__m512i v) { return _mm512_maskz_extracti64x4_epi64(kAll8, v, 0); }
-inline __m256i hi256(__m512i v) { return _mm512_maskz_extracti64x4_epi64(kAll8, v, 1); }
 
 constexpr size_t kFlushGroups = 48;  // int16 sums of at most 48 groups per row
 // 2 KiB ahead in each tile's stream, 8 KiB over the four: measured against 1, 4 and 8 KiB
