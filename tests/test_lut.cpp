@@ -46,6 +46,121 @@ std::vector<uint8_t> make_t2(std::mt19937& rng, size_t n, size_t k, WKind kind) 
   return t2;
 }
 
+// A table-lookup ternary layout as the tests see it: its variants, its scalar table build and
+// its packer from the t2 layout.
+struct LutLayout {
+  WeightFormat format;
+  std::span<const Variant<LutBuildFn>> builds;
+  std::span<const Variant<GemmLutFn>> gemms;
+  LutBuildFn reference_build;
+  void (*pack_from_t2)(const uint8_t* t2, size_t n, size_t k, uint8_t* out);
+};
+
+// Every table build variant writes the reference's bytes, whole and in two group ranges, and
+// nothing past the tables.
+void check_table_builds(const LutLayout& layout, std::span<const size_t> ks, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const auto builds = runnable(layout.builds);
+  for (size_t k : ks) {
+    for (Acts a : kAllActs) {
+      CAPTURE(k);
+      const size_t groups = lut_groups(layout.format, k), bytes = lut_table_bytes(layout.format, k);
+      std::vector<int8_t> x = make_acts(rng, k, a);
+      std::vector<uint8_t> ref(bytes, 0x55);
+      layout.reference_build(x.data(), k, 0, groups, ref.data());
+      std::uniform_int_distribution<size_t> d(0, groups);
+      for (const auto& v : builds) {
+        const std::string build = v.name;
+        CAPTURE(build);
+        std::vector<uint8_t> whole(bytes + 64, 0x77);  // 64 guard bytes must stay untouched
+        v.fn(x.data(), k, 0, groups, whole.data());
+        CHECK(std::memcmp(whole.data(), ref.data(), bytes) == 0);
+        CHECK(std::all_of(whole.begin() + long(bytes), whole.end(), [](uint8_t b) { return b == 0x77; }));
+        for (size_t cut : {size_t(0), groups / 2, groups / 2 / 2 * 2 + 1 < groups ? groups / 2 / 2 * 2 + 1 : groups, d(rng), groups}) {
+          std::vector<uint8_t> parts(bytes, 0x33);
+          v.fn(x.data(), k, 0, cut, parts.data());
+          v.fn(x.data(), k, cut, groups, parts.data());
+          CAPTURE(cut);
+          CHECK(std::memcmp(parts.data(), ref.data(), bytes) == 0);
+        }
+      }
+    }
+  }
+}
+
+// Every GEMM variant, on tables from every build variant, equals the t2 multiply-add
+// reference on the same ternary matrix, for every row range of a split, and writes no row
+// outside it.
+void check_lut_gemms(const LutLayout& layout, std::span<const size_t> ns, std::span<const size_t> ks, uint32_t seed) {
+  std::mt19937 rng(seed);
+  const auto builds = runnable(layout.builds);
+  const auto gemms = runnable(layout.gemms);
+  constexpr int32_t kUntouched = 0x7eadbeef;
+  size_t cases = 0;
+  for (size_t n : ns)
+    for (size_t k : ks)
+      for (size_t m : kMs) {
+        // Every shape gets random weights and activations; the extremes rotate through shapes
+        // (all -1 or +1 weights against -128/127 activations test the int16 sums' headroom).
+        const WKind wk[] = {WKind::random, WKind::minus_one, WKind::plus_one, WKind::sparse};
+        const auto& ak = kAllActs;
+        std::vector<std::pair<WKind, Acts>> kinds{{WKind::random, Acts::random}};
+        kinds.push_back({wk[cases % 4], ak[(cases / 4) % 4]});
+        kinds.push_back({wk[(cases + 1) % 4], ak[(cases + 2) % 4]});
+        cases++;
+        for (auto [wkind, akind] : kinds) {
+          CAPTURE(n);
+          CAPTURE(k);
+          CAPTURE(m);
+          CAPTURE(int(wkind));
+          CAPTURE(int(akind));
+          std::vector<uint8_t> t2 = make_t2(rng, n, k, wkind);
+          std::vector<uint8_t> packed(weight_bytes(layout.format, n, k));
+          layout.pack_from_t2(t2.data(), n, k, packed.data());
+          const WeightView w2{.format = WeightFormat::t2, .n = n, .k = k, .data = t2.data(), .scale = 0.5f};
+          const WeightView wl{.format = layout.format, .n = n, .k = k, .data = packed.data(), .scale = 0.5f};
+          std::vector<int8_t> x = make_acts(rng, m * k, akind);
+          std::vector<int32_t> want(m * n);
+          lutra_t2_qs8_gemm__scalar(w2, x.data(), want.data(), m, 0, n);
+
+          const size_t groups = lut_groups(layout.format, k);
+          const size_t stride = lut_table_bytes(layout.format, k) + 96;  // not a multiple of 64
+          for (const auto& b : builds) {
+            std::vector<uint8_t> tables(m * stride, 0);
+            for (size_t i = 0; i < m; i++) b.fn(x.data() + i * k, k, 0, groups, tables.data() + i * stride);
+            for (const auto& g : gemms) {
+              const std::string build = b.name, gemm = g.name;
+              CAPTURE(build);
+              CAPTURE(gemm);
+              for (const auto& cut : splits_of_32(rng, n)) {
+                for (size_t p = 0; p + 1 < cut.size(); p++) {
+                  const size_t r0 = cut[p], r1 = cut[p + 1];
+                  std::vector<int32_t> got(m * n, kUntouched);
+                  g.fn(wl, tables.data(), stride, got.data(), m, r0, r1);
+                  bool ok = true;
+                  for (size_t i = 0; i < m; i++)
+                    for (size_t r = 0; r < n; r++)
+                      ok &= got[i * n + r] == (r >= r0 && r < r1 ? want[i * n + r] : kUntouched);
+                  CAPTURE(r0);
+                  CAPTURE(r1);
+                  REQUIRE(ok);
+                }
+              }
+            }
+          }
+        }
+      }
+}
+
+LutLayout t3_layout() {
+  const KernelInventory& inv = kernel_inventory();
+  return {WeightFormat::t3, inv.lut_build_t3, inv.gemm_t3, lutra_t3_lut_build__scalar, pack_t3_from_t2};
+}
+LutLayout t5_layout() {
+  const KernelInventory& inv = kernel_inventory();
+  return {WeightFormat::t5, inv.lut_build_t5, inv.gemm_t5, lutra_t5_lut_build__scalar, pack_t5_from_t2};
+}
+
 }  // namespace
 
 TEST_CASE("t3 tables hold the exact sums of each magnitude pattern, padded groups are zero") {
@@ -78,93 +193,11 @@ TEST_CASE("t3 tables hold the exact sums of each magnitude pattern, padded group
 }
 
 TEST_CASE("t3 table build variants write identical bytes, whole and built in two group ranges") {
-  std::mt19937 rng(12);
-  const auto builds = runnable(kernel_inventory().lut_build_t3);
-  for (size_t k : kKs) {
-    for (Acts a : kAllActs) {
-      CAPTURE(k);
-      const size_t groups = lut_groups(WeightFormat::t3, k), bytes = groups * 32;
-      std::vector<int8_t> x = make_acts(rng, k, a);
-      std::vector<uint8_t> ref(bytes, 0x55);
-      lutra_t3_lut_build__scalar(x.data(), k, 0, groups, ref.data());
-      std::uniform_int_distribution<size_t> d(0, groups);
-      for (const auto& v : builds) {
-        const std::string build = v.name;
-        CAPTURE(build);
-        std::vector<uint8_t> whole(bytes + 64, 0x77);  // 64 guard bytes must stay untouched
-        v.fn(x.data(), k, 0, groups, whole.data());
-        CHECK(std::memcmp(whole.data(), ref.data(), bytes) == 0);
-        CHECK(std::all_of(whole.begin() + long(bytes), whole.end(), [](uint8_t b) { return b == 0x77; }));
-        for (size_t cut : {size_t(0), groups / 2, groups / 2 / 2 * 2 + 1 < groups ? groups / 2 / 2 * 2 + 1 : groups, d(rng), groups}) {
-          std::vector<uint8_t> parts(bytes, 0x33);
-          v.fn(x.data(), k, 0, cut, parts.data());
-          v.fn(x.data(), k, cut, groups, parts.data());
-          CAPTURE(cut);
-          CHECK(std::memcmp(parts.data(), ref.data(), bytes) == 0);
-        }
-      }
-    }
-  }
+  check_table_builds(t3_layout(), kKs, 12);
 }
 
 TEST_CASE("t3 lut gemm variants equal the t2 multiply-add reference bit for bit over ragged shapes and row splits") {
-  std::mt19937 rng(13);
-  const auto builds = runnable(kernel_inventory().lut_build_t3);
-  const auto gemms = runnable(kernel_inventory().gemm_t3);
-  constexpr int32_t kUntouched = 0x7eadbeef;
-  size_t cases = 0;
-  for (size_t n : kNs)
-    for (size_t k : kKs)
-      for (size_t m : kMs) {
-        // Every shape gets random weights and activations; the extremes rotate through shapes.
-        const WKind wk[] = {WKind::random, WKind::minus_one, WKind::plus_one, WKind::sparse};
-        const auto& ak = kAllActs;
-        std::vector<std::pair<WKind, Acts>> kinds{{WKind::random, Acts::random}};
-        kinds.push_back({wk[cases % 4], ak[(cases / 4) % 4]});
-        kinds.push_back({wk[(cases + 1) % 4], ak[(cases + 2) % 4]});
-        cases++;
-        for (auto [wkind, akind] : kinds) {
-          CAPTURE(n);
-          CAPTURE(k);
-          CAPTURE(m);
-          CAPTURE(int(wkind));
-          CAPTURE(int(akind));
-          std::vector<uint8_t> t2 = make_t2(rng, n, k, wkind);
-          std::vector<uint8_t> t3(weight_bytes(WeightFormat::t3, n, k));
-          pack_t3_from_t2(t2.data(), n, k, t3.data());
-          const WeightView w2{.format = WeightFormat::t2, .n = n, .k = k, .data = t2.data(), .scale = 0.5f};
-          const WeightView w3{.format = WeightFormat::t3, .n = n, .k = k, .data = t3.data(), .scale = 0.5f};
-          std::vector<int8_t> x = make_acts(rng, m * k, akind);
-          std::vector<int32_t> want(m * n);
-          lutra_t2_qs8_gemm__scalar(w2, x.data(), want.data(), m, 0, n);
-
-          const size_t groups = lut_groups(WeightFormat::t3, k);
-          const size_t stride = lut_table_bytes(WeightFormat::t3, k) + 96;  // not a multiple of 64
-          for (const auto& b : builds) {
-            std::vector<uint8_t> tables(m * stride, 0);
-            for (size_t i = 0; i < m; i++) b.fn(x.data() + i * k, k, 0, groups, tables.data() + i * stride);
-            for (const auto& g : gemms) {
-              const std::string build = b.name, gemm = g.name;
-              CAPTURE(build);
-              CAPTURE(gemm);
-              for (const auto& cut : splits_of_32(rng, n)) {
-                for (size_t p = 0; p + 1 < cut.size(); p++) {
-                  const size_t r0 = cut[p], r1 = cut[p + 1];
-                  std::vector<int32_t> got(m * n, kUntouched);
-                  g.fn(w3, tables.data(), stride, got.data(), m, r0, r1);
-                  bool ok = true;
-                  for (size_t i = 0; i < m; i++)
-                    for (size_t r = 0; r < n; r++)
-                      ok &= got[i * n + r] == (r >= r0 && r < r1 ? want[i * n + r] : kUntouched);
-                  CAPTURE(r0);
-                  CAPTURE(r1);
-                  REQUIRE(ok);
-                }
-              }
-            }
-          }
-        }
-      }
+  check_lut_gemms(t3_layout(), kNs, kKs, 13);
 }
 
 // The multiply-add (prefill) form of t3: token counts that fill the 12-token register tile,
@@ -409,94 +442,11 @@ TEST_CASE("t5 tables hold the exact sums of each magnitude pattern, padded group
 }
 
 TEST_CASE("t5 table build variants write identical bytes, whole and built in two group ranges") {
-  std::mt19937 rng(22);
-  const auto builds = runnable(kernel_inventory().lut_build_t5);
-  for (size_t k : kKs5) {
-    for (Acts a : kAllActs) {
-      CAPTURE(k);
-      const size_t groups = lut_groups(WeightFormat::t5, k), bytes = groups * 256;
-      std::vector<int8_t> x = make_acts(rng, k, a);
-      std::vector<uint8_t> ref(bytes, 0x55);
-      lutra_t5_lut_build__scalar(x.data(), k, 0, groups, ref.data());
-      std::uniform_int_distribution<size_t> d(0, groups);
-      for (const auto& v : builds) {
-        const std::string build = v.name;
-        CAPTURE(build);
-        std::vector<uint8_t> whole(bytes + 64, 0x77);  // 64 guard bytes must stay untouched
-        v.fn(x.data(), k, 0, groups, whole.data());
-        CHECK(std::memcmp(whole.data(), ref.data(), bytes) == 0);
-        CHECK(std::all_of(whole.begin() + long(bytes), whole.end(), [](uint8_t b) { return b == 0x77; }));
-        for (size_t cut : {size_t(0), groups / 2, d(rng), groups}) {
-          std::vector<uint8_t> parts(bytes, 0x33);
-          v.fn(x.data(), k, 0, cut, parts.data());
-          v.fn(x.data(), k, cut, groups, parts.data());
-          CAPTURE(cut);
-          CHECK(std::memcmp(parts.data(), ref.data(), bytes) == 0);
-        }
-      }
-    }
-  }
+  check_table_builds(t5_layout(), kKs5, 22);
 }
 
 TEST_CASE("t5 lut gemm variants equal the t2 multiply-add reference bit for bit over ragged shapes and row splits") {
-  std::mt19937 rng(23);
-  const auto builds = runnable(kernel_inventory().lut_build_t5);
-  const auto gemms = runnable(kernel_inventory().gemm_t5);
-  constexpr int32_t kUntouched = 0x7eadbeef;
-  size_t cases = 0;
-  for (size_t n : kNs5)
-    for (size_t k : kKs5)
-      for (size_t m : kMs) {
-        // Every shape gets random weights and activations; the extremes rotate through shapes
-        // (all -1 or +1 weights against -128/127 activations test the int16 sums' headroom).
-        const WKind wk[] = {WKind::random, WKind::minus_one, WKind::plus_one, WKind::sparse};
-        const auto& ak = kAllActs;
-        std::vector<std::pair<WKind, Acts>> kinds{{WKind::random, Acts::random}};
-        kinds.push_back({wk[cases % 4], ak[(cases / 4) % 4]});
-        kinds.push_back({wk[(cases + 1) % 4], ak[(cases + 2) % 4]});
-        cases++;
-        for (auto [wkind, akind] : kinds) {
-          CAPTURE(n);
-          CAPTURE(k);
-          CAPTURE(m);
-          CAPTURE(int(wkind));
-          CAPTURE(int(akind));
-          std::vector<uint8_t> t2 = make_t2(rng, n, k, wkind);
-          std::vector<uint8_t> t5(weight_bytes(WeightFormat::t5, n, k));
-          pack_t5_from_t2(t2.data(), n, k, t5.data());
-          const WeightView w2{.format = WeightFormat::t2, .n = n, .k = k, .data = t2.data(), .scale = 0.5f};
-          const WeightView w5{.format = WeightFormat::t5, .n = n, .k = k, .data = t5.data(), .scale = 0.5f};
-          std::vector<int8_t> x = make_acts(rng, m * k, akind);
-          std::vector<int32_t> want(m * n);
-          lutra_t2_qs8_gemm__scalar(w2, x.data(), want.data(), m, 0, n);
-
-          const size_t groups = lut_groups(WeightFormat::t5, k);
-          const size_t stride = lut_table_bytes(WeightFormat::t5, k) + 96;  // not a multiple of 64
-          for (const auto& b : builds) {
-            std::vector<uint8_t> tables(m * stride, 0);
-            for (size_t i = 0; i < m; i++) b.fn(x.data() + i * k, k, 0, groups, tables.data() + i * stride);
-            for (const auto& g : gemms) {
-              const std::string build = b.name, gemm = g.name;
-              CAPTURE(build);
-              CAPTURE(gemm);
-              for (const auto& cut : splits_of_32(rng, n)) {
-                for (size_t p = 0; p + 1 < cut.size(); p++) {
-                  const size_t r0 = cut[p], r1 = cut[p + 1];
-                  std::vector<int32_t> got(m * n, kUntouched);
-                  g.fn(w5, tables.data(), stride, got.data(), m, r0, r1);
-                  bool ok = true;
-                  for (size_t i = 0; i < m; i++)
-                    for (size_t r = 0; r < n; r++)
-                      ok &= got[i * n + r] == (r >= r0 && r < r1 ? want[i * n + r] : kUntouched);
-                  CAPTURE(r0);
-                  CAPTURE(r1);
-                  REQUIRE(ok);
-                }
-              }
-            }
-          }
-        }
-      }
+  check_lut_gemms(t5_layout(), kNs5, kKs5, 23);
 }
 
 TEST_CASE("t5 packing reads back through dequant_row as the same ternary weights as t2") {
