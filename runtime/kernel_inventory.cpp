@@ -91,6 +91,9 @@ constexpr Variant<RopeFn> rope_variants[] = {
 
 constexpr Variant<AttentionFn> attention_variants[] = {
     {"f32-attention-scalar", Isa::scalar, lutra_f32_attention__scalar},
+#if defined(__x86_64__)
+    {"f32-attention-avx2", Isa::avx2, lutra_f32_attention__avx2},
+#endif
 };
 
 constexpr Variant<GluFn> silu_mul_variants[] = {

@@ -80,6 +80,9 @@ void lutra_bp_qs8_gemm_fast_1x32__avx2(const WeightView& w, const uint8_t* table
                                        size_t table_stride, const float* xs, float* y, size_t m,
                                        size_t n_begin, size_t n_end);
 float lutra_f32_qs8_quantize__avx2(const float* x, size_t k, int8_t* xq);
+void lutra_f32_attention__avx2(const float* q, const float* k, const float* v, size_t n_pos,
+                               size_t head_dim, size_t kv_stride, float scale, float* scores,
+                               float* out);
 void lutra_f32_rmsnorm__avx2(const float* x, const float* w, float* y, size_t n, float eps);
 
 // ---- AVX-512 F/BW/VL/DQ (kernels_x86/*/*-avx512.cpp) ----------------------------------------
