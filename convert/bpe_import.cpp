@@ -82,6 +82,11 @@ Status add_special_tokens(BpeVocab& v, std::span<const SpecialToken> specials, c
     if (s.id < 0 || size_t(s.id) < ranked || s.text.empty())
       return Status::error(name + ": special token '" + s.text + "' has id " + std::to_string(s.id) +
                            ", which a ranked token holds");
+    // Specials follow the ranked tokens (LLaMA-3: 256 of them); an id far beyond would size the
+    // vocabulary to gigabytes.
+    if (size_t(s.id) >= ranked + (size_t(1) << 20))
+      return Status::error(name + ": special token '" + s.text + "' has id " + std::to_string(s.id) +
+                           ", far beyond the " + std::to_string(ranked) + " ranked tokens");
     if (size_t(s.id) >= v.tokens.size()) v.tokens.resize(size_t(s.id) + 1, {"", BpeVocab::Kind::control});
     if (!v.tokens[size_t(s.id)].bytes.empty())
       return Status::error(name + ": two special tokens have id " + std::to_string(s.id));
@@ -111,6 +116,9 @@ Result<BpeVocab> parse_tiktoken_bpe(std::string_view text, const std::string& na
   std::vector<bool> seen;
   size_t line_no = 0;
   std::string bytes;
+  // Ranks are 0..lines-1 (each line one rank): a larger one cannot be filled, and must not size
+  // the vocabulary (a 14-byte file naming rank 99999999 would ask for gigabytes).
+  const size_t lines = size_t(std::count(text.begin(), text.end(), '\n')) + 1;
   while (!text.empty()) {
     ++line_no;
     size_t eol = text.find('\n');
@@ -128,6 +136,9 @@ Result<BpeVocab> parse_tiktoken_bpe(std::string_view text, const std::string& na
       if (c < '0' || c > '9') return bad();
       rank = rank * 10 + uint32_t(c - '0');
     }
+    if (rank >= lines)
+      return Status::error(name + ": line " + std::to_string(line_no) + " has rank " + std::to_string(rank) +
+                           ", so ranks are missing (the file has " + std::to_string(lines) + " lines)");
     if (rank >= v.tokens.size()) {
       v.tokens.resize(rank + 1);
       seen.resize(rank + 1);

@@ -248,6 +248,9 @@ Result<float> GgufImporter::scale_factor(const std::string& name) {
   if (!rows.ok()) return rows.status();
   float v;
   rows->row(0, &v);
+  if (!std::isfinite(v) || v <= 0.0f)  // it multiplies a ternary scale: 0 or NaN breaks the layer
+    return Status::error(f_.name() + ": tensor '" + s->name + "' holds " + std::to_string(v) +
+                         ", not a positive scale");
   return v;
 }
 
@@ -283,7 +286,7 @@ Status GgufImporter::matrix(ModelWriter& w, const std::string& name, const GgufT
     fallbacks_[role] = spec.to_string();
   }
 
-  if (spec.format == WeightFormat::t2 || spec.format == WeightFormat::t3) {
+  if (is_ternary(spec.format)) {  // t2, t3, t5: ternary sources stay exact
     if (ternary_source) {
       auto m = decode_ternary(f_, t);
       if (!m.ok()) return m.status();

@@ -399,7 +399,7 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
   if (!wspec.ok()) return wspec.status();
   auto espec = PackSpec::parse(opts.embedding.empty() ? kEmbedding : opts.embedding);
   if (!espec.ok()) return espec.status();
-  const bool ternary_out = wspec->format == WeightFormat::t2 || wspec->format == WeightFormat::t3;
+  const bool ternary_out = is_ternary(wspec->format);  // t2, t3, t5
 
   const size_t dim = size_t(c.dim), hid = size_t(c.hidden_dim), qd = size_t(c.q_dim()), kvd = size_t(c.kv_dim()),
                V = size_t(c.vocab_size);

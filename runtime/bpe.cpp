@@ -199,6 +199,10 @@ int32_t BpeModel::find(std::string_view bytes) const {
   return id >= 0 ? id : impl_->special_ids.find(bytes);
 }
 
+namespace {
+constexpr size_t kMaxTokenBytes = 1024;
+}  // namespace
+
 Result<BpeModel> BpeModel::create(BpeVocab vocab) {
   const size_t n = vocab.tokens.size();
   if (n == 0 || n > size_t(std::numeric_limits<int32_t>::max()))
@@ -218,6 +222,11 @@ Result<BpeModel> BpeModel::create(BpeVocab vocab) {
     if (uint8_t(t.kind) > uint8_t(BpeVocab::Kind::user_defined))
       return Status::error("BPE vocabulary: token " + std::to_string(id) + " has an unknown kind");
     if (t.bytes.empty()) continue;  // placeholder: never produced by encoding
+    // Loading looks up every split of every token (quadratic in its length): real vocabularies'
+    // tokens are a few hundred bytes at most, so a longer one is damage, not a token.
+    if (t.bytes.size() > kMaxTokenBytes)
+      return Status::error("BPE vocabulary: token " + std::to_string(id) + " is " + std::to_string(t.bytes.size()) +
+                           " bytes long (at most " + std::to_string(kMaxTokenBytes) + ")");
     int32_t first = -1;
     if (t.kind == BpeVocab::Kind::normal) {
       if (!im.normal_ids.insert(int32_t(id), &first))

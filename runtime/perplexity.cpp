@@ -22,7 +22,8 @@ Result<PerplexityResult> perplexity(Context& ctx, std::span<const int32_t> token
                                     const std::atomic<bool>* interrupt) {
   const ModelConfig& c = ctx.model().config();
   const size_t n_ctx = size_t(ctx.n_ctx()), vocab = size_t(c.vocab_size), batch = size_t(ctx.n_batch());
-  if (n_ctx < 2) return Status::error("perplexity needs a context of at least 2 tokens");
+  // At n_ctx = 2 the scored half (positions n_ctx/2 .. n_ctx-2) is empty.
+  if (n_ctx < 3) return Status::error("perplexity needs a context of at least 3 tokens (-c)");
   size_t n_chunks = tokens.size() / n_ctx;
   if (n_chunks == 0)
     return Status::error("the text has " + std::to_string(tokens.size()) + " tokens, fewer than one chunk of " +

@@ -212,6 +212,8 @@ TEST_CASE("lutra eval refuses bad ids in one line and writes no output") {
                          "outside the vocabulary");
   check_one_line_failure(lutra({"eval", "-m", m.string(), "--ids", "{\"a\": 1}", "--logits-out", out.string()}),
                          "JSON array");
+  check_one_line_failure(lutra({"eval", "-m", m.string(), "--ids", "[1, 4294967298]", "--logits-out", out.string()}),
+                         "token id");
   check_one_line_failure(lutra({"eval", "-m", m.string(), "--ids", (dir / "none.json").string(), "--logits-out",
                                 out.string()}), "cannot read");
   check_one_line_failure(lutra({"eval", "-m", m.string(), "--ids", "[1, 2]", "-c", "1", "--logits-out", out.string()}),
@@ -255,6 +257,8 @@ TEST_CASE("lutra perplexity of stories260K is low on its own greedy story and hi
   CHECK(wiki_ppl > 30.0);   // measured ~160: a 512-piece children's-story model on Wikipedia
   check_one_line_failure(lutra({"perplexity", "-m", m.string(), "-p", "Once upon a time", "-c", "64"}),
                          "fewer than one chunk");
+  check_one_line_failure(lutra({"perplexity", "-m", m.string(), "-f", (dir / "story.txt").string(), "-c", "2"}),
+                         "at least 3");
 }
 
 TEST_CASE("lutra run with a fixed seed repeats its text and a different seed changes it") {

@@ -42,8 +42,10 @@ TEST_CASE("decoding tokens (forward pass, sampling, detokenizing) allocates noth
     bool bq_int8;
   };
   // The default (t2 layers, f16 head), both table-lookup ternary layouts, b-bit heads through
-  // multiply-add with int8 activations and through bit-serial tables.
-  for (Recipe recipe : {Recipe{"", "", false}, Recipe{"t3", "b4g32", true}, Recipe{"t5", "p4g32", false}}) {
+  // float activations (4-bit and odd-width paths), multiply-add with int8 activations and
+  // bit-serial tables.
+  for (Recipe recipe : {Recipe{"", "", false}, Recipe{"t3", "b4g32", true}, Recipe{"t3", "b4g32", false},
+                        Recipe{"t2", "b3g32", false}, Recipe{"t5", "p4g32", false}}) {
     CAPTURE(recipe.weights);
     ConvertOptions opts;
     opts.weights = recipe.weights;

@@ -478,6 +478,16 @@ TEST_CASE("tiktoken files are read rank by rank, and broken ones are refused nam
   CHECK(parse_tiktoken_bpe(text + base64("zz") + " 300\n", "t", {}, BpePreTokenizer::llama3).message().find("missing") !=
         std::string::npos);
   CHECK_FALSE(parse_tiktoken_bpe(text, "t", llama3_special_tokens(100), BpePreTokenizer::llama3).ok());
+  // Damage that must not cost gigabytes or minutes: a rank far past the file, a special id far
+  // past the ranks, a token longer than any real one (loading is quadratic in its length).
+  CHECK(parse_tiktoken_bpe(base64("!") + " 99999999\n", "t", {}, BpePreTokenizer::llama3).message().find("missing") !=
+        std::string::npos);
+  const SpecialToken far_special[] = {{"<x>", 150000000}};
+  CHECK(parse_tiktoken_bpe(text, "t", far_special, BpePreTokenizer::llama3).message().find("far beyond") !=
+        std::string::npos);
+  auto long_token = parse_tiktoken_bpe(text + base64(std::string(2000, 'a')) + " 258\n", "t", {}, BpePreTokenizer::llama3);
+  REQUIRE(long_token.ok());
+  CHECK(BpeModel::create(std::move(long_token).value()).message().find("bytes long") != std::string::npos);
   CHECK(read_tiktoken_bpe("/nonexistent/tokenizer.model", {}, BpePreTokenizer::llama3).message().find("/nonexistent") !=
         std::string::npos);
 }

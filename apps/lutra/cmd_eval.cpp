@@ -1,5 +1,6 @@
 // `lutra eval`: runs given token ids through a model and writes every position's logits as a
 // float32 NumPy array [n_ids, vocab], so they can be compared with another implementation's.
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -30,8 +31,10 @@ Result<std::vector<int32_t>> read_ids(const std::string& arg) {
   if (!j.is_array()) return Status::error("--ids: expected a JSON array of token ids");
   std::vector<int32_t> ids;
   for (const auto& v : j) {
-    if (!v.is_number_integer()) return Status::error("--ids: every element must be an integer token id");
-    ids.push_back(v.get<int32_t>());
+    // Read wide and range-checked: get<int32_t> would wrap 4294967298 to 2.
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)
+      return Status::error("--ids: every element must be a token id (a non-negative integer)");
+    ids.push_back(int32_t(v.get<int64_t>()));
   }
   if (ids.empty()) return Status::error("--ids: the array is empty");
   return ids;

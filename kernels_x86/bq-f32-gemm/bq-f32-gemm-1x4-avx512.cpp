@@ -209,11 +209,13 @@ template <Path P>
 void gemm(const WeightView& w, const float* x, float* y, size_t m, size_t n_begin, size_t n_end) {
   const Layout L(w);
   const size_t k = w.k, G = L.group, gpad = (G + kLanes - 1) / kLanes * kLanes;
-  std::vector<uint8_t> buf(P == Path::bytes ? 4 * gpad : 0);
+  // Per-thread scratch that grows once (the token loop allocates nothing).
+  thread_local std::vector<uint8_t> buf;
+  thread_local std::vector<float> xp;
+  if (P == Path::bytes && buf.size() < 4 * gpad) buf.resize(4 * gpad);
   if (m == 1) {
-    std::vector<float> xp;
     if constexpr (P == Path::u4) {  // per 32 columns: the 16 even ones, then the 16 odd ones
-      xp.resize(k);
+      if (xp.size() < k) xp.resize(k);
       for (size_t b = 0; b < k; b += 2 * kLanes)
         for (size_t t = 0; t < kLanes; t++) {
           xp[b + t] = x[b + 2 * t];
@@ -232,7 +234,8 @@ void gemm(const WeightView& w, const float* x, float* y, size_t m, size_t n_begi
   }
   const size_t chunk = std::max<size_t>(1, kChunkCols / G) * G;
   const size_t stride = (std::min(chunk, k) + kLanes - 1) / kLanes * kLanes;
-  std::vector<float> tile(4 * stride);
+  thread_local std::vector<float> tile;
+  if (tile.size() < 4 * stride) tile.resize(4 * stride);
   float out[4];
   for (size_t r = n_begin; r < n_end; r += 4) {
     const size_t rows = std::min<size_t>(4, n_end - r);
