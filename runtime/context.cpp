@@ -8,11 +8,9 @@
 namespace lutra {
 
 namespace {
-// Output rows are split across workers in multiples of this (a whole kernel tile), the same
-// for every format: the FFN's activation step reuses the split of its gate and up rows.
-constexpr size_t kRowAlign = std::max(t3_tile_rows, t5_tile_rows);  // the widest tile (t5: 64)
 size_t align64(size_t bytes) { return (bytes + 63) / 64 * 64; }
-static_assert(kRowAlign % bp_tile_rows == 0);
+// Every row split (row_align_) must be whole tiles of each format's kernels.
+static_assert(t3_tile_rows % bp_tile_rows == 0 && t5_tile_rows % t3_tile_rows == 0);
 
 // Prefill of t3 weights: from this many tokens on, the multiply-add kernel (gemm_t3_madd, int8
 // activations, no tables) where the CPU has a SIMD one; below it (decode), table lookup. Its
@@ -71,6 +69,10 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   // tables at table_t5_offset_ (those of the formats the model has: t5's are ~5x t3's).
   bool has_t5 = false;
   for (const TensorInfo& t : model.file().tensors()) has_t5 |= t.format == "t5";
+  // Output rows are split across workers in whole tiles of the widest kernel the model uses,
+  // the same for every layer (the FFN's activation step reuses its gate/up split): 64 rows
+  // only with t5, so the 640-row K/V layers of 2B4T still spread over 20 workers otherwise.
+  ctx->row_align_ = has_t5 ? t5_tile_rows : t3_tile_rows;
   ctx->table_t5_offset_ = align64(lut_table_bytes(WeightFormat::t3, ctx->max_width_));
   ctx->table_stride_ = ctx->table_t5_offset_ +
                        (has_t5 ? align64(lut_table_bytes(WeightFormat::t5, ctx->max_width_)) : 0);
@@ -172,7 +174,7 @@ void Context::prepare_input(const float* x, const float* norm, size_t n, float* 
 void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_t m, int ith, int nth) {
   const KernelTable& k = kernels();
   size_t r0, r1;
-  ThreadPool::split(w.n, ith, nth, kRowAlign, r0, r1);
+  ThreadPool::split(w.n, ith, nth, row_align_, r0, r1);
   if (r0 >= r1) return;
   switch (w.format) {
     case WeightFormat::f32: k.gemm_f32.fn(w, in.x, y, m, r0, r1); break;
@@ -207,7 +209,7 @@ void Context::linear_residual(const WeightView& w, const LinearInput& in, size_t
   // Each worker adds exactly the rows linear() gave it, so no barrier is needed between.
   linear(w, in, tmp_.data(), m, ith, nth);
   size_t r0, r1;
-  ThreadPool::split(w.n, ith, nth, kRowAlign, r0, r1);
+  ThreadPool::split(w.n, ith, nth, row_align_, r0, r1);
   for (size_t i = 0; i < m; ++i)
     for (size_t r = r0; r < r1; ++r) x_[i * w.n + r] += tmp_[i * w.n + r];
 }
@@ -277,7 +279,7 @@ void Context::forward(int ith, int nth) {
     linear(L.w_up, xb_in, hb2_.data(), m, ith, nth);
     {
       size_t r0, r1;
-      ThreadPool::split(hid, ith, nth, kRowAlign, r0, r1);
+      ThreadPool::split(hid, ith, nth, row_align_, r0, r1);
       const GluFn glu = cfg_.activation == Activation::silu ? k.silu_mul.fn : k.relu2_mul.fn;
       if (r0 < r1)
         for (size_t i = 0; i < m; ++i)

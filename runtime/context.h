@@ -71,6 +71,7 @@ class Context {
   const ModelConfig& cfg_;
   std::unique_ptr<ThreadPool> pool_;
   int n_ctx_ = 0, n_batch_ = 0, n_past_ = 0;
+  size_t row_align_ = 32;  // rows per worker split: whole tiles of the model's widest kernel
   bool logits_all_ = false;
   bool bq_int8_ = false;
   bool bp_fast_ = false;
