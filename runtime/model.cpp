@@ -112,6 +112,23 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
   w.output_norm = b.vec(kOutputNorm, c.dim);
   w.output = c.tied_embeddings ? w.token_embd : b.mat(kOutput, c.vocab_size, c.dim);
   if (!b.status.ok()) return b.status;
+  // Matrices that read one input share its bit-plane tables, which are laid out per
+  // quantization group: their groups must agree (the converter always writes them so).
+  auto same_bp_group = [](std::initializer_list<const WeightView*> ws) {
+    int group = 0;
+    for (const WeightView* v : ws)
+      if (v->format == WeightFormat::bp) {
+        if (group && v->group != group) return false;
+        group = v->group;
+      }
+    return true;
+  };
+  for (size_t l = 0; l < w.layers.size(); ++l) {
+    const LayerWeights& L = w.layers[l];
+    if (!same_bp_group({&L.wq, &L.wk, &L.wv}) || !same_bp_group({&L.w_gate, &L.w_up}))
+      return Status::error("model '" + path + "': layer " + std::to_string(l) +
+                           " has bit-plane matrices of one input with different group sizes");
+  }
 
   // The tokenizer: the directory names its type, a u8 tensor holds it.
   std::string tok_type = meta.value("tokenizer", json::object()).value("type", std::string());
