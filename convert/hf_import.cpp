@@ -93,11 +93,17 @@ Result<json> read_optional_json(const fs::path& p) {
 std::vector<int32_t> ids_of(const json& j, const char* key) {
   std::vector<int32_t> ids;
   if (!j.is_object() || !j.contains(key)) return ids;
+  // Read wide: an id past int32 becomes -1, which ModelConfig::validate refuses, instead of
+  // wrapping to a small valid one.
+  auto id = [](const json& e) {
+    const int64_t v = e.get<int64_t>();
+    return v < 0 || v > INT32_MAX ? int32_t(-1) : int32_t(v);
+  };
   const json& v = j[key];
-  if (v.is_number_integer()) ids.push_back(v.get<int32_t>());
+  if (v.is_number_integer()) ids.push_back(id(v));
   if (v.is_array())
     for (const json& e : v)
-      if (e.is_number_integer()) ids.push_back(e.get<int32_t>());
+      if (e.is_number_integer()) ids.push_back(id(e));
   return ids;
 }
 
