@@ -152,6 +152,64 @@ void check_lut_gemms(const LutLayout& layout, std::span<const size_t> ns, std::s
       }
 }
 
+// Matrices written as t2 and as `layout` by the converter (absmean from the same floats) read
+// back from the model file through dequant_row as the same ternary weights, with the same scale.
+void check_packing_reads_back(WeightFormat layout, std::initializer_list<std::pair<size_t, size_t>> shapes,
+                              uint32_t seed) {
+  const std::string name(to_string(layout));
+  TempDir tmp;
+  const std::string path = tmp.file(name + ".lutra");
+  struct M {
+    size_t n, k;
+    std::vector<float> w;
+  };
+  std::vector<M> ms;
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  for (auto [n, k] : shapes) {
+    M m{n, k, std::vector<float>(n * k)};
+    for (float& v : m.w) v = d(rng) * d(rng) * 3.0f;  // heavy tails: some clamping
+    ms.push_back(std::move(m));
+  }
+  {
+    auto w = ModelWriter::create(path);
+    REQUIRE_MESSAGE(w.ok(), w.message());
+    for (size_t i = 0; i < ms.size(); i++) {
+      for (const std::string f : {std::string("t2"), name}) {
+        auto spec = PackSpec::parse(f);
+        REQUIRE(spec.ok());
+        CHECK(spec->to_string() == f);
+        const M& m = ms[i];
+        Status s = write_matrix(**w, f + "." + std::to_string(i), m.n, m.k, *spec,
+                                [&](size_t r, float* out) { std::memcpy(out, m.w.data() + r * m.k, m.k * 4); });
+        REQUIRE_MESSAGE(s.ok(), s.message());
+      }
+    }
+    REQUIRE((*w)->finish("{}").ok());
+  }
+  auto f = ModelFile::open(path);
+  REQUIRE_MESSAGE(f.ok(), f.message());
+  REQUIRE((*f)->verify().ok());
+  for (size_t i = 0; i < ms.size(); i++) {
+    const TensorInfo* a = (*f)->find("t2." + std::to_string(i));
+    const TensorInfo* b = (*f)->find(name + "." + std::to_string(i));
+    REQUIRE(a);
+    REQUIRE(b);
+    WeightView v2 = weight_view(**f, *a), vl = weight_view(**f, *b);
+    CHECK(vl.format == layout);
+    CHECK(vl.scale == v2.scale);
+    CHECK(b->bytes == weight_bytes(layout, ms[i].n, ms[i].k));
+    std::vector<float> r2(v2.k), rl(vl.k);
+    for (size_t r = 0; r < v2.n; r++) {
+      kernels().dequant_row.fn(v2, r, r2.data());
+      kernels().dequant_row.fn(vl, r, rl.data());
+      CAPTURE(i);
+      CAPTURE(r);
+      CHECK(std::memcmp(r2.data(), rl.data(), v2.k * 4) == 0);
+    }
+  }
+}
+
 LutLayout t3_layout() {
   const KernelInventory& inv = kernel_inventory();
   return {WeightFormat::t3, inv.lut_build_t3, inv.gemm_t3, lutra_t3_lut_build__scalar, pack_t3_from_t2};
@@ -324,57 +382,7 @@ TEST_CASE("the dispatcher picks the t3 multiply-add variant of the ISA cap") {
 }
 
 TEST_CASE("t3 packing reads back through dequant_row as the same ternary weights as t2") {
-  TempDir tmp;
-  const std::string path = tmp.file("t3.lutra");
-  struct M {
-    size_t n, k;
-    std::vector<float> w;
-  };
-  std::vector<M> ms;
-  std::mt19937 rng(14);
-  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
-  for (auto [n, k] : {std::pair<size_t, size_t>{1, 1}, {5, 4}, {33, 7}, {31, 130}, {70, 96}}) {
-    M m{n, k, std::vector<float>(n * k)};
-    for (float& v : m.w) v = d(rng) * d(rng) * 3.0f;  // heavy tails: some clamping
-    ms.push_back(std::move(m));
-  }
-  {
-    auto w = ModelWriter::create(path);
-    REQUIRE_MESSAGE(w.ok(), w.message());
-    for (size_t i = 0; i < ms.size(); i++) {
-      for (const char* f : {"t2", "t3"}) {
-        auto spec = PackSpec::parse(f);
-        REQUIRE(spec.ok());
-        CHECK(spec->to_string() == f);
-        const M& m = ms[i];
-        Status s = write_matrix(**w, std::string(f) + "." + std::to_string(i), m.n, m.k, *spec,
-                                [&](size_t r, float* out) { std::memcpy(out, m.w.data() + r * m.k, m.k * 4); });
-        REQUIRE_MESSAGE(s.ok(), s.message());
-      }
-    }
-    REQUIRE((*w)->finish("{}").ok());
-  }
-  auto f = ModelFile::open(path);
-  REQUIRE_MESSAGE(f.ok(), f.message());
-  REQUIRE((*f)->verify().ok());
-  for (size_t i = 0; i < ms.size(); i++) {
-    const TensorInfo* a = (*f)->find("t2." + std::to_string(i));
-    const TensorInfo* b = (*f)->find("t3." + std::to_string(i));
-    REQUIRE(a);
-    REQUIRE(b);
-    WeightView v2 = weight_view(**f, *a), v3 = weight_view(**f, *b);
-    CHECK(v3.format == WeightFormat::t3);
-    CHECK(v3.scale == v2.scale);
-    CHECK(b->bytes == weight_bytes(WeightFormat::t3, ms[i].n, ms[i].k));
-    std::vector<float> r2(v2.k), r3(v3.k);
-    for (size_t r = 0; r < v2.n; r++) {
-      kernels().dequant_row.fn(v2, r, r2.data());
-      kernels().dequant_row.fn(v3, r, r3.data());
-      CAPTURE(i);
-      CAPTURE(r);
-      CHECK(std::memcmp(r2.data(), r3.data(), v2.k * 4) == 0);
-    }
-  }
+  check_packing_reads_back(WeightFormat::t3, {{1, 1}, {5, 4}, {33, 7}, {31, 130}, {70, 96}}, 14);
 }
 
 TEST_CASE("t3 is 1.67 bits per weight plus a 4-byte count per row, and parses as a weight format") {
@@ -450,57 +458,7 @@ TEST_CASE("t5 lut gemm variants equal the t2 multiply-add reference bit for bit 
 }
 
 TEST_CASE("t5 packing reads back through dequant_row as the same ternary weights as t2") {
-  TempDir tmp;
-  const std::string path = tmp.file("t5.lutra");
-  struct M {
-    size_t n, k;
-    std::vector<float> w;
-  };
-  std::vector<M> ms;
-  std::mt19937 rng(24);
-  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
-  for (auto [n, k] : {std::pair<size_t, size_t>{1, 1}, {5, 4}, {33, 7}, {65, 130}, {129, 96}}) {
-    M m{n, k, std::vector<float>(n * k)};
-    for (float& v : m.w) v = d(rng) * d(rng) * 3.0f;  // heavy tails: some clamping
-    ms.push_back(std::move(m));
-  }
-  {
-    auto w = ModelWriter::create(path);
-    REQUIRE_MESSAGE(w.ok(), w.message());
-    for (size_t i = 0; i < ms.size(); i++) {
-      for (const char* f : {"t2", "t5"}) {
-        auto spec = PackSpec::parse(f);
-        REQUIRE(spec.ok());
-        CHECK(spec->to_string() == f);
-        const M& m = ms[i];
-        Status s = write_matrix(**w, std::string(f) + "." + std::to_string(i), m.n, m.k, *spec,
-                                [&](size_t r, float* out) { std::memcpy(out, m.w.data() + r * m.k, m.k * 4); });
-        REQUIRE_MESSAGE(s.ok(), s.message());
-      }
-    }
-    REQUIRE((*w)->finish("{}").ok());
-  }
-  auto f = ModelFile::open(path);
-  REQUIRE_MESSAGE(f.ok(), f.message());
-  REQUIRE((*f)->verify().ok());
-  for (size_t i = 0; i < ms.size(); i++) {
-    const TensorInfo* a = (*f)->find("t2." + std::to_string(i));
-    const TensorInfo* b = (*f)->find("t5." + std::to_string(i));
-    REQUIRE(a);
-    REQUIRE(b);
-    WeightView v2 = weight_view(**f, *a), v5 = weight_view(**f, *b);
-    CHECK(v5.format == WeightFormat::t5);
-    CHECK(v5.scale == v2.scale);
-    CHECK(b->bytes == weight_bytes(WeightFormat::t5, ms[i].n, ms[i].k));
-    std::vector<float> r2(v2.k), r5(v5.k);
-    for (size_t r = 0; r < v2.n; r++) {
-      kernels().dequant_row.fn(v2, r, r2.data());
-      kernels().dequant_row.fn(v5, r, r5.data());
-      CAPTURE(i);
-      CAPTURE(r);
-      CHECK(std::memcmp(r2.data(), r5.data(), v2.k * 4) == 0);
-    }
-  }
+  check_packing_reads_back(WeightFormat::t5, {{1, 1}, {5, 4}, {33, 7}, {65, 130}, {129, 96}}, 24);
 }
 
 TEST_CASE("t5 is 1.6 bits per weight plus a 4-byte count per row, and parses as a weight format") {
