@@ -725,8 +725,7 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   std::string isas;
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::avx512vnni, Isa::avx512vbmi,
-                  Isa::neon, Isa::neondot})
+  for (Isa isa : kAllIsas)
     if (cpu_supports(isa)) isas += std::string(isas.empty() ? "" : ",") + to_string(isa);
   benchmark::AddCustomContext("lutra_isas", isas);
   const dnnl_version_t* v = dnnl_version();

@@ -4,6 +4,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 #include "runtime/kernels.h"
 
@@ -11,7 +14,7 @@ namespace lutra {
 namespace {
 
 struct Features {
-  bool avx2 = false, avx512 = false, neon = false, neondot = false;
+  bool avx2 = false, avx512 = false, neon = false, neondot = false, neoni8mm = false;
   bool avx512vnni = false, avx512vbmi = false;  // each on top of avx512
 };
 
@@ -28,6 +31,11 @@ const Features& features() {
 #elif defined(__aarch64__) || defined(__arm__)
     r.neon = cpuinfo_has_arm_neon();
     r.neondot = r.neon && cpuinfo_has_arm_neon_dot();
+#if defined(__aarch64__) && defined(__linux__)
+    // Debian 12's cpuinfo has no i8mm query; the kernel reports it in the second hwcap word.
+    constexpr unsigned long kHwcap2I8mm = 1ul << 13;  // HWCAP2_I8MM in <asm/hwcap.h>
+    r.neoni8mm = r.neondot && (getauxval(AT_HWCAP2) & kHwcap2I8mm);
+#endif
 #endif
     return r;
   }();
@@ -35,24 +43,24 @@ const Features& features() {
 }
 
 // Position of an ISA within its architecture's chain (scalar < avx2 < avx512 < avx512vnni <
-// avx512vbmi, scalar < neon < neondot). The x86 chain is only an order for the cap: each
+// avx512vbmi, scalar < neon < neondot < neoni8mm). The x86 chain is only an order for the cap: each
 // variant still needs cpu_supports(its own ISA).
 int rank(Isa isa) {
   switch (isa) {
     case Isa::scalar: return 0;
     case Isa::avx2: case Isa::neon: return 1;
     case Isa::avx512: case Isa::neondot: return 2;
-    case Isa::avx512vnni: return 3;
+    case Isa::avx512vnni: case Isa::neoni8mm: return 3;
     case Isa::avx512vbmi: return 4;
   }
   return 0;
 }
-bool is_arm(Isa isa) { return isa == Isa::neon || isa == Isa::neondot; }
+bool is_arm(Isa isa) { return isa == Isa::neon || isa == Isa::neondot || isa == Isa::neoni8mm; }
 
 // The strongest ISA of this build's architecture: the cap when none is asked for.
 constexpr Isa native_top() {
 #if defined(__aarch64__)
-  return Isa::neondot;
+  return Isa::neoni8mm;
 #elif defined(__x86_64__)
   return Isa::avx512vbmi;
 #else
@@ -109,8 +117,8 @@ struct Dispatch {
     if (const char* env = std::getenv("LUTRA_ISA"); env && *env) {
       if (!parse_isa(env, cap)) {
         cap = native_top();
-        std::fprintf(stderr, "lutra: ignoring unknown LUTRA_ISA=%s (expected scalar, avx2, "
-                             "avx512, avx512vnni, avx512vbmi, neon or neondot)\n", env);
+        std::fprintf(stderr, "lutra: ignoring unknown LUTRA_ISA=%s (expected one of: %s)\n", env,
+                     isa_names().c_str());
       }
     }
     table = build(cap);
@@ -133,13 +141,13 @@ const char* to_string(Isa isa) {
     case Isa::neondot: return "neondot";
     case Isa::avx512vnni: return "avx512vnni";
     case Isa::avx512vbmi: return "avx512vbmi";
+    case Isa::neoni8mm: return "neoni8mm";
   }
   return "?";
 }
 
 bool parse_isa(const std::string& s, Isa& out) {
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::avx512vnni, Isa::avx512vbmi,
-                  Isa::neon, Isa::neondot}) {
+  for (Isa isa : kAllIsas) {
     if (s == to_string(isa)) {
       out = isa;
       return true;
@@ -159,8 +167,15 @@ bool cpu_supports(Isa isa) {
     case Isa::neondot: return f.neondot;
     case Isa::avx512vnni: return f.avx512vnni;
     case Isa::avx512vbmi: return f.avx512vbmi;
+    case Isa::neoni8mm: return f.neoni8mm;
   }
   return false;
+}
+
+std::string isa_names() {
+  std::string s;
+  for (Isa isa : kAllIsas) s += std::string(s.empty() ? "" : ", ") + to_string(isa);
+  return s;
 }
 
 Isa isa_cap() { return state().cap; }

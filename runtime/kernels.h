@@ -21,12 +21,19 @@
 namespace lutra {
 
 // Instruction sets a variant can need. Ranks within each architecture (the cap chain):
-// scalar < avx2 < avx512 < avx512vnni < avx512vbmi, scalar < neon < neondot. avx512 is
+// scalar < avx2 < avx512 < avx512vnni < avx512vbmi, scalar < neon < neondot < neoni8mm. avx512 is
 // F/BW/VL/DQ; avx512vnni and avx512vbmi each add one extension to it (a CPU can have either
 // without the other: cpu_supports checks each for real, so a cap at avx512vbmi still skips
 // VNNI variants where VNNI is missing).
-enum class Isa : uint8_t { scalar, avx2, avx512, neon, neondot, avx512vnni, avx512vbmi };
+// neondot is AArch64 Advanced SIMD with the dot-product instructions (sdot), neoni8mm adds the
+// int8 matrix multiply (smmla).
+enum class Isa : uint8_t { scalar, avx2, avx512, neon, neondot, avx512vnni, avx512vbmi, neoni8mm };
 const char* to_string(Isa isa);
+// Every ISA, x86's chain then ARM's (for listing, parsing and help texts).
+inline constexpr Isa kAllIsas[] = {Isa::scalar,     Isa::avx2, Isa::avx512,  Isa::avx512vnni,
+                                   Isa::avx512vbmi, Isa::neon, Isa::neondot, Isa::neoni8mm};
+// "scalar, avx2, ..., neoni8mm": the names a cap accepts.
+std::string isa_names();
 
 // ---- kinds ---------------------------------------------------------------------------------
 
@@ -158,10 +165,9 @@ struct KernelTable {
 };
 
 // What this CPU can run (the hardware, whatever the cap: tests run every variant it can).
-// The cap, from the environment variable LUTRA_ISA (scalar, avx2, avx512, avx512vnni,
-// avx512vbmi, neon, neondot) or
-// set_isa_cap, limits only the table kernels() chooses from, so one machine can take the
-// paths of weaker CPUs. A cap naming another architecture's ISA leaves the scalar kernels.
+// The cap, from the environment variable LUTRA_ISA (one of isa_names()) or set_isa_cap,
+// limits only the table kernels() chooses from, so one machine can take the paths of weaker
+// CPUs. A cap naming another architecture's ISA leaves the scalar kernels.
 bool cpu_supports(Isa isa);
 Isa isa_cap();
 // The kernel table for this CPU, chosen once (strongest supported variant of each kind).

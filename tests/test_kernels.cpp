@@ -508,8 +508,7 @@ TEST_CASE("an ISA cap limits every chosen kernel and the default picks the stron
 }
 
 TEST_CASE("ISA names round-trip and unknown names are rejected") {
-  for (Isa isa : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::avx512vnni, Isa::avx512vbmi,
-                  Isa::neon, Isa::neondot}) {
+  for (Isa isa : kAllIsas) {
     Isa parsed = Isa::scalar;
     CHECK(parse_isa(to_string(isa), parsed));
     CHECK(parsed == isa);

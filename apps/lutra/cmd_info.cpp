@@ -21,8 +21,8 @@ void print_kernels() {
   }
   std::printf("cpu:      %s, %d cores (%d workers by default)\n", cpu.c_str(), cores, default_thread_count());
   std::printf("isa:      ");
-  for (Isa i : {Isa::avx2, Isa::avx512, Isa::avx512vnni, Isa::avx512vbmi, Isa::neon, Isa::neondot})
-    if (cpu_supports(i)) std::printf("%s ", to_string(i));
+  for (Isa i : kAllIsas)
+    if (i != Isa::scalar && cpu_supports(i)) std::printf("%s ", to_string(i));
   std::printf("(cap: %s)\nkernels:\n", to_string(isa_cap()));
   const KernelTable& k = kernels();
   auto row = [](const char* kind, const char* name) { std::printf("  %-17s %s\n", kind, name); };
@@ -86,7 +86,7 @@ int cmd_info(int argc, char** argv) {
   o.add_options()
       ("m,model", "model file (default: $LUTRA_MODEL, else the default model)", cxxopts::value<std::string>())
       ("verify", "check every tensor's checksum")
-      ("isa", "cap the kernels' instruction set: scalar, avx2, avx512, avx512vnni, avx512vbmi, neon, neondot", cxxopts::value<std::string>())
+      ("isa", "cap the kernels' instruction set: " + isa_names(), cxxopts::value<std::string>())
       ("h,help", "show this help");
   cxxopts::ParseResult r;
   int code;

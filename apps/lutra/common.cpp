@@ -37,7 +37,7 @@ void add_model_options(cxxopts::Options& o) {
       ("t,threads", "worker threads (default: one per physical core)", cxxopts::value<int>()->default_value("0"))
       ("c,ctx-size", "context size in tokens (default: the model's, at most 4096)", cxxopts::value<int>()->default_value("0"))
       ("b,batch-size", "tokens per forward pass during prompt processing", cxxopts::value<int>()->default_value("64"))
-      ("isa", "cap the kernels' instruction set: scalar, avx2, avx512, avx512vnni, avx512vbmi, neon, neondot", cxxopts::value<std::string>())
+      ("isa", "cap the kernels' instruction set: " + isa_names(), cxxopts::value<std::string>())
       ("int8-bq", "multiply b-bit weights (e.g. a 4-bit head) by int8 activations: faster, approximate")
       ("fast-bp", "bit-plane (p<bits>g<group>) weights through int8 tables: faster, approximate")
       ("h,help", "show this help");
@@ -81,7 +81,7 @@ Status apply_isa_option(const cxxopts::ParseResult& r) {
   if (!r.count("isa")) return ok_status();
   Isa isa;
   if (!parse_isa(r["isa"].as<std::string>(), isa))
-    return Status::error("unknown --isa '" + r["isa"].as<std::string>() + "' (scalar, avx2, avx512, avx512vnni, avx512vbmi, neon, neondot)");
+    return Status::error("unknown --isa '" + r["isa"].as<std::string>() + "' (expected one of: " + isa_names() + ")");
   set_isa_cap(isa);
   return ok_status();
 }
