@@ -54,32 +54,39 @@ void pin_to(std::thread::native_handle_type h, int cpu) {
   pthread_setaffinity_np(h, sizeof set, &set);  // best effort: a refusal only costs speed
 }
 
+// The in-order ARM efficiency designs Debian 12's cpuinfo names. Newer ones it cannot name
+// (Cortex-A510, A520) are told apart by their clock in plan_cores.
+bool is_efficiency_uarch(cpuinfo_uarch u) {
+  switch (u) {
+    case cpuinfo_uarch_cortex_a7: case cpuinfo_uarch_cortex_a32: case cpuinfo_uarch_cortex_a35:
+    case cpuinfo_uarch_cortex_a53: case cpuinfo_uarch_cortex_a55r0: case cpuinfo_uarch_cortex_a55:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // One CPU per physical core among those this process may use (the first of its logical
 // CPUs: SMT siblings share the core's vector units, so a second worker there only waits),
-// fastest cores first (the big cores of a big.LITTLE board; cpuinfo reports each core's clock,
-// 0 where unknown, and the order is otherwise cpuinfo's). Empty if cpuinfo knows nothing.
-std::vector<int> core_cpus() {
+// placed by plan_cores. Empty if cpuinfo knows nothing.
+CorePlan core_plan() {
   std::vector<int> allowed = allowed_cpus();
-  struct Core {
-    uint64_t hz;
-    int cpu;
-  };
-  std::vector<Core> cores;
+  std::vector<CoreInfo> cores;
   if (!cpuinfo_initialize()) return {};
   for (uint32_t i = 0; i < cpuinfo_get_cores_count(); ++i) {
     const cpuinfo_core* core = cpuinfo_get_core(i);
     for (uint32_t p = core->processor_start; p < core->processor_start + core->processor_count; ++p) {
       const int cpu = cpuinfo_get_processor(p)->linux_id;
       if (std::find(allowed.begin(), allowed.end(), cpu) != allowed.end()) {
-        cores.push_back({core->frequency, cpu});
+        // A core's clock is its cluster's where cpuinfo read only the cluster's.
+        const uint64_t hz = core->frequency ? core->frequency
+                            : core->cluster ? core->cluster->frequency : 0;
+        cores.push_back({cpu, hz, is_efficiency_uarch(core->uarch)});
         break;
       }
     }
   }
-  std::stable_sort(cores.begin(), cores.end(), [](const Core& a, const Core& b) { return a.hz > b.hz; });
-  std::vector<int> cpus;
-  for (const Core& c : cores) cpus.push_back(c.cpu);
-  return cpus;
+  return plan_cores(cores);
 }
 
 void pin_self(int cpu) {
@@ -91,18 +98,41 @@ void pin_self(int cpu) {
 
 }  // namespace
 
+CorePlan plan_cores(const std::vector<CoreInfo>& cores) {
+  uint64_t max_hz = 0;
+  bool any_performance_design = false;
+  for (const CoreInfo& c : cores) {
+    max_hz = std::max(max_hz, c.hz);
+    any_performance_design |= !c.efficiency;
+  }
+  const auto little = [&](const CoreInfo& c) {
+    return (c.efficiency && any_performance_design) || (c.hz > 0 && c.hz * 4 < max_hz * 3);
+  };
+  std::vector<CoreInfo> order = cores;
+  std::stable_sort(order.begin(), order.end(), [&](const CoreInfo& a, const CoreInfo& b) {
+    if (little(a) != little(b)) return !little(a);
+    return a.hz > b.hz;
+  });
+  CorePlan plan;
+  for (const CoreInfo& c : order) {
+    plan.cpus.push_back(c.cpu);
+    plan.performance += little(c) ? 0 : 1;
+  }
+  return plan;
+}
+
 int usable_cpu_count() {
   size_t n = allowed_cpus().size();
   return n > 0 ? int(n) : std::max(1, int(std::thread::hardware_concurrency()));
 }
 
 int default_thread_count() {
-  const size_t cores = core_cpus().size();
+  const size_t cores = core_plan().performance;
   return cores > 0 ? int(cores) : usable_cpu_count();
 }
 
 std::vector<int> worker_cpus(int n_threads) {
-  std::vector<int> cpus = core_cpus();
+  std::vector<int> cpus = core_plan().cpus;
   // More workers than cores (the user asked for it): every allowed CPU, SMT siblings included.
   if (int(cpus.size()) < n_threads) cpus = allowed_cpus();
   if (int(cpus.size()) < n_threads) return {};

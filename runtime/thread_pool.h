@@ -10,13 +10,32 @@
 
 namespace lutra {
 
-// Physical cores this process may run on (one worker each).
+// The default worker count: the performance cores this process may run on (one worker each;
+// every physical core where all cores are alike). See plan_cores.
 int default_thread_count();
 // Logical CPUs this process may run on: more workers than this only wait for each other.
 int usable_cpu_count();
-// The CPU each of n workers is pinned to: one per physical core, fastest cores first, then SMT
-// siblings if n exceeds the cores; empty if n exceeds the usable CPUs (workers not pinned).
+// The CPU each of n workers is pinned to: one per physical core, performance cores first, then
+// SMT siblings if n exceeds the cores; empty if n exceeds the usable CPUs (workers not pinned).
 std::vector<int> worker_cpus(int n_threads);
+
+// One physical core as worker placement sees it (read from cpuinfo's cores and clusters).
+struct CoreInfo {
+  int cpu;          // Linux id of its first logical CPU this process may use
+  uint64_t hz;      // its maximum clock, 0 where unknown
+  bool efficiency;  // an in-order efficiency design (Cortex-A53, A55, A510, ...)
+};
+// Where workers go on a big.LITTLE (or prime + big + LITTLE) CPU. Workers split every matrix
+// into equal row ranges and meet at a barrier after it, so one worker on a slow core holds up
+// all the others: by default only the performance cores get workers. A core is LITTLE when it
+// is an efficiency design beside cores that are not, or when its clock is known and below 3/4
+// of the fastest core's. `cpus` lists performance cores by clock (fastest first, otherwise in
+// cpuinfo's order), then the LITTLE ones the same way; the first `performance` are the default.
+struct CorePlan {
+  std::vector<int> cpus;
+  size_t performance = 0;
+};
+CorePlan plan_cores(const std::vector<CoreInfo>& cores);
 
 class ThreadPool {
  public:
