@@ -19,7 +19,7 @@
 #include <cstring>
 
 #include "kernels_x86/avx512-masked.h"
-#include "kernels_x86/t3-qs8-gemm/t3-qs8-gemm-tiles.h"
+#include "kernels_common/t3-qs8-gemm-tiles.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {

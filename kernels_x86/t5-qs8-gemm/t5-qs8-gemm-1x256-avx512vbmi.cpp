@@ -18,7 +18,7 @@
 #include <cstring>
 
 #include "kernels_x86/avx512-masked.h"
-#include "kernels_x86/t5-qs8-gemm/t5-qs8-gemm-tiles.h"
+#include "kernels_common/t5-qs8-gemm-tiles.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {

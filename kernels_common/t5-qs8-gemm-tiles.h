@@ -14,7 +14,7 @@
 // straight into acc. Rows of partial tiles at the edges stream.
 //
 // Plain C++, included by files compiled with different ISA flags: the anonymous namespace
-// gives each file its own copy (as kernels_x86/t3-qs8-gemm/t3-qs8-gemm-tiles.h).
+// gives each file its own copy (as kernels_common/t3-qs8-gemm-tiles.h).
 #pragma once
 
 #include <algorithm>

@@ -3,9 +3,9 @@
 // token's tables; rows outside the range are dropped. Pass `tile_dot` as a lambda: a plain
 // function pointer measured 6-8 % slower on the AVX2 kernel (GCC 12 laid the loop out worse).
 //
-// Plain C++, but included by files compiled with different ISA flags: the anonymous
-// namespace gives each file its own copy, so the linker can never hand the AVX2 path a copy
-// the compiler built with AVX-512 instructions.
+// Plain C++, ISA-neutral (the x86 and ARM variants share it), but included by files compiled
+// with different ISA flags: the anonymous namespace gives each file its own copy, so the linker
+// can never hand the AVX2 path a copy the compiler built with AVX-512 instructions.
 #pragma once
 
 #include <algorithm>
