@@ -16,7 +16,12 @@ static_assert(t3_tile_rows % bp_tile_rows == 0 && t5_tile_rows % t3_tile_rows ==
 // activations, no tables) where the CPU has a SIMD one; below it (decode), table lookup. Its
 // fixed cost is decoding each weight tile (~4 us per 32x2560 tile here), so it wins from 8
 // tokens with VNNI and from ~32 with maddubs (kernel benchmarks, perf/RESULTS.md, "t3 prefill
-// by multiply-add"). LUTRA_T3_PREFILL=lookup keeps table lookup for every m (A/B runs).
+// by multiply-add"). On ARM the sdot kernel (neondot and up) takes VNNI's threshold, from static
+// instruction counts (no ARM board measured yet): its hot loop spends ~0.08 instructions per
+// token and weight against ~0.26 for the NEON lookup kernel, plus ~0.33 per weight to decode
+// each tile once per token chunk, so it breaks even near 2 tokens; 8 leaves a margin for what
+// the counts miss (the decode's stores, the activation copy, the tables' L1 hits).
+// LUTRA_T3_PREFILL=lookup keeps table lookup for every m (A/B runs).
 bool t3_by_madd(size_t m) {
   static const bool lookup_only = [] {
     const char* env = std::getenv("LUTRA_T3_PREFILL");
@@ -24,7 +29,8 @@ bool t3_by_madd(size_t m) {
   }();
   const Isa isa = kernels().gemm_t3_madd.isa;
   if (lookup_only || isa == Isa::scalar) return false;
-  return m >= (isa == Isa::avx512vnni ? 8u : 32u);
+  const bool dot = isa == Isa::avx512vnni || isa == Isa::neondot || isa == Isa::neoni8mm;
+  return m >= (dot ? 8u : 32u);
 }
 }  // namespace
 

@@ -35,6 +35,11 @@ constexpr Variant<GemmTernaryFn> gemm_t2_variants[] = {
     {"t2-qs8-gemm-1x4-avx512", Isa::avx512, lutra_t2_qs8_gemm_1x4__avx512},
     {"t2-qs8-gemm-1x4-avx512vnni", Isa::avx512vnni, lutra_t2_qs8_gemm_1x4__avx512vnni},
 #endif
+#if defined(__aarch64__)
+    {"t2-qs8-gemm-1x4-neon", Isa::neon, lutra_t2_qs8_gemm_1x4__neon},
+    {"t2-qs8-gemm-1x4-neondot", Isa::neondot, lutra_t2_qs8_gemm_1x4__neondot},
+    {"t2-qs8-gemm-8x4-neoni8mm", Isa::neoni8mm, lutra_t2_qs8_gemm_8x4__neoni8mm},
+#endif
 };
 
 constexpr Variant<GemmBqI8Fn> gemm_bq_i8_variants[] = {
@@ -49,6 +54,9 @@ constexpr Variant<LutBuildFn> lut_build_t3_variants[] = {
 #if defined(__x86_64__)
     {"t3-lut-build-avx2", Isa::avx2, lutra_t3_lut_build__avx2},
 #endif
+#if defined(__aarch64__)
+    {"t3-lut-build-neon", Isa::neon, lutra_t3_lut_build__neon},
+#endif
 };
 
 constexpr Variant<GemmLutFn> gemm_t3_variants[] = {
@@ -57,6 +65,9 @@ constexpr Variant<GemmLutFn> gemm_t3_variants[] = {
     {"t3-qs8-gemm-1x32-avx2", Isa::avx2, lutra_t3_qs8_gemm_1x32__avx2},
     {"t3-qs8-gemm-1x32-avx512", Isa::avx512, lutra_t3_qs8_gemm_1x32__avx512},
 #endif
+#if defined(__aarch64__)
+    {"t3-qs8-gemm-1x32-neon", Isa::neon, lutra_t3_qs8_gemm_1x32__neon},
+#endif
 };
 
 constexpr Variant<GemmTernaryFn> gemm_t3_madd_variants[] = {
@@ -64,6 +75,10 @@ constexpr Variant<GemmTernaryFn> gemm_t3_madd_variants[] = {
 #if defined(__x86_64__)
     {"t3-qs8-gemm-madd32x12-avx512", Isa::avx512, lutra_t3_qs8_gemm_madd32x12__avx512},
     {"t3-qs8-gemm-madd32x12-avx512vnni", Isa::avx512vnni, lutra_t3_qs8_gemm_madd32x12__avx512vnni},
+#endif
+#if defined(__aarch64__)
+    {"t3-qs8-gemm-madd4x16-neondot", Isa::neondot, lutra_t3_qs8_gemm_madd4x16__neondot},
+    {"t3-qs8-gemm-madd8x8-neoni8mm", Isa::neoni8mm, lutra_t3_qs8_gemm_madd8x8__neoni8mm},
 #endif
 };
 
@@ -114,6 +129,9 @@ constexpr Variant<LutBuildFn> lut_build_t5_variants[] = {
     {"t5-lut-build-avx512", Isa::avx512, lutra_t5_lut_build__avx512},
     {"t5-lut-build-avx512vbmi", Isa::avx512vbmi, lutra_t5_lut_build__avx512vbmi},
 #endif
+#if defined(__aarch64__)
+    {"t5-lut-build-neon", Isa::neon, lutra_t5_lut_build__neon},
+#endif
 };
 
 constexpr Variant<GemmLutFn> gemm_t5_variants[] = {
@@ -121,6 +139,9 @@ constexpr Variant<GemmLutFn> gemm_t5_variants[] = {
 #if defined(__x86_64__)
     {"t5-qs8-gemm-1x256-avx512", Isa::avx512, lutra_t5_qs8_gemm_1x256__avx512},
     {"t5-qs8-gemm-1x256-avx512vbmi", Isa::avx512vbmi, lutra_t5_qs8_gemm_1x256__avx512vbmi},
+#endif
+#if defined(__aarch64__)
+    {"t5-qs8-gemm-1x256-neon", Isa::neon, lutra_t5_qs8_gemm_1x256__neon},
 #endif
 };
 

@@ -124,4 +124,28 @@ void lutra_t5_qs8_gemm_1x256__avx512vbmi(const WeightView& w, const uint8_t* tab
                                          size_t n_begin, size_t n_end);
 #endif
 
+#if defined(__aarch64__)
+// ---- NEON ternary kernels: t3, t2, t5 (kernels_arm/t*-*/*-neon|neondot|neoni8mm.cpp) --------
+void lutra_t3_lut_build__neon(const int8_t* xq, size_t k, size_t group_begin, size_t group_end,
+                              uint8_t* table);
+void lutra_t3_qs8_gemm_1x32__neon(const WeightView& w, const uint8_t* tables,
+                                  size_t table_stride, int32_t* acc, size_t m, size_t n_begin,
+                                  size_t n_end);
+void lutra_t2_qs8_gemm_1x4__neon(const WeightView& w, const int8_t* xq, int32_t* acc, size_t m,
+                                 size_t n_begin, size_t n_end);
+void lutra_t2_qs8_gemm_1x4__neondot(const WeightView& w, const int8_t* xq, int32_t* acc,
+                                    size_t m, size_t n_begin, size_t n_end);
+void lutra_t2_qs8_gemm_8x4__neoni8mm(const WeightView& w, const int8_t* xq, int32_t* acc,
+                                     size_t m, size_t n_begin, size_t n_end);
+void lutra_t3_qs8_gemm_madd4x16__neondot(const WeightView& w, const int8_t* xq, int32_t* acc,
+                                         size_t m, size_t n_begin, size_t n_end);
+void lutra_t3_qs8_gemm_madd8x8__neoni8mm(const WeightView& w, const int8_t* xq, int32_t* acc,
+                                         size_t m, size_t n_begin, size_t n_end);
+void lutra_t5_lut_build__neon(const int8_t* xq, size_t k, size_t group_begin, size_t group_end,
+                              uint8_t* table);
+void lutra_t5_qs8_gemm_1x256__neon(const WeightView& w, const uint8_t* tables,
+                                   size_t table_stride, int32_t* acc, size_t m, size_t n_begin,
+                                   size_t n_end);
+#endif
+
 }  // namespace lutra

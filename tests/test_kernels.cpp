@@ -503,6 +503,41 @@ TEST_CASE("an ISA cap limits every chosen kernel and the default picks the stron
   if (cpu_supports(Isa::avx512)) CHECK(kernels().gemm_t2.isa == Isa::avx512);
   else if (cpu_supports(Isa::avx2)) CHECK(kernels().gemm_t2.isa == Isa::avx2);
 
+  // aarch64, the NEON chain: a cap at neon skips the dot-product (and i8mm) variants, neondot
+  // skips i8mm, and every cap picks the strongest variant under it (neoni8mm: the default).
+  if (cpu_supports(Isa::neon)) {
+    const auto rank = [](Isa isa) {
+      return isa == Isa::neon ? 1 : isa == Isa::neondot ? 2 : isa == Isa::neoni8mm ? 3 : 0;
+    };
+    const KernelInventory& inv = kernel_inventory();
+    for (Isa cap : {Isa::neon, Isa::neondot, Isa::neoni8mm}) {
+      if (!cpu_supports(cap)) continue;
+      set_isa_cap(cap);
+      const std::string cap_name = to_string(cap);
+      CAPTURE(cap_name);
+      for (Isa isa : isas(kernels())) {
+        CHECK(cpu_supports(isa));
+        CHECK(rank(isa) <= rank(cap));
+      }
+      const auto strongest = [&](const auto& variants) {
+        std::string name;
+        for (const auto& v : variants)
+          if (cpu_supports(v.isa) && rank(v.isa) <= rank(cap)) name = v.name;
+        return name;
+      };
+      const KernelTable& k = kernels();
+      CHECK(std::string(k.gemm_t2.name) == strongest(inv.gemm_t2));
+      CHECK(std::string(k.lut_build_t3.name) == strongest(inv.lut_build_t3));
+      CHECK(std::string(k.gemm_t3.name) == strongest(inv.gemm_t3));
+      CHECK(std::string(k.gemm_t3_madd.name) == strongest(inv.gemm_t3_madd));
+      CHECK(std::string(k.lut_build_t5.name) == strongest(inv.lut_build_t5));
+      CHECK(std::string(k.gemm_t5.name) == strongest(inv.gemm_t5));
+      CHECK(k.gemm_t2.isa == cap);
+      CHECK(k.gemm_t3.isa == Isa::neon);
+      CHECK(k.gemm_t3_madd.isa == (cap == Isa::neon ? Isa::scalar : cap));
+    }
+  }
+
   set_isa_cap(saved);
   CHECK(isa_cap() == saved);
 }
@@ -591,7 +626,8 @@ TEST_CASE("ternary gemm variants stay exact for every token-tile remainder, toke
   std::mt19937 rng(40);
   for_each_variant(kernel_inventory().gemm_t2, [&](const Variant<GemmTernaryFn>& v) {
     size_t compared = 0;
-    // m = 1..9, 13, 17: full register tiles of 2 or 4 tokens and each remainder after them.
+    // m = 1..9, 13, 17: full register tiles of 2, 4 or 8 tokens and each remainder after them
+    // (n = 1, 5, 13: row tiles of 4 and row pairs with their remainders).
     for (size_t k : {size_t(255), size_t(256), size_t(1000)})
       for (size_t n : {size_t(1), size_t(5), size_t(8), size_t(13)}) {
         TestWeights t = make_t2(rng, n, k);

@@ -258,8 +258,10 @@ TEST_CASE("t3 lut gemm variants equal the t2 multiply-add reference bit for bit 
   check_lut_gemms(t3_layout(), kNs, kKs, 13);
 }
 
-// The multiply-add (prefill) form of t3: token counts that fill the 12-token register tile,
-// leave every remainder, and (k = 2560, m = 150) cross the 144-token activation chunk.
+// The multiply-add (prefill) form of t3: token counts that fill the 12-token (AVX-512), 4-token
+// (sdot) and 8-token (smmla: 4 pairs) register tiles, leave every remainder of them (odd counts:
+// a half pair), and (k = 2560, m = 150) cross the 144-token (AVX-512) and 96-token (NEON)
+// activation chunks.
 TEST_CASE("t3 multiply-add gemm variants equal the t2 multiply-add reference bit for bit over ragged shapes, token tiles and row splits") {
   std::mt19937 rng(17);
   const auto gemms = runnable(kernel_inventory().gemm_t3_madd);
@@ -267,7 +269,7 @@ TEST_CASE("t3 multiply-add gemm variants equal the t2 multiply-add reference bit
   std::vector<std::tuple<size_t, size_t, size_t>> shapes;  // n, k, m
   for (size_t n : kNs)
     for (size_t k : kKs)
-      for (size_t m : {size_t(1), size_t(5), size_t(12), size_t(13), size_t(25)})
+      for (size_t m : {size_t(1), size_t(3), size_t(5), size_t(7), size_t(12), size_t(13), size_t(25)})
         if (k < 2560 || m <= 5) shapes.emplace_back(n, k, m);
   shapes.emplace_back(33, 2560, 150);
   size_t cases = 0;
@@ -313,8 +315,8 @@ TEST_CASE("t3 multiply-add gemm variants equal the t2 multiply-add reference bit
   }
 }
 
-// End to end: batches of 40 tokens take the multiply-add path (from 8 tokens with VNNI, 32
-// with maddubs), batches of 4 the lookup path; t2 is the reference either way.
+// End to end: batches of 40 tokens take the multiply-add path (from 8 tokens with VNNI or sdot,
+// 32 with maddubs), batches of 4 the lookup path; t2 is the reference either way.
 TEST_CASE("t3 prefill by multiply-add gives the t2 model's logits bit for bit for every token, under every ISA cap and thread count") {
   TempDir tmp;
   ConvertOptions t2_opts, t3_opts;
@@ -343,7 +345,7 @@ TEST_CASE("t3 prefill by multiply-add gives the t2 model's logits bit for bit fo
     return std::move(c.value());
   };
   const Isa before = isa_cap();
-  for (Isa cap : {Isa::scalar, Isa::avx512, Isa::avx512vnni}) {
+  for (Isa cap : {Isa::scalar, Isa::avx512, Isa::avx512vnni, Isa::neon, Isa::neondot, Isa::neoni8mm}) {
     if (cap != Isa::scalar && !cpu_supports(cap)) continue;
     set_isa_cap(cap);
     for (int threads : {1, 2})
@@ -378,6 +380,18 @@ TEST_CASE("the dispatcher picks the t3 multiply-add variant of the ISA cap") {
     set_isa_cap(Isa::avx512vnni);
     CHECK(std::string(kernels().gemm_t3_madd.name) == "t3-qs8-gemm-madd32x12-avx512vnni");
   }
+  if (cpu_supports(Isa::neon)) {  // no plain NEON multiply-add: prefill keeps table lookup
+    set_isa_cap(Isa::neon);
+    CHECK(std::string(kernels().gemm_t3_madd.name) == "t3-qs8-gemm-madd-scalar");
+  }
+  if (cpu_supports(Isa::neondot)) {
+    set_isa_cap(Isa::neondot);
+    CHECK(std::string(kernels().gemm_t3_madd.name) == "t3-qs8-gemm-madd4x16-neondot");
+  }
+  if (cpu_supports(Isa::neoni8mm)) {
+    set_isa_cap(Isa::neoni8mm);
+    CHECK(std::string(kernels().gemm_t3_madd.name) == "t3-qs8-gemm-madd8x8-neoni8mm");
+  }
   set_isa_cap(before);
 }
 
@@ -398,13 +412,17 @@ TEST_CASE("t3 is 1.67 bits per weight plus a 4-byte count per row, and parses as
 
 TEST_CASE("the dispatcher picks a t3 lut build and gemm under every ISA cap") {
   const Isa saved = isa_cap();
-  for (Isa cap : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+  for (Isa cap : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon, Isa::neondot}) {
     set_isa_cap(cap);
     CHECK(bool(kernels().lut_build_t3.fn));
     CHECK(bool(kernels().gemm_t3.fn));
     if (cap == Isa::scalar) {
       CHECK(std::string(kernels().lut_build_t3.name) == "t3-lut-build-scalar");
       CHECK(std::string(kernels().gemm_t3.name) == "t3-qs8-gemm-scalar");
+    }
+    if ((cap == Isa::neon || cap == Isa::neondot) && cpu_supports(Isa::neon)) {
+      CHECK(std::string(kernels().lut_build_t3.name) == "t3-lut-build-neon");
+      CHECK(std::string(kernels().gemm_t3.name) == "t3-qs8-gemm-1x32-neon");
     }
   }
   set_isa_cap(saved);
@@ -491,6 +509,12 @@ TEST_CASE("the dispatcher picks a t5 lut build and gemm under every ISA cap, VBM
       CHECK(gemm == "t5-qs8-gemm-1x256-avx512");
     }
     if (cap == Isa::avx512vbmi && cpu_supports(Isa::avx512vbmi)) CHECK(kernels().gemm_t5.isa == Isa::avx512vbmi);
+  }
+  for (Isa cap : {Isa::neon, Isa::neondot, Isa::neoni8mm}) {
+    if (!cpu_supports(Isa::neon)) break;
+    set_isa_cap(cap);
+    CHECK(std::string(kernels().lut_build_t5.name) == "t5-lut-build-neon");
+    CHECK(std::string(kernels().gemm_t5.name) == "t5-qs8-gemm-1x256-neon");
   }
   set_isa_cap(saved);
 }

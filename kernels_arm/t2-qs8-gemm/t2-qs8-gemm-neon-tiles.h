@@ -1,0 +1,187 @@
+// Ternary x int8 GEMM (WeightFormat::t2) by multiply-add, NEON: the loops shared by the plain
+// NEON kernel (smlal into int16, widened by sadalp) and the dot-product one (sdot into int32),
+// chosen by kDot. Codes 0/1/2 multiply the int8 activations as they stand (code 3 is invalid but
+// reads as +2 like the reference): sum (code-1)*x = sum code*x - sum x, the last term once per
+// token. 16 packed bytes hold codes 4q+t (q < 16, t < 4) at bits 2t of byte q, so each 64-wide
+// block of activations is permuted once per call to the order t*16 + q (one ld4 deinterleaves
+// it): the weights then unpack with one shift and/or one mask per t.
+// Register tile: 4 output rows x up to M tokens, so each unpacked weight vector feeds M tokens
+// in prefill. The first token tile of each row tile reads the weights from memory with a
+// software prefetch ahead in each row's stream; the later token tiles find the rows in L1.
+// Included only by kernels_arm files; the anonymous namespace gives each its own copy.
+#pragma once
+
+#include <arm_neon.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "runtime/weights.h"
+
+namespace lutra {
+namespace {
+
+#define LUTRA_UNROLL _Pragma("GCC unroll 16")
+
+constexpr size_t kBlock = 64;              // codes per 16 packed bytes
+constexpr size_t kPrefetch = 2048;         // bytes ahead in each row's stream (decode)
+constexpr size_t kChunkBytes = 256 << 10;  // activations of one token chunk (L2)
+constexpr int kRows = 4;                   // register tile: kRows x kTokens (m = 1: kRows x 1)
+
+// Writes one token's k activations in block order t*16 + q (zero padded to whole blocks) and
+// returns their sum.
+inline int32_t permute_token(const int8_t* x, size_t k, int8_t* dst) {
+  int32x4_t sum = vdupq_n_s32(0);
+  const size_t full = k / kBlock;
+  for (size_t b = 0; b < full; b++, x += kBlock, dst += kBlock) {
+    const int8x16x4_t v = vld4q_s8(x);  // v.val[t] lane q = x[4q + t]
+    vst1q_s8_x4(dst, v);
+    const int16x8_t s = vaddq_s16(vaddq_s16(vpaddlq_s8(v.val[0]), vpaddlq_s8(v.val[1])),
+                                  vaddq_s16(vpaddlq_s8(v.val[2]), vpaddlq_s8(v.val[3])));
+    sum = vpadalq_s16(sum, s);
+  }
+  int32_t total = vaddvq_s32(sum);
+  if (size_t rest = k - full * kBlock) {  // ragged k: the last block, zero padded
+    std::memset(dst, 0, kBlock);
+    for (size_t j = 0; j < rest; j++) {
+      dst[(j % 4) * 16 + j / 4] = x[j];
+      total += x[j];
+    }
+  }
+  return total;
+}
+
+// Code t of each of the 16 packed bytes.
+inline int8x16_t unpack(uint8x16_t p, int t) {
+  const uint8x16_t mask = vdupq_n_u8(3);
+  switch (t) {
+    case 0: return vreinterpretq_s8_u8(vandq_u8(p, mask));
+    case 1: return vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(p, 2), mask));
+    case 2: return vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(p, 4), mask));
+    default: return vreinterpretq_s8_u8(vshrq_n_u8(p, 6));
+  }
+}
+
+// acc[r][i] += code * x over blocks [b, end) of R rows from w0 and M tokens from xp. Without
+// dot products the products of up to 8 blocks sum in int16 (8 blocks x 8 products per lane x
+// 3 x 128 = 24576 < 2^15) before one sadalp widens them. `load` reads a row's block b.
+template <bool kDot, int R, int M, bool kPrefetchW, class Load>
+inline __attribute__((always_inline)) void accumulate(
+    const uint8_t* w0, size_t row_bytes, const int8_t* xp, size_t stride, size_t b, size_t end,
+    Load load, int32x4_t (&acc)[R][M]) {
+  [[maybe_unused]] int16x8_t p16[R][M];
+  if constexpr (!kDot) {
+    LUTRA_UNROLL for (int r = 0; r < R; r++)
+      LUTRA_UNROLL for (int i = 0; i < M; i++) p16[r][i] = vdupq_n_s16(0);
+  }
+  for (; b < end; b++) {
+    uint8x16_t packed[R];
+    LUTRA_UNROLL for (int r = 0; r < R; r++) {
+      const uint8_t* src = w0 + r * row_bytes + 16 * b;
+      if constexpr (kPrefetchW)
+        if (b % 4 == 0) __builtin_prefetch(src + kPrefetch);
+      packed[r] = load(src);
+    }
+    LUTRA_UNROLL for (int t = 0; t < 4; t++) {
+      int8x16_t x[M];
+      LUTRA_UNROLL for (int i = 0; i < M; i++) x[i] = vld1q_s8(xp + i * stride + b * kBlock + 16 * t);
+      LUTRA_UNROLL for (int r = 0; r < R; r++) {
+        const int8x16_t c = unpack(packed[r], t);
+        LUTRA_UNROLL for (int i = 0; i < M; i++) {
+          if constexpr (kDot) {
+            acc[r][i] = vdotq_s32(acc[r][i], c, x[i]);
+          } else {
+            p16[r][i] = vmlal_s8(p16[r][i], vget_low_s8(c), vget_low_s8(x[i]));
+            p16[r][i] = vmlal_high_s8(p16[r][i], c, x[i]);
+          }
+        }
+      }
+    }
+  }
+  if constexpr (!kDot) {
+    LUTRA_UNROLL for (int r = 0; r < R; r++)
+      LUTRA_UNROLL for (int i = 0; i < M; i++) acc[r][i] = vpadalq_s16(acc[r][i], p16[r][i]);
+  }
+}
+
+// out[i * n + r] for R rows from w0 and M tokens from xp (stride bytes apart).
+template <bool kDot, int R, int M, bool kPrefetchW>
+void tile(const uint8_t* w0, size_t row_bytes, const int8_t* xp, size_t stride,
+          const int32_t* x_sum, int32_t* out, size_t n) {
+  constexpr size_t kGroup = kDot ? 64 : 8;  // blocks per call of accumulate (int16 flush)
+  const size_t full = row_bytes / 16;
+  int32x4_t acc[R][M];
+  LUTRA_UNROLL for (int r = 0; r < R; r++)
+    LUTRA_UNROLL for (int i = 0; i < M; i++) acc[r][i] = vdupq_n_s32(0);
+  auto load = [](const uint8_t* src) { return vld1q_u8(src); };
+  for (size_t b = 0; b < full; b += kGroup)
+    accumulate<kDot, R, M, kPrefetchW>(w0, row_bytes, xp, stride, b, std::min(full, b + kGroup), load, acc);
+  // Ragged k: the row's last bytes, zero padded (their x are 0 too).
+  if (const size_t rest = row_bytes - 16 * full) {
+    auto load_tail = [rest](const uint8_t* src) {
+      uint8_t tail[16] = {};
+      std::memcpy(tail, src, rest);
+      return vld1q_u8(tail);
+    };
+    accumulate<kDot, R, M, false>(w0, row_bytes, xp, stride, full, full + 1, load_tail, acc);
+  }
+  LUTRA_UNROLL for (int i = 0; i < M; i++) {
+    int32_t* o = out + i * n;
+    if constexpr (R == 4) {
+      const int32x4_t s = vpaddq_s32(vpaddq_s32(acc[0][i], acc[1][i]), vpaddq_s32(acc[2][i], acc[3][i]));
+      vst1q_s32(o, vsubq_s32(s, vdupq_n_s32(x_sum[i])));
+    } else {
+      LUTRA_UNROLL for (int r = 0; r < R; r++) o[r] = vaddvq_s32(acc[r][i]) - x_sum[i];
+    }
+  }
+}
+
+// Rows [r, r + R) for all m tokens, M at a time; the weights come from memory in the first
+// token tile (prefetched) and from L1 after it.
+template <bool kDot, int R, int M>
+void rows_all_tokens(const uint8_t* w0, size_t row_bytes, const int8_t* xp, size_t stride,
+                     const int32_t* x_sum, int32_t* out, size_t n, size_t m) {
+  size_t i = 0;
+  for (; i + M <= m; i += M) {
+    if (i == 0) tile<kDot, R, M, true>(w0, row_bytes, xp, stride, x_sum, out, n);
+    else tile<kDot, R, M, false>(w0, row_bytes, xp + i * stride, stride, x_sum + i, out + i * n, n);
+  }
+  if constexpr (M > 1) {
+    if (i < m)
+      rows_all_tokens<kDot, R, M - 1>(w0, row_bytes, xp + i * stride, stride, x_sum + i, out + i * n, n, m - i);
+  }
+}
+
+// The whole GEMM (GemmTernaryFn on a t2 WeightView), kTokens tokens per register tile.
+template <bool kDot, int kTokens>
+void t2_gemm(const WeightView& w, const int8_t* xq, int32_t* acc, size_t m, size_t n_begin,
+             size_t n_end) {
+  const size_t k = w.k, n = w.n, row_bytes = t2_row_bytes(k);
+  const size_t stride = (k + kBlock - 1) / kBlock * kBlock;
+  thread_local std::vector<int8_t> xp;  // permuted activations, grows once per thread
+  thread_local std::vector<int32_t> x_sum;
+  if (xp.size() < m * stride) xp.resize(m * stride);
+  if (x_sum.size() < m) x_sum.resize(m);
+  for (size_t i = 0; i < m; i++) x_sum[i] = permute_token(xq + i * k, k, xp.data() + i * stride);
+
+  // Chunks of tokens whose activations stay in L2 while every row passes over them; in each,
+  // tiles of kRows rows x kTokens tokens, then the last rows one at a time.
+  const size_t chunk = std::max<size_t>(kTokens, kChunkBytes / stride / kTokens * kTokens);
+  for (size_t i0 = 0; i0 < m; i0 += chunk) {
+    const size_t mc = std::min(chunk, m - i0);
+    const int8_t* xc = xp.data() + i0 * stride;
+    const int32_t* sc = x_sum.data() + i0;
+    int32_t* ac = acc + i0 * n;
+    size_t r = n_begin;
+    for (; r + kRows <= n_end; r += kRows)
+      rows_all_tokens<kDot, kRows, kTokens>(w.data + r * row_bytes, row_bytes, xc, stride, sc, ac + r, n, mc);
+    for (; r < n_end; r++)
+      rows_all_tokens<kDot, 1, kTokens>(w.data + r * row_bytes, row_bytes, xc, stride, sc, ac + r, n, mc);
+  }
+}
+
+#undef LUTRA_UNROLL
+
+}  // namespace
+}  // namespace lutra
