@@ -28,7 +28,7 @@ namespace {
 constexpr size_t kChunk = 32;  // columns per 8 packed bytes of a row
 constexpr int kPairs = 4;      // token pairs per register tile
 
-// Token pair i, i+1 (x1 null: zeros) in the pair layout above; returns nothing, sums go to s.
+// Tokens x0, x1 (null: zeros) in the pair layout above, zero padded to whole chunks.
 inline void permute_pair(const int8_t* x0, const int8_t* x1, size_t k, int8_t* dst) {
   const size_t full = k / kChunk;
   for (size_t c = 0; c < full; c++, dst += 64) {
