@@ -14,8 +14,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kernels_x86/avx512-masked.h"
 #include "kernels_common/t5-qs8-gemm-tiles.h"
+#include "kernels_x86/avx512-masked.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
