@@ -72,6 +72,9 @@ constexpr Variant<QuantizeI8Fn> quantize_i8_variants[] = {
 #if defined(__x86_64__)
     {"f32-qs8-quantize-avx2", Isa::avx2, lutra_f32_qs8_quantize__avx2},
 #endif
+#if defined(__aarch64__)
+    {"f32-qs8-quantize-neon", Isa::neon, lutra_f32_qs8_quantize__neon},
+#endif
 };
 
 constexpr Variant<RmsNormFn> rmsnorm_variants[] = {

@@ -124,4 +124,10 @@ void lutra_t5_qs8_gemm_1x256__avx512vbmi(const WeightView& w, const uint8_t* tab
                                          size_t n_begin, size_t n_end);
 #endif
 
+#if defined(__aarch64__)
+// ---- NEON quantize, bq int8 and bit-serial (bp) kernels (kernels_arm/{f32-qs8-quantize,
+// bq-qs8-gemm,bp-lut-build,bp-qs8-gemm}/*-neon|neondot|neoni8mm.cpp) -----------------------------
+float lutra_f32_qs8_quantize__neon(const float* x, size_t k, int8_t* xq);
+#endif
+
 }  // namespace lutra
