@@ -42,6 +42,11 @@ constexpr Variant<GemmBqI8Fn> gemm_bq_i8_variants[] = {
 #if defined(__x86_64__)
     {"bq-qs8-gemm-1x4-avx512", Isa::avx512, lutra_bq_qs8_gemm_1x4__avx512},
 #endif
+#if defined(__aarch64__)
+    {"bq-qs8-gemm-1x4-neon", Isa::neon, lutra_bq_qs8_gemm_1x4__neon},
+    {"bq-qs8-gemm-1x4-neondot", Isa::neondot, lutra_bq_qs8_gemm_1x4__neondot},
+    {"bq-qs8-gemm-1x4-neoni8mm", Isa::neoni8mm, lutra_bq_qs8_gemm_1x4__neoni8mm},
+#endif
 };
 
 constexpr Variant<LutBuildFn> lut_build_t3_variants[] = {

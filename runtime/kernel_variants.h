@@ -128,6 +128,12 @@ void lutra_t5_qs8_gemm_1x256__avx512vbmi(const WeightView& w, const uint8_t* tab
 // ---- NEON quantize, bq int8 and bit-serial (bp) kernels (kernels_arm/{f32-qs8-quantize,
 // bq-qs8-gemm,bp-lut-build,bp-qs8-gemm}/*-neon|neondot|neoni8mm.cpp) -----------------------------
 float lutra_f32_qs8_quantize__neon(const float* x, size_t k, int8_t* xq);
+void lutra_bq_qs8_gemm_1x4__neon(const WeightView& w, const int8_t* xq, const float* xs, float* y,
+                                 size_t m, size_t n_begin, size_t n_end);
+void lutra_bq_qs8_gemm_1x4__neondot(const WeightView& w, const int8_t* xq, const float* xs,
+                                    float* y, size_t m, size_t n_begin, size_t n_end);
+void lutra_bq_qs8_gemm_1x4__neoni8mm(const WeightView& w, const int8_t* xq, const float* xs,
+                                     float* y, size_t m, size_t n_begin, size_t n_end);
 #endif
 
 }  // namespace lutra
