@@ -137,12 +137,18 @@ constexpr Variant<BpLutBuildFn> lut_build_bp_variants[] = {
 #if defined(__x86_64__)
     {"bp-lut-build-avx2", Isa::avx2, lutra_bp_lut_build__avx2},
 #endif
+#if defined(__aarch64__)
+    {"bp-lut-build-neon", Isa::neon, lutra_bp_lut_build__neon},
+#endif
 };
 
 constexpr Variant<BpLutBuildFn> lut_build_bp_fast_variants[] = {
     {"bp-lut-build-fast-scalar", Isa::scalar, lutra_bp_lut_build_fast__scalar},
 #if defined(__x86_64__)
     {"bp-lut-build-fast-avx2", Isa::avx2, lutra_bp_lut_build_fast__avx2},
+#endif
+#if defined(__aarch64__)
+    {"bp-lut-build-fast-neon", Isa::neon, lutra_bp_lut_build_fast__neon},
 #endif
 };
 
@@ -152,6 +158,9 @@ constexpr Variant<GemmBpFn> gemm_bp_variants[] = {
     {"bp-qs8-gemm-1x32-avx2", Isa::avx2, lutra_bp_qs8_gemm_1x32__avx2},
     {"bp-qs8-gemm-1x32-avx512", Isa::avx512, lutra_bp_qs8_gemm_1x32__avx512},
 #endif
+#if defined(__aarch64__)
+    {"bp-qs8-gemm-1x32-neon", Isa::neon, lutra_bp_qs8_gemm_1x32__neon},
+#endif
 };
 
 constexpr Variant<GemmBpFn> gemm_bp_fast_variants[] = {
@@ -159,6 +168,9 @@ constexpr Variant<GemmBpFn> gemm_bp_fast_variants[] = {
 #if defined(__x86_64__)
     {"bp-qs8-gemm-fast-1x32-avx2", Isa::avx2, lutra_bp_qs8_gemm_fast_1x32__avx2},
     {"bp-qs8-gemm-fast-1x32-avx512", Isa::avx512, lutra_bp_qs8_gemm_fast_1x32__avx512},
+#endif
+#if defined(__aarch64__)
+    {"bp-qs8-gemm-fast-1x32-neon", Isa::neon, lutra_bp_qs8_gemm_fast_1x32__neon},
 #endif
 };
 
