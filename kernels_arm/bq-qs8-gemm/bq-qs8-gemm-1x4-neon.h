@@ -44,6 +44,20 @@ inline uint32_t code_at(const uint8_t* row, size_t j, int bits) {
   return (v >> (bit % 8)) & ((1u << bits) - 1);
 }
 
+// A row of k codes (row_bytes bytes) as bytes. Every 8 codes fill `bits` whole bytes, so they
+// come from one little-endian 64-bit load wherever 8 bytes remain in the row (AArch64 Linux is
+// little-endian); the rest one code at a time.
+inline void unpack_row(const uint8_t* row, size_t k, size_t row_bytes, int bits, uint8_t* out) {
+  const uint64_t mask = (uint64_t(1) << bits) - 1;
+  size_t j = 0;
+  for (; j + 8 <= k && j / 8 * size_t(bits) + 8 <= row_bytes; j += 8) {
+    uint64_t v;
+    std::memcpy(&v, row + j / 8 * size_t(bits), 8);
+    for (int e = 0; e < 8; e++) out[j + size_t(e)] = uint8_t(v >> (bits * e) & mask);
+  }
+  for (; j < k; j++) out[j] = uint8_t(code_at(row, j, bits));
+}
+
 // The four rows' sums: lane t = the sum of the lanes of a[t].
 inline int32x4_t lane_sums4(const int32x4_t a[4]) {
   return vpaddq_s32(vpaddq_s32(a[0], a[1]), vpaddq_s32(a[2], a[3]));
@@ -154,6 +168,7 @@ inline void tile_token(const Plan& pl, const uint8_t* const rows[kRows], const s
   size_t g = 0;
   for (; g + 4 <= pl.gpr; g += 4) {
     int32x4_t acc[4];
+#pragma GCC unroll 4
     for (size_t t = 0; t < 4; t++) acc[t] = group_acc<Ops, P, kGroup>(pl, rows, xi, xsum128, g + t);
     float32x4_t sg[4], zg[4] = {zsym, zsym, zsym, zsym};
     load4x4(s + g, sg);
@@ -179,8 +194,7 @@ void gemm(const Plan& pl, const int8_t* xq, const float* xs, float* y, size_t m,
       } else {
         uint8_t* u = sc.unpacked.data() + rr * pl.k;
         if (rr < live) {
-          const uint8_t* row = pl.codes + r[rr] * pl.row_bytes;
-          for (size_t j = 0; j < pl.k; j++) u[j] = uint8_t(code_at(row, j, pl.bits));
+          unpack_row(pl.codes + r[rr] * pl.row_bytes, pl.k, pl.row_bytes, pl.bits, u);
         }
         rows[rr] = rr < live ? u : rows[rr - 1];
       }
