@@ -53,32 +53,34 @@ inline void tile_dot(const WeightView& w, const uint8_t* tile, const uint8_t* ta
       [[maybe_unused]] uint16x8_t lo[4] = {vdupq_n_u16(0), vdupq_n_u16(0), vdupq_n_u16(0), vdupq_n_u16(0)};
       int16x8_t hi[4] = {vdupq_n_s16(0), vdupq_n_s16(0), vdupq_n_s16(0), vdupq_n_s16(0)};
       const uint8_t* blk = gp + (w.asymmetric ? 128 : 64) + 64 * P;
-      for (size_t h2 = 0; h2 < 2 * quads; h2++, blk += 64 * pairs) {  // half quads
-        const uint8_t* qt = gtab + h2 / 2 * kQuadBytes + 32 * (h2 % 2);
-        const uint8x16_t loA = vld1q_u8(qt), loB = vld1q_u8(qt + 16);
-        [[maybe_unused]] uint8x16_t hiA, hiB;
-        if constexpr (!kFast) hiA = vld1q_u8(qt + 64), hiB = vld1q_u8(qt + 80);
-        const uint8x16x4_t idx = vld1q_u8_x4(blk);
-        for (int s = 0; s < 4; s++) {
-          const uint8x16_t ia = vandq_u8(idx.val[s], nibble), ib = vshrq_n_u8(idx.val[s], 4);
-          const uint8x16_t ta = vqtbl1q_u8(loA, ia), tb = vqtbl1q_u8(loB, ib);
-          if constexpr (kFast) {  // signed int8 entries
-            const int8x16_t fa = vreinterpretq_s8_u8(ta), fb = vreinterpretq_s8_u8(tb);
-            hi[s] = vpadalq_s8(hi[s], fa);
-            hi[s] = vsraq_n_s16(hi[s], vreinterpretq_s16_s8(fa), 8);
-            hi[s] = vpadalq_s8(hi[s], fb);
-            hi[s] = vsraq_n_s16(hi[s], vreinterpretq_s16_s8(fb), 8);
-          } else {  // unsigned low bytes, signed high bytes
-            lo[s] = vpadalq_u8(lo[s], ta);
-            lo[s] = vsraq_n_u16(lo[s], vreinterpretq_u16_u8(ta), 8);
-            lo[s] = vpadalq_u8(lo[s], tb);
-            lo[s] = vsraq_n_u16(lo[s], vreinterpretq_u16_u8(tb), 8);
-            const int8x16_t ha = vreinterpretq_s8_u8(vqtbl1q_u8(hiA, ia));
-            const int8x16_t hb = vreinterpretq_s8_u8(vqtbl1q_u8(hiB, ib));
-            hi[s] = vpadalq_s8(hi[s], ha);
-            hi[s] = vsraq_n_s16(hi[s], vreinterpretq_s16_s8(ha), 8);
-            hi[s] = vpadalq_s8(hi[s], hb);
-            hi[s] = vsraq_n_s16(hi[s], vreinterpretq_s16_s8(hb), 8);
+      for (const uint8_t* qu = gtab; qu != gtab + quads * kQuadBytes; qu += kQuadBytes) {
+        for (size_t h = 0; h < 2; h++, blk += 64 * pairs) {  // half quads
+          const uint8_t* qt = qu + 32 * h;
+          const uint8x16_t loA = vld1q_u8(qt), loB = vld1q_u8(qt + 16);
+          [[maybe_unused]] uint8x16_t hiA, hiB;
+          if constexpr (!kFast) hiA = vld1q_u8(qt + 64), hiB = vld1q_u8(qt + 80);
+          const uint8x16x4_t idx = vld1q_u8_x4(blk);
+          for (int s = 0; s < 4; s++) {
+            const uint8x16_t ia = vandq_u8(idx.val[s], nibble), ib = vshrq_n_u8(idx.val[s], 4);
+            const uint8x16_t ta = vqtbl1q_u8(loA, ia), tb = vqtbl1q_u8(loB, ib);
+            if constexpr (kFast) {  // signed int8 entries
+              const int8x16_t fa = vreinterpretq_s8_u8(ta), fb = vreinterpretq_s8_u8(tb);
+              hi[s] = vpadalq_s8(hi[s], fa);
+              hi[s] = vsraq_n_s16(hi[s], vreinterpretq_s16_s8(fa), 8);
+              hi[s] = vpadalq_s8(hi[s], fb);
+              hi[s] = vsraq_n_s16(hi[s], vreinterpretq_s16_s8(fb), 8);
+            } else {  // unsigned low bytes, signed high bytes
+              lo[s] = vpadalq_u8(lo[s], ta);
+              lo[s] = vsraq_n_u16(lo[s], vreinterpretq_u16_u8(ta), 8);
+              lo[s] = vpadalq_u8(lo[s], tb);
+              lo[s] = vsraq_n_u16(lo[s], vreinterpretq_u16_u8(tb), 8);
+              const int8x16_t ha = vreinterpretq_s8_u8(vqtbl1q_u8(hiA, ia));
+              const int8x16_t hb = vreinterpretq_s8_u8(vqtbl1q_u8(hiB, ib));
+              hi[s] = vpadalq_s8(hi[s], ha);
+              hi[s] = vsraq_n_s16(hi[s], vreinterpretq_s16_s8(ha), 8);
+              hi[s] = vpadalq_s8(hi[s], hb);
+              hi[s] = vsraq_n_s16(hi[s], vreinterpretq_s16_s8(hb), 8);
+            }
           }
         }
       }
