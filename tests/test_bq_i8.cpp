@@ -179,3 +179,26 @@ TEST_CASE("bq int8 gemm approximates the double-precision float product within t
         }
       }
 }
+
+TEST_CASE("under each ARM cap the dispatcher picks the int8 quantize, bq int8 and bp kernels of the strongest ISA allowed") {
+  if (!cpu_supports(Isa::neon)) {
+    MESSAGE("skipped: no NEON on this CPU");
+    return;
+  }
+  const Isa saved = isa_cap();
+  set_isa_cap(Isa::scalar);
+  CHECK(kernels().gemm_bq_i8.isa == Isa::scalar);
+  CHECK(kernels().quantize_i8.isa == Isa::scalar);
+  CHECK(kernels().gemm_bp.isa == Isa::scalar);
+  for (Isa cap : {Isa::neon, Isa::neondot, Isa::neoni8mm}) {
+    if (!cpu_supports(cap)) continue;
+    set_isa_cap(cap);
+    const KernelTable& t = kernels();
+    CAPTURE(to_string(cap));
+    CHECK(t.gemm_bq_i8.isa == cap);  // one bq int8 variant per ARM ISA
+    CHECK(t.quantize_i8.isa == Isa::neon);
+    for (Isa isa : {t.lut_build_bp.isa, t.lut_build_bp_fast.isa, t.gemm_bp.isa, t.gemm_bp_fast.isa})
+      CHECK(isa == Isa::neon);
+  }
+  set_isa_cap(saved);
+}
