@@ -47,6 +47,11 @@ constexpr Variant<GemmBqI8Fn> gemm_bq_i8_variants[] = {
 #if defined(__x86_64__)
     {"bq-qs8-gemm-1x4-avx512", Isa::avx512, lutra_bq_qs8_gemm_1x4__avx512},
 #endif
+#if defined(__aarch64__)
+    {"bq-qs8-gemm-1x4-neon", Isa::neon, lutra_bq_qs8_gemm_1x4__neon},
+    {"bq-qs8-gemm-1x4-neondot", Isa::neondot, lutra_bq_qs8_gemm_1x4__neondot},
+    {"bq-qs8-gemm-1x4-neoni8mm", Isa::neoni8mm, lutra_bq_qs8_gemm_1x4__neoni8mm},
+#endif
 };
 
 constexpr Variant<LutBuildFn> lut_build_t3_variants[] = {
@@ -86,6 +91,9 @@ constexpr Variant<QuantizeI8Fn> quantize_i8_variants[] = {
     {"f32-qs8-quantize-scalar", Isa::scalar, lutra_f32_qs8_quantize__scalar},
 #if defined(__x86_64__)
     {"f32-qs8-quantize-avx2", Isa::avx2, lutra_f32_qs8_quantize__avx2},
+#endif
+#if defined(__aarch64__)
+    {"f32-qs8-quantize-neon", Isa::neon, lutra_f32_qs8_quantize__neon},
 #endif
 };
 
@@ -150,12 +158,18 @@ constexpr Variant<BpLutBuildFn> lut_build_bp_variants[] = {
 #if defined(__x86_64__)
     {"bp-lut-build-avx2", Isa::avx2, lutra_bp_lut_build__avx2},
 #endif
+#if defined(__aarch64__)
+    {"bp-lut-build-neon", Isa::neon, lutra_bp_lut_build__neon},
+#endif
 };
 
 constexpr Variant<BpLutBuildFn> lut_build_bp_fast_variants[] = {
     {"bp-lut-build-fast-scalar", Isa::scalar, lutra_bp_lut_build_fast__scalar},
 #if defined(__x86_64__)
     {"bp-lut-build-fast-avx2", Isa::avx2, lutra_bp_lut_build_fast__avx2},
+#endif
+#if defined(__aarch64__)
+    {"bp-lut-build-fast-neon", Isa::neon, lutra_bp_lut_build_fast__neon},
 #endif
 };
 
@@ -165,6 +179,9 @@ constexpr Variant<GemmBpFn> gemm_bp_variants[] = {
     {"bp-qs8-gemm-1x32-avx2", Isa::avx2, lutra_bp_qs8_gemm_1x32__avx2},
     {"bp-qs8-gemm-1x32-avx512", Isa::avx512, lutra_bp_qs8_gemm_1x32__avx512},
 #endif
+#if defined(__aarch64__)
+    {"bp-qs8-gemm-1x32-neon", Isa::neon, lutra_bp_qs8_gemm_1x32__neon},
+#endif
 };
 
 constexpr Variant<GemmBpFn> gemm_bp_fast_variants[] = {
@@ -172,6 +189,9 @@ constexpr Variant<GemmBpFn> gemm_bp_fast_variants[] = {
 #if defined(__x86_64__)
     {"bp-qs8-gemm-fast-1x32-avx2", Isa::avx2, lutra_bp_qs8_gemm_fast_1x32__avx2},
     {"bp-qs8-gemm-fast-1x32-avx512", Isa::avx512, lutra_bp_qs8_gemm_fast_1x32__avx512},
+#endif
+#if defined(__aarch64__)
+    {"bp-qs8-gemm-fast-1x32-neon", Isa::neon, lutra_bp_qs8_gemm_fast_1x32__neon},
 #endif
 };
 

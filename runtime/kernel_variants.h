@@ -146,6 +146,25 @@ void lutra_t5_lut_build__neon(const int8_t* xq, size_t k, size_t group_begin, si
 void lutra_t5_qs8_gemm_1x256__neon(const WeightView& w, const uint8_t* tables,
                                    size_t table_stride, int32_t* acc, size_t m, size_t n_begin,
                                    size_t n_end);
+
+// ---- NEON quantize, bq int8 and bit-serial (bp) kernels (kernels_arm/{f32-qs8-quantize,
+// bq-qs8-gemm,bp-lut-build,bp-qs8-gemm}/*-neon|neondot|neoni8mm.cpp) -----------------------------
+float lutra_f32_qs8_quantize__neon(const float* x, size_t k, int8_t* xq);
+void lutra_bq_qs8_gemm_1x4__neon(const WeightView& w, const int8_t* xq, const float* xs, float* y,
+                                 size_t m, size_t n_begin, size_t n_end);
+void lutra_bq_qs8_gemm_1x4__neondot(const WeightView& w, const int8_t* xq, const float* xs,
+                                    float* y, size_t m, size_t n_begin, size_t n_end);
+void lutra_bq_qs8_gemm_1x4__neoni8mm(const WeightView& w, const int8_t* xq, const float* xs,
+                                     float* y, size_t m, size_t n_begin, size_t n_end);
+void lutra_bp_lut_build__neon(const int8_t* xq, size_t k, size_t group, size_t group_begin,
+                              size_t group_end, uint8_t* table);
+void lutra_bp_lut_build_fast__neon(const int8_t* xq, size_t k, size_t group, size_t group_begin,
+                                   size_t group_end, uint8_t* table);
+void lutra_bp_qs8_gemm_1x32__neon(const WeightView& w, const uint8_t* tables, size_t table_stride,
+                                  const float* xs, float* y, size_t m, size_t n_begin, size_t n_end);
+void lutra_bp_qs8_gemm_fast_1x32__neon(const WeightView& w, const uint8_t* tables,
+                                       size_t table_stride, const float* xs, float* y, size_t m,
+                                       size_t n_begin, size_t n_end);
 #endif
 
 }  // namespace lutra

@@ -151,7 +151,7 @@ TEST_CASE("bp table builds hold the exact chunk sums and group sums, and every v
   std::mt19937 rng(32);
   const auto exact = runnable(kernel_inventory().lut_build_bp);
   const auto fast = runnable(kernel_inventory().lut_build_bp_fast);
-  for (size_t group : {16, 32, 64, 128})
+  for (size_t group : {16, 32, 64, 128, 256})
     for (size_t k : {group, 3 * group, 2560 / group * group}) {
       for (int kind = 0; kind < 4; kind++) {
         CAPTURE(group);
@@ -196,7 +196,7 @@ TEST_CASE("bp table builds hold the exact chunk sums and group sums, and every v
     }
 }
 
-TEST_CASE("bp exact gemm variants are bit-identical to the bq int8 scalar reference for bits 1..4, groups 16..128, ragged shapes and row splits") {
+TEST_CASE("bp exact gemm variants are bit-identical to the bq int8 scalar reference for bits 1..4, groups 16..256, ragged shapes and row splits") {
   const auto gemms = runnable(kernel_inventory().gemm_bp);
   const GemmBqI8Fn bq_ref = kernel_inventory().gemm_bq_i8.front().fn;
   std::mt19937 rng(33);
@@ -204,7 +204,7 @@ TEST_CASE("bp exact gemm variants are bit-identical to the bq int8 scalar refere
   for (int bits = 1; bits <= 4; bits++)
     for (bool asym : {false, true}) {
       if (bits == 1 && !asym) continue;
-      for (int group : {16, 32, 64, 128})
+      for (int group : {16, 32, 64, 128, 256})
         for (size_t k : {size_t(group), size_t(3 * group), size_t(2560 / group * group)})
           for (size_t n : {1, 5, 31, 32, 33, 100}) {
             if (k > 1000 && n != 33) continue;  // the big k at one ragged n keeps the sweep quick
@@ -236,7 +236,7 @@ TEST_CASE("bp fast gemm variants are bit-identical to the fast scalar reference 
   for (int bits = 1; bits <= 4; bits++)
     for (bool asym : {false, true}) {
       if (bits == 1 && !asym) continue;
-      for (int group : {16, 32, 128})
+      for (int group : {16, 32, 128, 256})
         for (size_t n : {1, 31, 33, 100}) {
           const size_t k = size_t(group) * (n % 3 + 1);
           Pair p = make_pair(rng, n, k, bits, group, asym);

@@ -74,7 +74,7 @@ constexpr float kUntouched = -12345.5f;
 
 }  // namespace
 
-TEST_CASE("bq int8 gemm variants are bit-identical to the scalar reference for bits 1..8, groups 32/64/128, any row split") {
+TEST_CASE("bq int8 gemm variants are bit-identical to the scalar reference for bits 1..8, groups 16..128 (also not multiples of 16 or 32), any row split") {
   const auto& variants = kernel_inventory().gemm_bq_i8;
   REQUIRE(!variants.empty());
   REQUIRE(variants.front().isa == Isa::scalar);
@@ -83,8 +83,10 @@ TEST_CASE("bq int8 gemm variants are bit-identical to the scalar reference for b
   size_t checked = 0;
   for (int bits = 1; bits <= 8; bits++)
     for (bool asym : {false, true})
-      for (int group : {32, 64, 128})
-        for (size_t k : {32, 64, 96, 128, 256, 2560}) {
+      // Groups 16, 24 and 48 take the SIMD variants' other paths (not whole 32-code blocks,
+      // not whole 16-byte vectors).
+      for (int group : {16, 24, 32, 48, 64, 128})
+        for (size_t k : {32, 48, 64, 96, 128, 144, 256, 2560}) {
           if (k % size_t(group)) continue;
           for (size_t n : {1, 3, 4, 5, 17, 64}) {
             // The big k only at a few n: the sweep stays quick with the scalar reference.
@@ -176,4 +178,27 @@ TEST_CASE("bq int8 gemm approximates the double-precision float product within t
           }
         }
       }
+}
+
+TEST_CASE("under each ARM cap the dispatcher picks the int8 quantize, bq int8 and bp kernels of the strongest ISA allowed") {
+  if (!cpu_supports(Isa::neon)) {
+    MESSAGE("skipped: no NEON on this CPU");
+    return;
+  }
+  const Isa saved = isa_cap();
+  set_isa_cap(Isa::scalar);
+  CHECK(kernels().gemm_bq_i8.isa == Isa::scalar);
+  CHECK(kernels().quantize_i8.isa == Isa::scalar);
+  CHECK(kernels().gemm_bp.isa == Isa::scalar);
+  for (Isa cap : {Isa::neon, Isa::neondot, Isa::neoni8mm}) {
+    if (!cpu_supports(cap)) continue;
+    set_isa_cap(cap);
+    const KernelTable& t = kernels();
+    CAPTURE(to_string(cap));
+    CHECK(t.gemm_bq_i8.isa == cap);  // one bq int8 variant per ARM ISA
+    CHECK(t.quantize_i8.isa == Isa::neon);
+    for (Isa isa : {t.lut_build_bp.isa, t.lut_build_bp_fast.isa, t.gemm_bp.isa, t.gemm_bp_fast.isa})
+      CHECK(isa == Isa::neon);
+  }
+  set_isa_cap(saved);
 }
