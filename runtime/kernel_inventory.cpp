@@ -83,6 +83,9 @@ constexpr Variant<RmsNormFn> rmsnorm_variants[] = {
 
 constexpr Variant<SoftmaxFn> softmax_variants[] = {
     {"f32-softmax-scalar", Isa::scalar, lutra_f32_softmax__scalar},
+#if defined(__x86_64__)
+    {"f32-softmax-avx2", Isa::avx2, lutra_f32_softmax__avx2},
+#endif
 };
 
 constexpr Variant<RopeFn> rope_variants[] = {
@@ -98,6 +101,9 @@ constexpr Variant<AttentionFn> attention_variants[] = {
 
 constexpr Variant<GluFn> silu_mul_variants[] = {
     {"f32-silu-mul-scalar", Isa::scalar, lutra_f32_silu_mul__scalar},
+#if defined(__x86_64__)
+    {"f32-silu-mul-avx2", Isa::avx2, lutra_f32_silu_mul__avx2},
+#endif
 };
 
 constexpr Variant<GluFn> relu2_mul_variants[] = {

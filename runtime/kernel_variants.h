@@ -84,6 +84,8 @@ void lutra_f32_attention__avx2(const float* q, const float* k, const float* v, s
                                size_t head_dim, size_t kv_stride, float scale, float* scores,
                                float* out);
 void lutra_f32_rmsnorm__avx2(const float* x, const float* w, float* y, size_t n, float eps);
+void lutra_f32_softmax__avx2(float* x, size_t n);
+void lutra_f32_silu_mul__avx2(const float* gate, const float* up, float* out, size_t n);
 
 // ---- AVX-512 F/BW/VL/DQ (kernels_x86/*/*-avx512.cpp) ----------------------------------------
 void lutra_f16_f32_gemm_1x4__avx512(const WeightView& w, const float* x, float* y, size_t m,
@@ -123,5 +125,6 @@ void lutra_t5_qs8_gemm_1x256__avx512vbmi(const WeightView& w, const uint8_t* tab
                                          size_t table_stride, int32_t* acc, size_t m,
                                          size_t n_begin, size_t n_end);
 #endif
+
 
 }  // namespace lutra
