@@ -126,5 +126,24 @@ void lutra_t5_qs8_gemm_1x256__avx512vbmi(const WeightView& w, const uint8_t* tab
                                          size_t n_begin, size_t n_end);
 #endif
 
+#if defined(__aarch64__)
+// ---- float kernels in the canonical float order, baseline AArch64 Advanced SIMD
+// (kernels_arm/*/*-neon.cpp) ------------------------------------------------------------------
+void lutra_f32_f32_gemm_1x4__neon(const WeightView& w, const float* x, float* y, size_t m,
+                                  size_t n_begin, size_t n_end);
+void lutra_f16_f32_gemm_1x4__neon(const WeightView& w, const float* x, float* y, size_t m,
+                                  size_t n_begin, size_t n_end);
+void lutra_bq_f32_gemm_1x4__neon(const WeightView& w, const float* x, float* y, size_t m,
+                                 size_t n_begin, size_t n_end);
+void lutra_f32_rmsnorm__neon(const float* x, const float* w, float* y, size_t n, float eps);
+void lutra_f32_softmax__neon(float* x, size_t n);
+void lutra_f32_rope__neon(float* v, size_t n_heads, size_t head_dim, const float* cos,
+                          const float* sin, RopeStyle style);
+void lutra_f32_attention__neon(const float* q, const float* k, const float* v, size_t n_pos,
+                               size_t head_dim, size_t kv_stride, float scale, float* scores,
+                               float* out);
+void lutra_f32_silu_mul__neon(const float* gate, const float* up, float* out, size_t n);
+void lutra_f32_relu2_mul__neon(const float* gate, const float* up, float* out, size_t n);
+#endif
 
 }  // namespace lutra
