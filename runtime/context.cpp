@@ -101,16 +101,21 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   ctx->scores_.assign(T * N, 0.0f);
   ctx->logits_.assign((p.logits_all ? B : 1) * size_t(c.vocab_size), 0.0f);
 
-  // RoPE angles, computed in float as llama2.c does: pos * theta^(-2i/head_dim).
+  // RoPE angles as llama2.c and Hugging Face define them, a float frequency theta^(-2i/head_dim)
+  // times a float position: pos * freq. pow, cos and sin run in double and round once to float:
+  // glibc's float versions may differ by architecture (and by FMA ifunc), while an error of the
+  // double ones (under 1 double ulp) changes the float only in the rare case that it lands
+  // within it of a float rounding boundary, so the tables are the same on every machine.
   ctx->rope_cos_.resize(N * hd / 2);
   ctx->rope_sin_.resize(N * hd / 2);
-  for (size_t pos = 0; pos < N; ++pos)
-    for (size_t i = 0; i < hd / 2; ++i) {
-      float freq = 1.0f / std::pow(c.rope_theta, float(2 * i) / float(hd));
-      float angle = float(pos) * freq;
-      ctx->rope_cos_[pos * hd / 2 + i] = std::cos(angle);
-      ctx->rope_sin_[pos * hd / 2 + i] = std::sin(angle);
+  for (size_t i = 0; i < hd / 2; ++i) {
+    const float freq = float(1.0 / std::pow(double(c.rope_theta), double(2 * i) / double(hd)));
+    for (size_t pos = 0; pos < N; ++pos) {
+      const double angle = double(float(pos) * freq);
+      ctx->rope_cos_[pos * hd / 2 + i] = float(std::cos(angle));
+      ctx->rope_sin_[pos * hd / 2 + i] = float(std::sin(angle));
     }
+  }
   return ctx;
 }
 

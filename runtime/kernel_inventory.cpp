@@ -10,6 +10,9 @@ constexpr Variant<GemmFloatFn> gemm_f32_variants[] = {
 #if defined(__x86_64__)
     {"f32-f32-gemm-1x4-avx2", Isa::avx2, lutra_f32_f32_gemm_1x4__avx2},
 #endif
+#if defined(__aarch64__)
+    {"f32-f32-gemm-1x4-neon", Isa::neon, lutra_f32_f32_gemm_1x4__neon},
+#endif
 };
 
 constexpr Variant<GemmFloatFn> gemm_f16_variants[] = {
@@ -18,6 +21,9 @@ constexpr Variant<GemmFloatFn> gemm_f16_variants[] = {
     {"f16-f32-gemm-1x4-avx2", Isa::avx2, lutra_f16_f32_gemm_1x4__avx2},
     {"f16-f32-gemm-1x4-avx512", Isa::avx512, lutra_f16_f32_gemm_1x4__avx512},
 #endif
+#if defined(__aarch64__)
+    {"f16-f32-gemm-1x4-neon", Isa::neon, lutra_f16_f32_gemm_1x4__neon},
+#endif
 };
 
 constexpr Variant<GemmFloatFn> gemm_bq_variants[] = {
@@ -25,6 +31,9 @@ constexpr Variant<GemmFloatFn> gemm_bq_variants[] = {
 #if defined(__x86_64__)
     {"bq-f32-gemm-1x4-avx2", Isa::avx2, lutra_bq_f32_gemm_1x4__avx2},
     {"bq-f32-gemm-1x4-avx512", Isa::avx512, lutra_bq_f32_gemm_1x4__avx512},
+#endif
+#if defined(__aarch64__)
+    {"bq-f32-gemm-1x4-neon", Isa::neon, lutra_bq_f32_gemm_1x4__neon},
 #endif
 };
 
@@ -102,14 +111,26 @@ constexpr Variant<RmsNormFn> rmsnorm_variants[] = {
 #if defined(__x86_64__)
     {"f32-rmsnorm-avx2", Isa::avx2, lutra_f32_rmsnorm__avx2},
 #endif
+#if defined(__aarch64__)
+    {"f32-rmsnorm-neon", Isa::neon, lutra_f32_rmsnorm__neon},
+#endif
 };
 
 constexpr Variant<SoftmaxFn> softmax_variants[] = {
     {"f32-softmax-scalar", Isa::scalar, lutra_f32_softmax__scalar},
+#if defined(__x86_64__)
+    {"f32-softmax-avx2", Isa::avx2, lutra_f32_softmax__avx2},
+#endif
+#if defined(__aarch64__)
+    {"f32-softmax-neon", Isa::neon, lutra_f32_softmax__neon},
+#endif
 };
 
 constexpr Variant<RopeFn> rope_variants[] = {
     {"f32-rope-scalar", Isa::scalar, lutra_f32_rope__scalar},
+#if defined(__aarch64__)
+    {"f32-rope-neon", Isa::neon, lutra_f32_rope__neon},
+#endif
 };
 
 constexpr Variant<AttentionFn> attention_variants[] = {
@@ -117,14 +138,26 @@ constexpr Variant<AttentionFn> attention_variants[] = {
 #if defined(__x86_64__)
     {"f32-attention-avx2", Isa::avx2, lutra_f32_attention__avx2},
 #endif
+#if defined(__aarch64__)
+    {"f32-attention-neon", Isa::neon, lutra_f32_attention__neon},
+#endif
 };
 
 constexpr Variant<GluFn> silu_mul_variants[] = {
     {"f32-silu-mul-scalar", Isa::scalar, lutra_f32_silu_mul__scalar},
+#if defined(__x86_64__)
+    {"f32-silu-mul-avx2", Isa::avx2, lutra_f32_silu_mul__avx2},
+#endif
+#if defined(__aarch64__)
+    {"f32-silu-mul-neon", Isa::neon, lutra_f32_silu_mul__neon},
+#endif
 };
 
 constexpr Variant<GluFn> relu2_mul_variants[] = {
     {"f32-relu2-mul-scalar", Isa::scalar, lutra_f32_relu2_mul__scalar},
+#if defined(__aarch64__)
+    {"f32-relu2-mul-neon", Isa::neon, lutra_f32_relu2_mul__neon},
+#endif
 };
 
 constexpr Variant<DequantRowFn> dequant_row_variants[] = {

@@ -84,6 +84,8 @@ void lutra_f32_attention__avx2(const float* q, const float* k, const float* v, s
                                size_t head_dim, size_t kv_stride, float scale, float* scores,
                                float* out);
 void lutra_f32_rmsnorm__avx2(const float* x, const float* w, float* y, size_t n, float eps);
+void lutra_f32_softmax__avx2(float* x, size_t n);
+void lutra_f32_silu_mul__avx2(const float* gate, const float* up, float* out, size_t n);
 
 // ---- AVX-512 F/BW/VL/DQ (kernels_x86/*/*-avx512.cpp) ----------------------------------------
 void lutra_f16_f32_gemm_1x4__avx512(const WeightView& w, const float* x, float* y, size_t m,
@@ -165,6 +167,24 @@ void lutra_bp_qs8_gemm_1x32__neon(const WeightView& w, const uint8_t* tables, si
 void lutra_bp_qs8_gemm_fast_1x32__neon(const WeightView& w, const uint8_t* tables,
                                        size_t table_stride, const float* xs, float* y, size_t m,
                                        size_t n_begin, size_t n_end);
+
+// ---- float kernels in the canonical float order, baseline AArch64 Advanced SIMD
+// (kernels_arm/*/*-neon.cpp) ------------------------------------------------------------------
+void lutra_f32_f32_gemm_1x4__neon(const WeightView& w, const float* x, float* y, size_t m,
+                                  size_t n_begin, size_t n_end);
+void lutra_f16_f32_gemm_1x4__neon(const WeightView& w, const float* x, float* y, size_t m,
+                                  size_t n_begin, size_t n_end);
+void lutra_bq_f32_gemm_1x4__neon(const WeightView& w, const float* x, float* y, size_t m,
+                                 size_t n_begin, size_t n_end);
+void lutra_f32_rmsnorm__neon(const float* x, const float* w, float* y, size_t n, float eps);
+void lutra_f32_softmax__neon(float* x, size_t n);
+void lutra_f32_rope__neon(float* v, size_t n_heads, size_t head_dim, const float* cos,
+                          const float* sin, RopeStyle style);
+void lutra_f32_attention__neon(const float* q, const float* k, const float* v, size_t n_pos,
+                               size_t head_dim, size_t kv_stride, float scale, float* scores,
+                               float* out);
+void lutra_f32_silu_mul__neon(const float* gate, const float* up, float* out, size_t n);
+void lutra_f32_relu2_mul__neon(const float* gate, const float* up, float* out, size_t n);
 #endif
 
 }  // namespace lutra

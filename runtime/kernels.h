@@ -8,7 +8,8 @@
 // - a GEMM variant computes only output rows n_begin <= r < n_end, so workers can split a
 //   layer by rows; it must give the same result for a row whatever the split;
 // - ternary kernels return exact int32 sums: every variant is bit-identical to the scalar
-//   reference. Float kernels may sum in another order (tests bound the difference).
+//   reference. Float kernels sum in the one canonical order of runtime/float_order.h, so they
+//   are bit-identical to the scalar reference too, on every ISA.
 #pragma once
 
 #include <cstddef>

@@ -1,9 +1,11 @@
-// The scalar reference of every kernel kind: plain loops, float sums in index order (like
-// llama2.c). SIMD variants are tested against these; they are also the fallback everywhere.
+// The scalar reference of every kernel kind: plain loops; float sums in the canonical order of
+// runtime/float_order.h, which every SIMD variant reproduces bit for bit. SIMD variants are
+// tested against these; they are also the fallback everywhere.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
+#include "runtime/float_order.h"
 #include "runtime/half.h"
 #include "runtime/kernel_variants.h"
 
@@ -84,10 +86,7 @@ void lutra_f32_f32_gemm__scalar(const WeightView& w, const float* x, float* y, s
   for (size_t i = 0; i < m; i++) {
     const float* xi = x + i * w.k;
     for (size_t r = n_begin; r < n_end; r++) {
-      const float* row = wf + r * w.k;
-      float sum = 0.0f;
-      for (size_t j = 0; j < w.k; j++) sum += row[j] * xi[j];
-      y[i * w.n + r] = sum;
+      y[i * w.n + r] = dot_canonical(wf + r * w.k, xi, w.k);
     }
   }
 }
@@ -98,10 +97,8 @@ void lutra_f16_f32_gemm__scalar(const WeightView& w, const float* x, float* y, s
   for (size_t i = 0; i < m; i++) {
     const float* xi = x + i * w.k;
     for (size_t r = n_begin; r < n_end; r++) {
-      const uint16_t* row = wh + r * w.k;
-      float sum = 0.0f;
-      for (size_t j = 0; j < w.k; j++) sum += f16_to_f32(row[j]) * xi[j];
-      y[i * w.n + r] = sum;
+      const uint16_t* row = wh + r * w.k;  // f16 -> f32 is exact
+      y[i * w.n + r] = dot_canonical_fn([row](size_t j) { return f16_to_f32(row[j]); }, xi, w.k);
     }
   }
 }
@@ -111,10 +108,7 @@ void lutra_bq_f32_gemm__scalar(const WeightView& w, const float* x, float* y, si
   for (size_t i = 0; i < m; i++) {
     const float* xi = x + i * w.k;
     for (size_t r = n_begin; r < n_end; r++) {
-      BqRow row = bq_row(w, r);
-      float sum = 0.0f;
-      for (size_t j = 0; j < w.k; j++) sum += row(j) * xi[j];
-      y[i * w.n + r] = sum;
+      y[i * w.n + r] = dot_canonical_fn(bq_row(w, r), xi, w.k);  // weights s * (q - z)
     }
   }
 }
@@ -230,8 +224,7 @@ float lutra_f32_qs8_quantize__scalar(const float* x, size_t k, int8_t* xq) {
 }
 
 void lutra_f32_rmsnorm__scalar(const float* x, const float* w, float* y, size_t n, float eps) {
-  float ss = 0.0f;
-  for (size_t j = 0; j < n; j++) ss += x[j] * x[j];
+  const float ss = dot_canonical(x, x, n);
   float inv = 1.0f / std::sqrt(ss / float(n) + eps);
   for (size_t j = 0; j < n; j++) y[j] = x[j] * inv * w[j];
 }
@@ -240,11 +233,8 @@ void lutra_f32_softmax__scalar(float* x, size_t n) {
   if (n == 0) return;
   float mx = x[0];
   for (size_t j = 1; j < n; j++) mx = std::max(mx, x[j]);
-  float sum = 0.0f;
-  for (size_t j = 0; j < n; j++) {
-    x[j] = std::exp(x[j] - mx);  // subtracting the max keeps exp from overflowing
-    sum += x[j];
-  }
+  for (size_t j = 0; j < n; j++) x[j] = exp_canonical(x[j] - mx);  // the max: no overflow
+  const float sum = sum_canonical(x, n);
   for (size_t j = 0; j < n; j++) x[j] /= sum;
 }
 
@@ -267,21 +257,18 @@ void lutra_f32_attention__scalar(const float* q, const float* k, const float* v,
                                  size_t head_dim, size_t kv_stride, float scale, float* scores,
                                  float* out) {
   for (size_t t = 0; t < n_pos; t++) {
-    const float* kt = k + t * kv_stride;
-    float dot = 0.0f;
-    for (size_t d = 0; d < head_dim; d++) dot += q[d] * kt[d];
-    scores[t] = dot * scale;
+    scores[t] = dot_canonical(q, k + t * kv_stride, head_dim) * scale;
   }
   lutra_f32_softmax__scalar(scores, n_pos);
   for (size_t d = 0; d < head_dim; d++) out[d] = 0.0f;
   for (size_t t = 0; t < n_pos; t++) {
     const float* vt = v + t * kv_stride;
-    for (size_t d = 0; d < head_dim; d++) out[d] += scores[t] * vt[d];
+    for (size_t d = 0; d < head_dim; d++) out[d] = std::fma(scores[t], vt[d], out[d]);
   }
 }
 
 void lutra_f32_silu_mul__scalar(const float* gate, const float* up, float* out, size_t n) {
-  for (size_t j = 0; j < n; j++) out[j] = gate[j] / (1.0f + std::exp(-gate[j])) * up[j];
+  for (size_t j = 0; j < n; j++) out[j] = gate[j] / (1.0f + exp_canonical(-gate[j])) * up[j];
 }
 
 void lutra_f32_relu2_mul__scalar(const float* gate, const float* up, float* out, size_t n) {

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "runtime/float_order.h"
+
 namespace lutra {
 
 namespace {
@@ -79,13 +81,15 @@ int32_t Sampler::sample(float* logits) {
     std::sort(cand_.begin(), cand_.begin() + long(n), by_logit);
     // top-p and min-p judge the model's own distribution (temperature 1), as llama.cpp does;
     // the temperature then shapes the draw among the survivors.
+    // exp_canonical, not libm's expf (which may differ by architecture or FMA ifunc): the same
+    // draws everywhere.
     const float max_logit = cand_[0].logit;
     float sum = 0;
-    for (size_t i = 0; i < n; ++i) sum += std::exp(cand_[i].logit - max_logit);
+    for (size_t i = 0; i < n; ++i) sum += exp_canonical(cand_[i].logit - max_logit);
     if (p_.top_p < 1.0f) {
       float cum = 0;
       for (size_t i = 0; i < n; ++i) {
-        cum += std::exp(cand_[i].logit - max_logit) / sum;
+        cum += exp_canonical(cand_[i].logit - max_logit) / sum;
         if (cum >= p_.top_p) {
           n = i + 1;
           break;
@@ -94,13 +98,13 @@ int32_t Sampler::sample(float* logits) {
     }
     if (p_.min_p > 0.0f) {
       // p_i >= min_p * p_max  <=>  logit_i >= logit_max + log(min_p)
-      const float floor = max_logit + std::log(p_.min_p);
+      const float floor = max_logit + float(std::log(double(p_.min_p)));  // double log, rounded once: the same on every machine
       size_t keep = 1;
       while (keep < n && cand_[keep].logit >= floor) ++keep;
       n = keep;
     }
     // The logit field now holds unnormalized tempered probabilities.
-    for (size_t i = 0; i < n; ++i) cand_[i].logit = std::exp((cand_[i].logit - max_logit) / p_.temperature);
+    for (size_t i = 0; i < n; ++i) cand_[i].logit = exp_canonical((cand_[i].logit - max_logit) / p_.temperature);
     float total = 0;
     for (size_t i = 0; i < n; ++i) total += cand_[i].logit;
     float r = uniform() * total;

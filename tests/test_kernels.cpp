@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "runtime/half.h"
+#include "runtime/kernel_variants.h"
 #include "runtime/kernels.h"
 
 using namespace lutra;
@@ -152,10 +153,14 @@ void for_each_variant(std::span<const Variant<Fn>> variants, Body body, bool ski
 
 // Checks a float GEMM variant against the double reference, |y - ref| <= (k+4) u sum|w x|
 // (the worst-case bound of a float dot product in any order, plus one rounding for bq's
-// s*(q-z)), over every split; the result of a row must not depend on the split.
-void check_float_gemm(const Variant<GemmFloatFn>& v, const TestWeights& t, size_t m, std::mt19937& rng) {
+// s*(q-z)), over every split, and bit for bit against the scalar reference (every variant
+// follows the canonical float order); the result of a row must not depend on the split.
+void check_float_gemm(const Variant<GemmFloatFn>& v, const TestWeights& t, size_t m, std::mt19937& rng,
+                      const Variant<GemmFloatFn>& scalar) {
   const size_t n = t.view.n, k = t.view.k;
   std::vector<float> x = random_floats(rng, m * k);
+  std::vector<float> want(m * n);
+  scalar.fn(t.view, x.data(), want.data(), m, 0, n);
   std::vector<float> first;
   for (const std::vector<size_t>& cut : splits(rng, n)) {
     std::vector<float> y(m * n, std::numeric_limits<float>::quiet_NaN());
@@ -174,6 +179,10 @@ void check_float_gemm(const Variant<GemmFloatFn>& v, const TestWeights& t, size_
           return;
         }
       }
+    }
+    if (std::memcmp(want.data(), y.data(), y.size() * 4) != 0) {
+      FAIL_CHECK("k=" << k << " n=" << n << " m=" << m << ": not bit-identical to the scalar reference");
+      return;
     }
     if (first.empty()) first = y;
     else if (std::memcmp(first.data(), y.data(), y.size() * 4) != 0) {
@@ -218,24 +227,24 @@ void check_ternary_gemm(const Variant<GemmTernaryFn>& v, const TestWeights& t, c
 
 }  // namespace
 
-TEST_CASE("f32 gemm variants match a double-precision reference over ragged shapes and any row split") {
+TEST_CASE("f32 gemm variants match a double-precision reference and the scalar one bit for bit, over ragged shapes and any row split") {
   std::mt19937 rng(1);
   for_each_variant(kernel_inventory().gemm_f32, [&](const Variant<GemmFloatFn>& v) {
     for (size_t k : kKs)
       for (size_t n : kNs) {
         TestWeights t = make_f32(rng, n, k);
-        for (size_t m : kMs) check_float_gemm(v, t, m, rng);
+        for (size_t m : kMs) check_float_gemm(v, t, m, rng, kernel_inventory().gemm_f32.front());
       }
   });
 }
 
-TEST_CASE("f16 gemm variants match a double-precision reference over ragged shapes and any row split") {
+TEST_CASE("f16 gemm variants match a double-precision reference and the scalar one bit for bit, over ragged shapes and any row split") {
   std::mt19937 rng(2);
   for_each_variant(kernel_inventory().gemm_f16, [&](const Variant<GemmFloatFn>& v) {
     for (size_t k : kKs)
       for (size_t n : kNs) {
         TestWeights t = make_f16(rng, n, k);
-        for (size_t m : kMs) check_float_gemm(v, t, m, rng);
+        for (size_t m : kMs) check_float_gemm(v, t, m, rng, kernel_inventory().gemm_f16.front());
       }
   });
 }
@@ -250,7 +259,7 @@ TEST_CASE("bq gemm variants match a double-precision reference for bits 1..8, gr
             for (size_t n : {size_t(1), size_t(7), size_t(16), size_t(17)}) {
               INFO("bits=" << bits << " group=" << group << " asym=" << asym);
               TestWeights t = make_bq(rng, n, k, bits, group, asym);
-              for (size_t m : {size_t(1), size_t(3)}) check_float_gemm(v, t, m, rng);
+              for (size_t m : {size_t(1), size_t(3)}) check_float_gemm(v, t, m, rng, kernel_inventory().gemm_bq.front());
             }
   });
 }
@@ -328,8 +337,10 @@ TEST_CASE("rmsnorm variants match a double-precision reference within (n+4) floa
   for_each_variant(kernel_inventory().rmsnorm, [&](const Variant<RmsNormFn>& v) {
     for (size_t n : kKs) {
       std::vector<float> x = random_floats(rng, n, -4.0f, 4.0f), w = random_floats(rng, n, 0.5f, 2.0f);
-      std::vector<float> y(n + 1, 7.0f);
+      std::vector<float> y(n + 1, 7.0f), want(n);
       v.fn(x.data(), w.data(), y.data(), n, 1e-5f);
+      lutra_f32_rmsnorm__scalar(x.data(), w.data(), want.data(), n, 1e-5f);
+      CHECK(std::memcmp(y.data(), want.data(), n * 4) == 0);  // the canonical order
       double ss = 0;
       for (float f : x) ss += double(f) * f;
       double inv = 1.0 / std::sqrt(ss / double(n) + 1e-5);
@@ -353,7 +364,10 @@ TEST_CASE("softmax is stable for large inputs and matches a double-precision ref
         const std::vector<float> x0 = x;
         double mx = *std::max_element(ref.begin(), ref.end()), sum = 0;
         for (double& r : ref) sum += (r = std::exp(r - mx));
+        std::vector<float> want = x;
+        lutra_f32_softmax__scalar(want.data(), n);
         v.fn(x.data(), n);
+        CHECK(std::memcmp(x.data(), want.data(), n * 4) == 0);  // the canonical order
         double total = 0;
         for (size_t j = 0; j < n; j++) {
           CHECK(std::isfinite(x[j]));
@@ -378,8 +392,10 @@ TEST_CASE("rope rotates interleaved and half-split pairs as their reference defi
         for (size_t i = 0; i < half; i++) c[i] = std::cos(angle[i]), s[i] = std::sin(angle[i]);
         std::vector<float> base = random_floats(rng, n_heads * head_dim);
         for (RopeStyle style : {RopeStyle::interleaved, RopeStyle::half_split}) {
-          std::vector<float> got = base;
+          std::vector<float> got = base, want = base;
           v.fn(got.data(), n_heads, head_dim, c.data(), s.data(), style);
+          lutra_f32_rope__scalar(want.data(), n_heads, head_dim, c.data(), s.data(), style);
+          CHECK(std::memcmp(got.data(), want.data(), got.size() * 4) == 0);  // same operations
           for (size_t h = 0; h < n_heads; h++) {
             for (size_t i = 0; i < half; i++) {
               size_t a = h * head_dim + (style == RopeStyle::interleaved ? 2 * i : i);
@@ -406,8 +422,11 @@ TEST_CASE("attention over 1..40 cached positions matches a double-precision refe
         std::vector<float> k = random_floats(rng, n_pos * stride, -2.0f, 2.0f);
         std::vector<float> val = random_floats(rng, n_pos * stride);
         float scale = 1.0f / std::sqrt(float(head_dim));
-        std::vector<float> scores(n_pos), out(head_dim);
+        std::vector<float> scores(n_pos), out(head_dim), want(head_dim);
         v.fn(q.data(), k.data(), val.data(), n_pos, head_dim, stride, scale, scores.data(), out.data());
+        lutra_f32_attention__scalar(q.data(), k.data(), val.data(), n_pos, head_dim, stride, scale, scores.data(),
+                                    want.data());
+        CHECK(std::memcmp(out.data(), want.data(), head_dim * 4) == 0);  // the canonical order
         std::vector<double> p(n_pos);
         double mx = -1e300, sum = 0;
         for (size_t t = 0; t < n_pos; t++) {
@@ -430,16 +449,20 @@ TEST_CASE("silu and relu-squared gating match their definitions") {
   std::mt19937 rng(10);
   for (size_t n : kKs) {
     std::vector<float> g = random_floats(rng, n, -8.0f, 8.0f), u = random_floats(rng, n, -2.0f, 2.0f);
-    std::vector<float> out(n);
+    std::vector<float> out(n), want(n);
+    lutra_f32_silu_mul__scalar(g.data(), u.data(), want.data(), n);
     for_each_variant(kernel_inventory().silu_mul, [&](const Variant<GluFn>& v) {
       v.fn(g.data(), u.data(), out.data(), n);
+      CHECK(std::memcmp(out.data(), want.data(), n * 4) == 0);
       for (size_t j = 0; j < n; j++) {
         double ref = g[j] / (1.0 + std::exp(-double(g[j]))) * u[j];
         CHECK(std::fabs(out[j] - ref) <= 8 * kU * std::fabs(ref) + 1e-30);
       }
     });
+    lutra_f32_relu2_mul__scalar(g.data(), u.data(), want.data(), n);
     for_each_variant(kernel_inventory().relu2_mul, [&](const Variant<GluFn>& v) {
       v.fn(g.data(), u.data(), out.data(), n);
+      CHECK(std::memcmp(out.data(), want.data(), n * 4) == 0);
       for (size_t j = 0; j < n; j++) {
         double r = std::max(double(g[j]), 0.0), ref = r * r * u[j];
         CHECK(std::fabs(out[j] - ref) <= 4 * kU * std::fabs(ref));
@@ -554,18 +577,19 @@ TEST_CASE("ISA names round-trip and unknown names are rejected") {
   CHECK(cpu_supports(Isa::scalar));
 }
 
-TEST_CASE("bq gemm variants match the scalar bq reference for bits 1..8, LM-head shapes, m up to 16 and any row split") {
-  // Each variant against lutra_bq_f32_gemm__scalar: |y - y_scalar| <= (k+4) u sum|w x|, the
-  // float tests' bound (both regroup the same products; only the rounding order differs).
-  // Every split must give the same bits, and a call must leave rows outside its range alone.
+TEST_CASE("bq gemm variants equal the scalar bq reference bit for bit for bits 1..8, LM-head shapes, m up to 16 and any row split") {
+  // Each variant against lutra_bq_f32_gemm__scalar bit for bit (the canonical float order);
+  // every split must give the same bits, and a call must leave rows outside its range alone.
+  // Groups 16 and 24 do not divide or are not divided by the 16 lanes (k = 72, 2424 ragged).
   std::mt19937 rng(11);
   const Variant<GemmFloatFn>& ref = kernel_inventory().gemm_bq.front();
   REQUIRE(ref.isa == Isa::scalar);
   size_t checked = 0;
   for (int bits = 1; bits <= 8; bits++)
-    for (int group : {32, 64, 128})
+    for (int group : {16, 24, 32, 64, 128})
       for (bool asym : {false, true})
-        for (size_t k : {size_t(32), size_t(64), size_t(96), size_t(128), size_t(256), size_t(1024), size_t(2560)}) {
+        for (size_t k : {size_t(32), size_t(64), size_t(72), size_t(96), size_t(128), size_t(256), size_t(1024),
+                         size_t(2424), size_t(2560)}) {
           if (k % size_t(group) != 0) continue;
           for (size_t n : {size_t(1), size_t(3), size_t(4), size_t(5), size_t(17), size_t(64)}) {
             TestWeights t = make_bq(rng, n, k, bits, group, asym);
@@ -574,20 +598,13 @@ TEST_CASE("bq gemm variants match the scalar bq reference for bits 1..8, LM-head
               std::vector<float> x = random_floats(rng, m * k);
               std::vector<float> want(m * n);
               ref.fn(t.view, x.data(), want.data(), m, 0, n);
-              std::vector<double> tol(m * n);
-              for (size_t i = 0; i < m; i++)
-                for (size_t r = 0; r < n; r++) {
-                  double mag = 0;
-                  for (size_t j = 0; j < k; j++) mag += std::fabs(t.dense[r * k + j] * double(x[i * k + j]));
-                  tol[i * n + r] = double(k + 4) * kU * mag + 1e-30;
-                }
               for_each_variant(kernel_inventory().gemm_bq, [&](const Variant<GemmFloatFn>& v) {
                 std::vector<float> first;
                 for (const std::vector<size_t>& cut : splits(rng, n)) {
                   std::vector<float> y(m * n, std::numeric_limits<float>::quiet_NaN());
                   for (size_t p = 0; p + 1 < cut.size(); p++) v.fn(t.view, x.data(), y.data(), m, cut[p], cut[p + 1]);
                   for (size_t e = 0; e < m * n; e++) {
-                    if (!(std::fabs(double(y[e]) - double(want[e])) <= tol[e])) {
+                    if (std::memcmp(&y[e], &want[e], 4) != 0) {
                       FAIL_CHECK("token " << e / n << " row " << e % n << ": " << y[e] << " vs scalar " << want[e]);
                       return;
                     }

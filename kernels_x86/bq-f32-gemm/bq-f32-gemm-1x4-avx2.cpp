@@ -1,26 +1,24 @@
 // bq weights (b-bit codes in groups along k, an f16 scale and zero per group) x f32
-// activations, 1 token x 4 output rows per tile, AVX2 + FMA + F16C.
+// activations, 1 token x 4 output rows per tile, AVX2 + FMA + F16C, in the canonical float
+// order (runtime/float_order.h): the weights are the scalar reference's s * (q - z) and two
+// accumulators per row hold lanes 0-7 and 8-15, so results are bit-identical to the reference.
 //
-// Math, per group g of a row: acc = sum_j (q_j - z) * x_j, where q_j - z is exact in float (q
-// is at most 255 and z an f16), then y += s * acc. That is the scalar reference's sum with s
-// taken out of each group, so results differ from it only by rounding order.
-//
-// Paths, chosen per call from bits and group (the vector width must divide the group):
+// Paths, chosen per call from bits and group:
 // - 8-bit: vpmovzxbd widens 8 codes at a time.
-// - 4-bit: vpmovzxbd widens 8 bytes = 16 codes; the low nibbles (even j) and the high nibbles
-//   (odd j) form two vectors, matched by a copy of x permuted once per call (per 16 columns:
-//   the 8 even ones, then the 8 odd ones), so no shuffle sorts the codes back into order.
-// - anything else: each group's codes are unpacked to bytes with scalar code, then the 8-bit
-//   math runs on them (with a masked tail when 8 does not divide the group).
-// m == 1 decodes the codes straight into FMAs. m > 1 decodes each 4-row tile once per chunk of
-// columns into floats s * (q - z) (exactly the scalar reference's weights) and then takes
-// every token's dot products against that buffer, tokens innermost.
+// - 4-bit: 4 bytes = 8 codes; each byte is doubled (punpcklbw) and widened, and a variable shift
+//   by 0 or 4 leaves the codes in natural order.
+// - anything else: each group's codes are unpacked to bytes with scalar code first.
+// m == 1 with groups a multiple of 16 (u8, u4) decodes the codes straight into the FMAs.
+// Otherwise each 4-row tile is decoded once per chunk of columns into floats s * (q - z) and
+// every token's lanes are accumulated against that buffer, tokens innermost.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <vector>
 
+#include "kernels_x86/float-order-avx2.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
@@ -29,13 +27,6 @@ namespace {
 constexpr size_t kLanes = 8;
 constexpr size_t kChunkCols = 1024;  // m > 1: columns decoded at a time (4 rows: 16 KiB)
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 // The f16 sections need not be 2-byte aligned (they follow the code bytes).
 inline float load_f16(const uint16_t* p) {
   uint16_t h;
@@ -43,8 +34,10 @@ inline float load_f16(const uint16_t* p) {
   return _cvtsh_ss(h);
 }
 
-inline __m256i tail_mask(size_t live) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(int(live)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+inline uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
 }
 
 // 8 consecutive byte codes as floats.
@@ -83,71 +76,62 @@ struct Layout {
   }
 };
 
-// acc[r] += sum_{j < len} (q[r][j] - z[r]) * x[j], one byte per code. Bytes past len must be
-// readable (up to the next multiple of 8); their x is masked to zero.
-template <int R>
-inline void dot_bytes(const uint8_t* const* q, const float* x, size_t len, const __m256* z, __m256* acc) {
-  size_t j = 0;
-  for (; j + kLanes <= len; j += kLanes) {
-    __m256 xv = _mm256_loadu_ps(x + j);
-    for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(_mm256_sub_ps(widen8(q[r] + j), z[r]), xv, acc[r]);
-  }
-  if (j < len) {
-    __m256 xv = _mm256_maskload_ps(x + j, tail_mask(len - j));
-    for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(_mm256_sub_ps(widen8(q[r] + j), z[r]), xv, acc[r]);
-  }
-}
-
-// The same for packed 4-bit codes (len % 16 == 0) against the even/odd-permuted x.
-template <int R>
-inline void dot_u4(const uint8_t* const* q, const float* xp, size_t len, const __m256* z, __m256* acc) {
-  const __m256i nib = _mm256_set1_epi32(0xf);
-  for (size_t j = 0; j < len; j += 2 * kLanes) {
-    __m256 xe = _mm256_loadu_ps(xp + j), xo = _mm256_loadu_ps(xp + j + kLanes);
-    for (int r = 0; r < R; r++) {
-      __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q[r] + j / 2)));
-      __m256 de = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_and_si256(b, nib)), z[r]);
-      __m256 dO = _mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4)), z[r]);
-      acc[r] = _mm256_fmadd_ps(de, xe, acc[r]);
-      acc[r] = _mm256_fmadd_ps(dO, xo, acc[r]);
-    }
+// Codes j..j+7 as floats (u8: one byte each at q + j; u4: 4 bytes at q + j / 2, byte b holding
+// code 2b in its low nibble and 2b+1 in its high one, doubled and shifted by 0 or 4 into
+// natural order). j is a multiple of 8.
+template <Path P>
+inline __m256 codes8(const uint8_t* q, size_t j) {
+  if constexpr (P == Path::u4) {
+    const __m128i b = _mm_cvtsi32_si128(int32_t(load_u32(q + j / 2)));
+    const __m256i d = _mm256_cvtepu8_epi32(_mm_unpacklo_epi8(b, b));
+    const __m256i shift = _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4);
+    return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(d, shift), _mm256_set1_epi32(0xf)));
+  } else {
+    return widen8(q + j);
   }
 }
 
-// m == 1: out[r] = row r0 + r of W times x (xp: x permuted for the 4-bit path). buf holds R
-// unpacked groups (bytes path).
+// Weights j..j+7 of a group as the scalar reference computes them: s * (float(q) - z).
+template <Path P>
+inline __m256 weights8(const uint8_t* q, size_t j, __m256 z, __m256 s) {
+  return _mm256_mul_ps(s, _mm256_sub_ps(codes8<P>(q, j), z));
+}
+
+// m == 1, u8 and u4 (groups a multiple of 16): out[r] = row r0 + r of W times x, the codes
+// decoded straight into the FMAs; lo and hi hold the canonical lanes 0-7 and 8-15 of each row.
 template <int R, Path P>
-void tile_m1(const Layout& L, size_t r0, const float* x, uint8_t* buf, size_t buf_stride, float* out) {
-  __m256 tot[R];
-  for (int r = 0; r < R; r++) tot[r] = _mm256_setzero_ps();
+void tile_m1(const Layout& L, size_t r0, const float* x, float* out) {
+  __m256 lo[R], hi[R];
+  for (int r = 0; r < R; r++) lo[r] = hi[r] = _mm256_setzero_ps();
   const size_t G = L.group;
   for (size_t g = 0; g < L.gpr; g++) {
-    __m256 z[R], acc[R];
+    __m256 z[R], s[R];
     const uint8_t* q[R];
     for (int r = 0; r < R; r++) {
       z[r] = _mm256_set1_ps(L.zero(r0 + r, g));
-      acc[r] = _mm256_setzero_ps();
+      s[r] = _mm256_set1_ps(L.scale(r0 + r, g));
       if constexpr (P == Path::u8) {
         q[r] = L.row(r0 + r) + g * G;
         // The hardware prefetcher falls behind on 4 interleaved streams of 8-bit codes: fetch
         // the same bytes of the next tile (4 rows on) while this one computes.
         for (size_t b = 0; b < G; b += 64) _mm_prefetch(reinterpret_cast<const char*>(q[r] + 4 * L.row_bytes + b), _MM_HINT_T0);
-      } else if constexpr (P == Path::u4) {
-        q[r] = L.row(r0 + r) + g * G / 2;
       } else {
-        L.unpack(r0 + r, g, buf + r * buf_stride);
-        q[r] = buf + r * buf_stride;
+        q[r] = L.row(r0 + r) + g * G / 2;
       }
     }
-    if constexpr (P == Path::u4) dot_u4<R>(q, x + g * G, G, z, acc);
-    else dot_bytes<R>(q, x + g * G, G, z, acc);
-    for (int r = 0; r < R; r++) tot[r] = _mm256_fmadd_ps(_mm256_set1_ps(L.scale(r0 + r, g)), acc[r], tot[r]);
+    for (size_t j = 0; j < G; j += 2 * kLanes) {
+      const __m256 x0 = _mm256_loadu_ps(x + g * G + j), x1 = _mm256_loadu_ps(x + g * G + j + kLanes);
+      for (int r = 0; r < R; r++) {
+        lo[r] = _mm256_fmadd_ps(weights8<P>(q[r], j, z[r], s[r]), x0, lo[r]);
+        hi[r] = _mm256_fmadd_ps(weights8<P>(q[r], j + kLanes, z[r], s[r]), x1, hi[r]);
+      }
+    }
   }
-  for (int r = 0; r < R; r++) out[r] = hsum(tot[r]);
+  for (int r = 0; r < R; r++) out[r] = reduce16(lo[r], hi[r]);
 }
 
-// m > 1: rows r0..r0+R-1, columns [c0, c0 + cols) (whole groups) as floats s * (q - z) into
-// dst (row stride `stride`, a multiple of 8; the padding past cols is zeroed).
+// Rows r0..r0+R-1, columns [c0, c0 + cols) (whole groups) as floats s * (q - z) into dst (row
+// stride `stride`, a multiple of 16; the padding past cols is zeroed).
 template <int R, Path P>
 void decode_tile(const Layout& L, size_t r0, size_t c0, size_t cols, uint8_t* buf, float* dst, size_t stride) {
   const size_t G = L.group;
@@ -155,96 +139,96 @@ void decode_tile(const Layout& L, size_t r0, size_t c0, size_t cols, uint8_t* bu
     float* d = dst + r * stride;
     for (size_t g = c0 / G; g < (c0 + cols) / G; g++, d += G) {
       const __m256 z = _mm256_set1_ps(L.zero(r0 + r, g)), s = _mm256_set1_ps(L.scale(r0 + r, g));
-      if constexpr (P == Path::u4) {
-        const uint8_t* q = L.row(r0 + r) + g * G / 2;
-        const __m256i nib = _mm256_set1_epi32(0xf);
-        for (size_t j = 0; j < G; j += 2 * kLanes) {
-          __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + j / 2)));
-          __m256 we = _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_and_si256(b, nib)), z), s);
-          __m256 wo = _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4)), z), s);
-          __m256 a = _mm256_unpacklo_ps(we, wo), c = _mm256_unpackhi_ps(we, wo);  // 0-3 8-11 | 4-7 12-15
-          _mm256_storeu_ps(d + j, _mm256_permute2f128_ps(a, c, 0x20));
-          _mm256_storeu_ps(d + j + kLanes, _mm256_permute2f128_ps(a, c, 0x31));
-        }
-      } else {
-        const uint8_t* q = L.row(r0 + r) + g * G;
-        if constexpr (P == Path::bytes) {
-          L.unpack(r0 + r, g, buf);
-          q = buf;
-        }
-        size_t j = 0;
-        for (; j + kLanes <= G; j += kLanes) _mm256_storeu_ps(d + j, _mm256_mul_ps(_mm256_sub_ps(widen8(q + j), z), s));
-        if (j < G) _mm256_maskstore_ps(d + j, tail_mask(G - j), _mm256_mul_ps(_mm256_sub_ps(widen8(q + j), z), s));
+      const uint8_t* q = L.row(r0 + r) + (P == Path::u4 ? g * G / 2 : g * G);
+      if constexpr (P == Path::bytes) {
+        L.unpack(r0 + r, g, buf);
+        q = buf;
       }
+      size_t j = 0;
+      for (; j + kLanes <= G; j += kLanes) _mm256_storeu_ps(d + j, weights8<P>(q, j, z, s));
+      if (j < G) _mm256_maskstore_ps(d + j, live_mask8(long(G - j)), weights8<P>(q, j, z, s));  // bytes path only
     }
     std::fill(dst + r * stride + cols, dst + (r + 1) * stride, 0.0f);
   }
 }
 
-// out[r] = sum_{j < cols} w[r][j] * x[j] over a decoded tile (padding zero).
+// lo/hi[r] += the canonical lanes of w[r][0..cols) * x over a decoded tile (padding zero; cols
+// starts at a multiple of 16 columns of the row, so lane j % 16 is the canonical one).
 template <int R>
-inline void dot_tile(const float* w, size_t stride, const float* x, size_t cols, float* out) {
-  __m256 acc[R];
-  for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+inline void dot_tile(const float* w, size_t stride, const float* x, size_t cols, __m256* lo, __m256* hi) {
   size_t j = 0;
-  for (; j + kLanes <= cols; j += kLanes) {
-    __m256 xv = _mm256_loadu_ps(x + j);
-    for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(w + r * stride + j), xv, acc[r]);
+  for (; j + 2 * kLanes <= cols; j += 2 * kLanes) {
+    const __m256 x0 = _mm256_loadu_ps(x + j), x1 = _mm256_loadu_ps(x + j + kLanes);
+    for (int r = 0; r < R; r++) {
+      lo[r] = _mm256_fmadd_ps(_mm256_loadu_ps(w + r * stride + j), x0, lo[r]);
+      hi[r] = _mm256_fmadd_ps(_mm256_loadu_ps(w + r * stride + j + kLanes), x1, hi[r]);
+    }
   }
   if (j < cols) {
-    __m256 xv = _mm256_maskload_ps(x + j, tail_mask(cols - j));
-    for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(w + r * stride + j), xv, acc[r]);
+    const __m256 x0 = _mm256_maskload_ps(x + j, live_mask8(long(cols - j)));
+    const __m256 x1 = _mm256_maskload_ps(x + j + kLanes, live_mask8(long(cols - j) - 8));
+    for (int r = 0; r < R; r++) {
+      lo[r] = _mm256_fmadd_ps(_mm256_loadu_ps(w + r * stride + j), x0, lo[r]);
+      hi[r] = _mm256_fmadd_ps(_mm256_loadu_ps(w + r * stride + j + kLanes), x1, hi[r]);
+    }
   }
-  for (int r = 0; r < R; r++) out[r] = hsum(acc[r]);
 }
 
 template <Path P>
 void gemm(const WeightView& w, const float* x, float* y, size_t m, size_t n_begin, size_t n_end) {
   const Layout L(w);
-  const size_t k = w.k, G = L.group, gpad = (G + kLanes - 1) / kLanes * kLanes;
-  // Per-thread scratch that grows once (the token loop allocates nothing).
-  thread_local std::vector<uint8_t> buf;
-  thread_local std::vector<float> xp;
-  if (P == Path::bytes && buf.size() < 4 * gpad) buf.resize(4 * gpad);
-  if (m == 1) {
-    if constexpr (P == Path::u4) {  // per 16 columns: the 8 even ones, then the 8 odd ones
-      if (xp.size() < k) xp.resize(k);
-      for (size_t b = 0; b < k; b += 2 * kLanes)
-        for (size_t t = 0; t < kLanes; t++) {
-          xp[b + t] = x[b + 2 * t];
-          xp[b + kLanes + t] = x[b + 2 * t + 1];
-        }
-      x = xp.data();
-    }
+  const size_t k = w.k, G = L.group, gpad = (G + 2 * kLanes - 1) / (2 * kLanes) * (2 * kLanes);
+  if (m == 1 && P != Path::bytes) {
     size_t r = n_begin;
     float out[4];
     for (; r + 4 <= n_end; r += 4) {
-      tile_m1<4, P>(L, r, x, buf.data(), gpad, out);
+      tile_m1<4, P>(L, r, x, out);
       std::memcpy(y + r, out, sizeof out);
     }
-    for (; r < n_end; r++) tile_m1<1, P>(L, r, x, buf.data(), gpad, y + r);
+    for (; r < n_end; r++) tile_m1<1, P>(L, r, x, y + r);
     return;
   }
-  const size_t chunk = std::max<size_t>(1, kChunkCols / G) * G;
-  const size_t stride = (std::min(chunk, k) + kLanes - 1) / kLanes * kLanes;
+  // Chunks of whole groups and whole 16-column blocks, so every chunk starts at lane 0; the
+  // lanes of each (token, row) carry from chunk to chunk in `lanes`.
+  const size_t unit = G / std::gcd(G, kFloatLanes) * kFloatLanes;
+  const size_t chunk = std::max<size_t>(1, kChunkCols / unit) * unit;
+  const size_t stride = (std::min(chunk, k) + kFloatLanes - 1) / kFloatLanes * kFloatLanes;
+  // Per-thread scratch that grows once (the token loop allocates nothing).
+  thread_local std::vector<uint8_t> buf;
   thread_local std::vector<float> tile;
+  thread_local std::vector<float> lanes;  // [token][row][16]
+  if (buf.size() < gpad) buf.resize(gpad);
   if (tile.size() < 4 * stride) tile.resize(4 * stride);
-  float out[4];
+  if (lanes.size() < 4 * kFloatLanes * m) lanes.resize(4 * kFloatLanes * m);
   for (size_t r = n_begin; r < n_end; r += 4) {
     const size_t rows = std::min<size_t>(4, n_end - r);
+    std::fill(lanes.begin(), lanes.begin() + long(4 * kFloatLanes * m), 0.0f);
     for (size_t c0 = 0; c0 < k; c0 += chunk) {
       const size_t cols = std::min(chunk, k - c0);
       if (rows == 4) decode_tile<4, P>(L, r, c0, cols, buf.data(), tile.data(), stride);
       else
         for (size_t t = 0; t < rows; t++) decode_tile<1, P>(L, r + t, c0, cols, buf.data(), tile.data() + t * stride, stride);
       for (size_t i = 0; i < m; i++) {  // tokens innermost: the tile is decoded once
-        if (rows == 4) dot_tile<4>(tile.data(), stride, x + i * k + c0, cols, out);
+        float* li = lanes.data() + 4 * kFloatLanes * i;
+        __m256 lo[4], hi[4];
+        for (size_t t = 0; t < rows; t++) {
+          lo[t] = _mm256_loadu_ps(li + kFloatLanes * t);
+          hi[t] = _mm256_loadu_ps(li + kFloatLanes * t + kLanes);
+        }
+        if (rows == 4) dot_tile<4>(tile.data(), stride, x + i * k + c0, cols, lo, hi);
         else
-          for (size_t t = 0; t < rows; t++) dot_tile<1>(tile.data() + t * stride, stride, x + i * k + c0, cols, out + t);
-        float* yi = y + i * w.n + r;
-        for (size_t t = 0; t < rows; t++) yi[t] = c0 == 0 ? out[t] : yi[t] + out[t];
+          for (size_t t = 0; t < rows; t++) dot_tile<1>(tile.data() + t * stride, stride, x + i * k + c0, cols, lo + t, hi + t);
+        for (size_t t = 0; t < rows; t++) {
+          _mm256_storeu_ps(li + kFloatLanes * t, lo[t]);
+          _mm256_storeu_ps(li + kFloatLanes * t + kLanes, hi[t]);
+        }
       }
     }
+    for (size_t i = 0; i < m; i++)
+      for (size_t t = 0; t < rows; t++) {
+        const float* l = lanes.data() + kFloatLanes * (4 * i + t);
+        y[i * w.n + r + t] = reduce16(_mm256_loadu_ps(l), _mm256_loadu_ps(l + kLanes));
+      }
   }
 }
 
@@ -257,8 +241,8 @@ void lutra_bq_f32_gemm_1x4__avx2(const WeightView& w, const float* x, float* y, 
     for (size_t i = 0; i < m; i++) std::fill(y + i * w.n + n_begin, y + i * w.n + n_end, 0.0f);
     return;
   }
-  if (w.bits == 8 && w.group % kLanes == 0) gemm<Path::u8>(w, x, y, m, n_begin, n_end);
-  else if (w.bits == 4 && w.group % (2 * kLanes) == 0) gemm<Path::u4>(w, x, y, m, n_begin, n_end);
+  if (w.bits == 8 && w.group % kFloatLanes == 0) gemm<Path::u8>(w, x, y, m, n_begin, n_end);
+  else if (w.bits == 4 && w.group % kFloatLanes == 0) gemm<Path::u4>(w, x, y, m, n_begin, n_end);
   else gemm<Path::bytes>(w, x, y, m, n_begin, n_end);
 }
 

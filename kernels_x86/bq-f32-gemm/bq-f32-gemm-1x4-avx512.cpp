@@ -1,29 +1,26 @@
 // bq weights (b-bit codes in groups along k, an f16 scale and zero per group) x f32
-// activations, 1 token x 4 output rows per tile, AVX-512F + FMA + F16C: the design of
-// bq-f32-gemm-1x4-avx2.cpp with 16 lanes and mask registers for the ragged ends.
+// activations, 1 token x 4 output rows per tile, AVX-512F + FMA + F16C, in the canonical float
+// order (runtime/float_order.h): the weights are the scalar reference's s * (q - z), one
+// accumulator per row holds the 16 lanes, so results are bit-identical to the reference.
 //
-// Math, per group g of a row: acc = sum_j (q_j - z) * x_j, where q_j - z is exact in float (q
-// is at most 255 and z an f16), then y += s * acc. That is the scalar reference's sum with s
-// taken out of each group, so results differ from it only by rounding order.
-//
-// Paths, chosen per call from bits and group (the vector width must divide the group):
+// Paths, chosen per call from bits and group:
 // - 8-bit: vpmovzxbd widens 16 codes at a time.
-// - 4-bit: vpmovzxbd widens 16 bytes = 32 codes; the low nibbles (even j) and the high
-//   nibbles (odd j) form two vectors, matched by a copy of x permuted once per call (per 32
-//   columns: the 16 even ones, then the 16 odd ones), so no shuffle sorts the codes back.
-// - anything else: each group's codes are unpacked to bytes with scalar code, then the 8-bit
-//   math runs on them (with a masked tail when 16 does not divide the group).
+// - 4-bit: 8 bytes = 16 codes; each byte is doubled (punpcklbw) and widened, and a variable
+//   shift by 0 or 4 leaves the codes in natural order.
+// - anything else: each group's codes are unpacked to bytes with scalar code first.
 // Intrinsics that GCC 12 implements with _mm512_undefined_* trip -Wuninitialized, so the
 // zero-masked forms are used throughout (as in f16-f32-gemm-1x4-avx512.cpp).
-// m == 1 decodes the codes straight into FMAs. m > 1 decodes each 4-row tile once per chunk of
-// columns into floats s * (q - z) (exactly the scalar reference's weights) and then takes
-// every token's dot products against that buffer, tokens innermost.
+// m == 1 with groups a multiple of 16 (u8, u4) decodes the codes straight into the FMAs.
+// Otherwise each 4-row tile is decoded once per chunk of columns into floats s * (q - z) and
+// every token's lanes are accumulated against that buffer, tokens innermost.
 #include <immintrin.h>
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 #include <vector>
 
+#include "kernels_x86/float-order-avx512.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
@@ -31,14 +28,6 @@ namespace {
 
 constexpr size_t kLanes = 16;
 constexpr size_t kChunkCols = 1024;  // m > 1: columns decoded at a time (4 rows: 16 KiB)
-
-inline float hsum(__m512 v) {
-  __m256 h = _mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xff, v, 0), _mm512_maskz_extractf32x8_ps(0xff, v, 1));
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // The f16 sections need not be 2-byte aligned (they follow the code bytes).
 inline float load_f16(const uint16_t* p) {
@@ -87,71 +76,54 @@ struct Layout {
   }
 };
 
-// acc[r] += sum_{j < len} (q[r][j] - z[r]) * x[j], one byte per code. Bytes past len must be
-// readable (up to the next multiple of 16); their x is masked to zero.
-template <int R>
-inline void dot_bytes(const uint8_t* const* q, const float* x, size_t len, const __m512* z, __m512* acc) {
-  size_t j = 0;
-  for (; j + kLanes <= len; j += kLanes) {
-    __m512 xv = _mm512_loadu_ps(x + j);
-    for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(_mm512_sub_ps(to_float(widen16(q[r] + j)), z[r]), xv, acc[r]);
-  }
-  if (j < len) {
-    __m512 xv = _mm512_maskz_loadu_ps(tail_mask(len - j), x + j);
-    for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(_mm512_sub_ps(to_float(widen16(q[r] + j)), z[r]), xv, acc[r]);
-  }
+// u4 codes j..j+15 of a row (8 bytes at q; byte b holds code 2b in its low nibble, 2b+1 in its
+// high one) in natural order: each byte twice, then shifted by 0 or 4.
+inline __m512i u4_codes16(const uint8_t* q) {
+  const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q));
+  const __m512i d = _mm512_maskz_cvtepu8_epi32(0xffff, _mm_unpacklo_epi8(b, b));
+  const __m512i shift = _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4);
+  return _mm512_and_si512(_mm512_maskz_srlv_epi32(0xffff, d, shift), _mm512_set1_epi32(0xf));
 }
 
-// The same for packed 4-bit codes (len % 32 == 0) against the even/odd-permuted x.
-template <int R>
-inline void dot_u4(const uint8_t* const* q, const float* xp, size_t len, const __m512* z, __m512* acc) {
-  const __m512i nib = _mm512_set1_epi32(0xf);
-  for (size_t j = 0; j < len; j += 2 * kLanes) {
-    __m512 xe = _mm512_loadu_ps(xp + j), xo = _mm512_loadu_ps(xp + j + kLanes);
-    for (int r = 0; r < R; r++) {
-      __m512i b = widen16(q[r] + j / 2);
-      __m512 de = _mm512_sub_ps(to_float(_mm512_and_si512(b, nib)), z[r]);
-      __m512 dO = _mm512_sub_ps(to_float(_mm512_maskz_srli_epi32(0xffff, b, 4)), z[r]);
-      acc[r] = _mm512_fmadd_ps(de, xe, acc[r]);
-      acc[r] = _mm512_fmadd_ps(dO, xo, acc[r]);
-    }
-  }
+// Weights j..j+15 of a group as the scalar reference computes them: s * (float(q) - z).
+template <Path P>
+inline __m512 weights16(const uint8_t* q, size_t j, __m512 z, __m512 s) {
+  const __m512i c = P == Path::u4 ? u4_codes16(q + j / 2) : widen16(q + j);
+  return _mm512_mul_ps(s, _mm512_sub_ps(to_float(c), z));
 }
 
-// m == 1: out[r] = row r0 + r of W times x (xp: x permuted for the 4-bit path). buf holds R
-// unpacked groups (bytes path).
+// m == 1, u8 and u4 (groups a multiple of 16): out[r] = row r0 + r of W times x, the codes
+// decoded straight into the FMAs; one accumulator per row is the 16 canonical lanes.
 template <int R, Path P>
-void tile_m1(const Layout& L, size_t r0, const float* x, uint8_t* buf, size_t buf_stride, float* out) {
-  __m512 tot[R];
-  for (int r = 0; r < R; r++) tot[r] = _mm512_setzero_ps();
+void tile_m1(const Layout& L, size_t r0, const float* x, float* out) {
+  __m512 acc[R];
+  for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
   const size_t G = L.group;
   for (size_t g = 0; g < L.gpr; g++) {
-    __m512 z[R], acc[R];
+    __m512 z[R], s[R];
     const uint8_t* q[R];
     for (int r = 0; r < R; r++) {
       z[r] = _mm512_set1_ps(L.zero(r0 + r, g));
-      acc[r] = _mm512_setzero_ps();
+      s[r] = _mm512_set1_ps(L.scale(r0 + r, g));
       if constexpr (P == Path::u8) {
         q[r] = L.row(r0 + r) + g * G;
         // The hardware prefetcher falls behind on 4 interleaved streams of 8-bit codes: fetch
         // the same bytes of the next tile (4 rows on) while this one computes.
         for (size_t b = 0; b < G; b += 64) _mm_prefetch(reinterpret_cast<const char*>(q[r] + 4 * L.row_bytes + b), _MM_HINT_T0);
-      } else if constexpr (P == Path::u4) {
-        q[r] = L.row(r0 + r) + g * G / 2;
       } else {
-        L.unpack(r0 + r, g, buf + r * buf_stride);
-        q[r] = buf + r * buf_stride;
+        q[r] = L.row(r0 + r) + g * G / 2;
       }
     }
-    if constexpr (P == Path::u4) dot_u4<R>(q, x + g * G, G, z, acc);
-    else dot_bytes<R>(q, x + g * G, G, z, acc);
-    for (int r = 0; r < R; r++) tot[r] = _mm512_fmadd_ps(_mm512_set1_ps(L.scale(r0 + r, g)), acc[r], tot[r]);
+    for (size_t j = 0; j < G; j += kLanes) {
+      const __m512 xv = _mm512_loadu_ps(x + g * G + j);
+      for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(weights16<P>(q[r], j, z[r], s[r]), xv, acc[r]);
+    }
   }
-  for (int r = 0; r < R; r++) out[r] = hsum(tot[r]);
+  for (int r = 0; r < R; r++) out[r] = reduce16(acc[r]);
 }
 
-// m > 1: rows r0..r0+R-1, columns [c0, c0 + cols) (whole groups) as floats s * (q - z) into
-// dst (row stride `stride`, a multiple of 16; the padding past cols is zeroed).
+// Rows r0..r0+R-1, columns [c0, c0 + cols) (whole groups) as floats s * (q - z) into dst (row
+// stride `stride`, a multiple of 16; the padding past cols is zeroed).
 template <int R, Path P>
 void decode_tile(const Layout& L, size_t r0, size_t c0, size_t cols, uint8_t* buf, float* dst, size_t stride) {
   const size_t G = L.group;
@@ -159,99 +131,80 @@ void decode_tile(const Layout& L, size_t r0, size_t c0, size_t cols, uint8_t* bu
     float* d = dst + r * stride;
     for (size_t g = c0 / G; g < (c0 + cols) / G; g++, d += G) {
       const __m512 z = _mm512_set1_ps(L.zero(r0 + r, g)), s = _mm512_set1_ps(L.scale(r0 + r, g));
-      if constexpr (P == Path::u4) {
-        const uint8_t* q = L.row(r0 + r) + g * G / 2;
-        const __m512i nib = _mm512_set1_epi32(0xf);
-        const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-        const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-        for (size_t j = 0; j < G; j += 2 * kLanes) {
-          __m512i b = widen16(q + j / 2);
-          __m512 we = _mm512_mul_ps(_mm512_sub_ps(to_float(_mm512_and_si512(b, nib)), z), s);
-          __m512 wo = _mm512_mul_ps(_mm512_sub_ps(to_float(_mm512_maskz_srli_epi32(0xffff, b, 4)), z), s);
-          _mm512_storeu_ps(d + j, _mm512_permutex2var_ps(we, lo, wo));
-          _mm512_storeu_ps(d + j + kLanes, _mm512_permutex2var_ps(we, hi, wo));
-        }
-      } else {
-        const uint8_t* q = L.row(r0 + r) + g * G;
-        if constexpr (P == Path::bytes) {
-          L.unpack(r0 + r, g, buf);
-          q = buf;
-        }
-        size_t j = 0;
-        for (; j + kLanes <= G; j += kLanes)
-          _mm512_storeu_ps(d + j, _mm512_mul_ps(_mm512_sub_ps(to_float(widen16(q + j)), z), s));
-        if (j < G)
-          _mm512_mask_storeu_ps(d + j, tail_mask(G - j), _mm512_mul_ps(_mm512_sub_ps(to_float(widen16(q + j)), z), s));
+      const uint8_t* q = L.row(r0 + r) + (P == Path::u4 ? g * G / 2 : g * G);
+      if constexpr (P == Path::bytes) {
+        L.unpack(r0 + r, g, buf);
+        q = buf;
       }
+      size_t j = 0;
+      for (; j + kLanes <= G; j += kLanes) _mm512_storeu_ps(d + j, weights16<P>(q, j, z, s));
+      if (j < G) _mm512_mask_storeu_ps(d + j, tail_mask(G - j), weights16<P>(q, j, z, s));  // bytes path only
     }
     std::fill(dst + r * stride + cols, dst + (r + 1) * stride, 0.0f);
   }
 }
 
-// out[r] = sum_{j < cols} w[r][j] * x[j] over a decoded tile (padding zero).
+// acc[r] += the canonical lanes of w[r][0..cols) * x over a decoded tile (padding zero; cols
+// starts at a multiple of 16 columns of the row, so lane j % 16 is the canonical one).
 template <int R>
-inline void dot_tile(const float* w, size_t stride, const float* x, size_t cols, float* out) {
-  __m512 acc[R];
-  for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
+inline void dot_tile(const float* w, size_t stride, const float* x, size_t cols, __m512* acc) {
   size_t j = 0;
   for (; j + kLanes <= cols; j += kLanes) {
-    __m512 xv = _mm512_loadu_ps(x + j);
+    const __m512 xv = _mm512_loadu_ps(x + j);
     for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(w + r * stride + j), xv, acc[r]);
   }
   if (j < cols) {
-    __m512 xv = _mm512_maskz_loadu_ps(tail_mask(cols - j), x + j);
+    const __m512 xv = _mm512_maskz_loadu_ps(tail_mask(cols - j), x + j);
     for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(w + r * stride + j), xv, acc[r]);
   }
-  for (int r = 0; r < R; r++) out[r] = hsum(acc[r]);
 }
 
 template <Path P>
 void gemm(const WeightView& w, const float* x, float* y, size_t m, size_t n_begin, size_t n_end) {
   const Layout L(w);
   const size_t k = w.k, G = L.group, gpad = (G + kLanes - 1) / kLanes * kLanes;
-  // Per-thread scratch that grows once (the token loop allocates nothing).
-  thread_local std::vector<uint8_t> buf;
-  thread_local std::vector<float> xp;
-  if (P == Path::bytes && buf.size() < 4 * gpad) buf.resize(4 * gpad);
-  if (m == 1) {
-    if constexpr (P == Path::u4) {  // per 32 columns: the 16 even ones, then the 16 odd ones
-      if (xp.size() < k) xp.resize(k);
-      for (size_t b = 0; b < k; b += 2 * kLanes)
-        for (size_t t = 0; t < kLanes; t++) {
-          xp[b + t] = x[b + 2 * t];
-          xp[b + kLanes + t] = x[b + 2 * t + 1];
-        }
-      x = xp.data();
-    }
+  if (m == 1 && P != Path::bytes) {
     size_t r = n_begin;
     float out[4];
     for (; r + 4 <= n_end; r += 4) {
-      tile_m1<4, P>(L, r, x, buf.data(), gpad, out);
+      tile_m1<4, P>(L, r, x, out);
       std::memcpy(y + r, out, sizeof out);
     }
-    for (; r < n_end; r++) tile_m1<1, P>(L, r, x, buf.data(), gpad, y + r);
+    for (; r < n_end; r++) tile_m1<1, P>(L, r, x, y + r);
     return;
   }
-  const size_t chunk = std::max<size_t>(1, kChunkCols / G) * G;
+  // Chunks of whole groups and whole 16-column blocks, so every chunk starts at lane 0; the
+  // lanes of each (token, row) carry from chunk to chunk in acc.
+  const size_t unit = G / std::gcd(G, kLanes) * kLanes;
+  const size_t chunk = std::max<size_t>(1, kChunkCols / unit) * unit;
   const size_t stride = (std::min(chunk, k) + kLanes - 1) / kLanes * kLanes;
+  // Per-thread scratch that grows once (the token loop allocates nothing).
+  thread_local std::vector<uint8_t> buf;
   thread_local std::vector<float> tile;
+  thread_local std::vector<float> lanes;  // [token][row][16]
+  if (buf.size() < gpad) buf.resize(gpad);
   if (tile.size() < 4 * stride) tile.resize(4 * stride);
-  float out[4];
+  if (lanes.size() < 4 * kLanes * m) lanes.resize(4 * kLanes * m);
   for (size_t r = n_begin; r < n_end; r += 4) {
     const size_t rows = std::min<size_t>(4, n_end - r);
+    std::fill(lanes.begin(), lanes.begin() + long(4 * kLanes * m), 0.0f);
     for (size_t c0 = 0; c0 < k; c0 += chunk) {
       const size_t cols = std::min(chunk, k - c0);
       if (rows == 4) decode_tile<4, P>(L, r, c0, cols, buf.data(), tile.data(), stride);
       else
         for (size_t t = 0; t < rows; t++) decode_tile<1, P>(L, r + t, c0, cols, buf.data(), tile.data() + t * stride, stride);
       for (size_t i = 0; i < m; i++) {  // tokens innermost: the tile is decoded once
-        if (rows == 4) dot_tile<4>(tile.data(), stride, x + i * k + c0, cols, out);
+        float* li = lanes.data() + 4 * kLanes * i;
+        __m512 acc[4];
+        for (size_t t = 0; t < rows; t++) acc[t] = _mm512_loadu_ps(li + kLanes * t);
+        if (rows == 4) dot_tile<4>(tile.data(), stride, x + i * k + c0, cols, acc);
         else
-          for (size_t t = 0; t < rows; t++) dot_tile<1>(tile.data() + t * stride, stride, x + i * k + c0, cols, out + t);
-        float* yi = y + i * w.n + r;
-        for (size_t t = 0; t < rows; t++) yi[t] = c0 == 0 ? out[t] : yi[t] + out[t];
+          for (size_t t = 0; t < rows; t++) dot_tile<1>(tile.data() + t * stride, stride, x + i * k + c0, cols, acc + t);
+        for (size_t t = 0; t < rows; t++) _mm512_storeu_ps(li + kLanes * t, acc[t]);
       }
     }
+    for (size_t i = 0; i < m; i++)
+      for (size_t t = 0; t < rows; t++) y[i * w.n + r + t] = reduce16(_mm512_loadu_ps(lanes.data() + kLanes * (4 * i + t)));
   }
 }
 
@@ -265,7 +218,7 @@ void lutra_bq_f32_gemm_1x4__avx512(const WeightView& w, const float* x, float* y
     return;
   }
   if (w.bits == 8 && w.group % kLanes == 0) gemm<Path::u8>(w, x, y, m, n_begin, n_end);
-  else if (w.bits == 4 && w.group % (2 * kLanes) == 0) gemm<Path::u4>(w, x, y, m, n_begin, n_end);
+  else if (w.bits == 4 && w.group % kLanes == 0) gemm<Path::u4>(w, x, y, m, n_begin, n_end);
   else gemm<Path::bytes>(w, x, y, m, n_begin, n_end);
 }
 

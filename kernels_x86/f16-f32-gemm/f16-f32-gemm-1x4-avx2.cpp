@@ -1,44 +1,42 @@
 // f16 weights x f32 activations, 1 token x 4 output rows per tile, AVX2 + FMA + F16C
-// (vcvtph2ps widens exactly). The ragged end of a row is copied to a zero-padded buffer.
+// (vcvtph2ps widens exactly), in the canonical float order (runtime/float_order.h): two
+// accumulators per row hold lanes 0-7 and 8-15. The ragged end of a row is copied to a
+// zero-padded buffer.
 #include <immintrin.h>
 
 #include <cstring>
 
+#include "kernels_x86/float-order-avx2.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
 namespace {
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
+inline __m256 widen8(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 
 template <int R>
 void rows_tile(const uint16_t* w0, size_t k, const float* x, float* y) {
-  __m256 acc[R];
-  for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+  __m256 lo[R], hi[R];
+  for (int r = 0; r < R; r++) lo[r] = hi[r] = _mm256_setzero_ps();
   size_t j = 0;
-  for (; j + 8 <= k; j += 8) {
-    __m256 xv = _mm256_loadu_ps(x + j);
+  for (; j + 16 <= k; j += 16) {
+    const __m256 x0 = _mm256_loadu_ps(x + j), x1 = _mm256_loadu_ps(x + j + 8);
     for (int r = 0; r < R; r++) {
-      __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w0 + r * k + j)));
-      acc[r] = _mm256_fmadd_ps(wv, xv, acc[r]);
+      lo[r] = _mm256_fmadd_ps(widen8(w0 + r * k + j), x0, lo[r]);
+      hi[r] = _mm256_fmadd_ps(widen8(w0 + r * k + j + 8), x1, hi[r]);
     }
   }
-  if (j < k) {
-    __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(int(k - j)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    __m256 xv = _mm256_maskload_ps(x + j, live);
+  if (j < k) {  // zero lanes add fma(0, 0, lane): the canonical tail
+    const __m256i m0 = live_mask8(long(k - j)), m1 = live_mask8(long(k - j) - 8);
+    const __m256 x0 = _mm256_maskload_ps(x + j, m0), x1 = _mm256_maskload_ps(x + j + 8, m1);
     for (int r = 0; r < R; r++) {
-      uint16_t tail[8] = {};
+      uint16_t tail[16] = {};
       std::memcpy(tail, w0 + r * k + j, (k - j) * 2);
-      __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tail)));
-      acc[r] = _mm256_fmadd_ps(wv, xv, acc[r]);
+      lo[r] = _mm256_fmadd_ps(widen8(tail), x0, lo[r]);
+      hi[r] = _mm256_fmadd_ps(widen8(tail + 8), x1, hi[r]);
     }
   }
-  for (int r = 0; r < R; r++) y[r] = hsum(acc[r]);
+  for (int r = 0; r < R; r++) y[r] = reduce16(lo[r], hi[r]);
 }
 
 }  // namespace

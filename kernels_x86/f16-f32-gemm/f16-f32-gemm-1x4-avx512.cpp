@@ -1,22 +1,14 @@
 // f16 weights x f32 activations, 1 token x 4 output rows per tile, AVX-512F (vcvtph2ps on 16
-// halves, zero-masked only to dodge the GCC 12 warning below) with AVX-512BW masked loads for
-// the ragged end of k.
+// halves, zero-masked only to dodge a GCC 12 warning) with AVX-512BW masked loads for the ragged
+// end of k. One accumulator per row is the 16 lanes of the canonical float order
+// (runtime/float_order.h); masked lanes add fma(0, 0, lane), the canonical tail.
 #include <immintrin.h>
 
+#include "kernels_x86/float-order-avx512.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
 namespace {
-
-// Own reduction, with zero-masked extracts: GCC 12's reduce and cast intrinsics trip
-// -Wuninitialized inside its headers (they use _mm512_undefined_*).
-inline float hsum(__m512 v) {
-  __m256 h = _mm256_add_ps(_mm512_maskz_extractf32x8_ps(0xff, v, 0), _mm512_maskz_extractf32x8_ps(0xff, v, 1));
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 template <int R>
 void rows_tile(const uint16_t* w0, size_t k, const float* x, float* y) {
@@ -38,7 +30,7 @@ void rows_tile(const uint16_t* w0, size_t k, const float* x, float* y) {
       acc[r] = _mm512_fmadd_ps(wv, xv, acc[r]);
     }
   }
-  for (int r = 0; r < R; r++) y[r] = hsum(acc[r]);
+  for (int r = 0; r < R; r++) y[r] = reduce16(acc[r]);
 }
 
 }  // namespace

@@ -1,36 +1,31 @@
-// One query head's attention over cached positions (AttentionFn), AVX2 + FMA. The scalar
-// reference sums each q·k dot product in one dependent chain (~4 cycles a term, 512 for a
-// 128-wide head); here four 8-wide accumulators take it in ~head_dim/8 FMAs, and the weighted
-// sum of V rows runs 8 dimensions at a time. The softmax is the scalar reference's. Float sums
-// go in another order than the reference's, so results differ in the last bits (the kernel
-// test bounds them against a double-precision reference).
+// One query head's attention over cached positions (AttentionFn), AVX2 + FMA, in the canonical
+// float order (runtime/float_order.h). The scalar reference takes each q·k dot product in 16
+// lane chains; here they are two 8-wide accumulators, and the weighted sum of V rows runs 8
+// dimensions at a time, positions ascending with one fma each, as in the reference. The
+// softmax is the AVX2 one, bit-identical to the reference's.
 #include <immintrin.h>
 
+#include <cmath>
+
+#include "kernels_x86/float-order-avx2.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
 namespace {
 
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
 inline float dot(const float* a, const float* b, size_t n) {
-  __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+  __m256 lo = _mm256_setzero_ps(), hi = lo;
   size_t d = 0;
-  for (; d + 32 <= n; d += 32) {
-    s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), s0);
-    s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d + 8), _mm256_loadu_ps(b + d + 8), s1);
-    s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d + 16), _mm256_loadu_ps(b + d + 16), s2);
-    s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d + 24), _mm256_loadu_ps(b + d + 24), s3);
+  for (; d + 16 <= n; d += 16) {
+    lo = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), lo);
+    hi = _mm256_fmadd_ps(_mm256_loadu_ps(a + d + 8), _mm256_loadu_ps(b + d + 8), hi);
   }
-  for (; d + 8 <= n; d += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + d), _mm256_loadu_ps(b + d), s0);
-  float sum = hsum(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-  for (; d < n; d++) sum += a[d] * b[d];
-  return sum;
+  if (d < n) {
+    const __m256i m0 = live_mask8(long(n - d)), m1 = live_mask8(long(n - d) - 8);
+    lo = _mm256_fmadd_ps(_mm256_maskload_ps(a + d, m0), _mm256_maskload_ps(b + d, m0), lo);
+    hi = _mm256_fmadd_ps(_mm256_maskload_ps(a + d + 8, m1), _mm256_maskload_ps(b + d + 8, m1), hi);
+  }
+  return reduce16(lo, hi);
 }
 
 }  // namespace
@@ -39,7 +34,7 @@ void lutra_f32_attention__avx2(const float* q, const float* k, const float* v, s
                                size_t head_dim, size_t kv_stride, float scale, float* scores,
                                float* out) {
   for (size_t t = 0; t < n_pos; t++) scores[t] = dot(q, k + t * kv_stride, head_dim) * scale;
-  lutra_f32_softmax__scalar(scores, n_pos);
+  lutra_f32_softmax__avx2(scores, n_pos);
   size_t d = 0;
   for (; d + 8 <= head_dim; d += 8) {
     __m256 acc = _mm256_setzero_ps();
@@ -49,7 +44,7 @@ void lutra_f32_attention__avx2(const float* q, const float* k, const float* v, s
   }
   for (; d < head_dim; d++) {
     float acc = 0.0f;
-    for (size_t t = 0; t < n_pos; t++) acc += scores[t] * v[t * kv_stride + d];
+    for (size_t t = 0; t < n_pos; t++) acc = std::fma(scores[t], v[t * kv_stride + d], acc);
     out[d] = acc;
   }
 }

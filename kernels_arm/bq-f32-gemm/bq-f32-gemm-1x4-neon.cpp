@@ -1,0 +1,244 @@
+// bq weights (b-bit codes in groups along k, an f16 scale and zero per group) x f32
+// activations, 1 token x 4 output rows per tile, AArch64 Advanced SIMD, in the canonical float
+// order (runtime/float_order.h): the weights are the scalar reference's s * (q - z) and four q
+// registers per row hold the 16 lanes, so results are bit-identical to the reference.
+//
+// Paths, chosen per call from bits and group (the design of the x86 bq-f32-gemm-1x4 variants):
+// - 8-bit: 16 codes widened u8 -> u16 -> u32 -> float.
+// - 4-bit: 8 bytes = 16 codes; low and high nibbles zipped (vzip) back into natural order.
+// - anything else: each group's codes are unpacked to bytes with scalar code first.
+// m == 1 with groups a multiple of 16 (u8, u4) decodes the codes straight into the FMAs.
+// Otherwise each 4-row tile is decoded once per chunk of columns into floats s * (q - z) and
+// every token's lanes are accumulated against that buffer, tokens innermost.
+#include <arm_neon.h>
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+#include <vector>
+
+#include "kernels_arm/float-order-neon.h"
+#include "runtime/half.h"
+#include "runtime/kernel_variants.h"
+
+namespace lutra {
+namespace {
+
+constexpr size_t kChunkCols = 1024;  // columns decoded at a time (4 rows: 16 KiB)
+
+// The f16 sections need not be 2-byte aligned (they follow the code bytes).
+inline float load_f16(const uint16_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
+enum class Path { u8, u4, bytes };
+
+struct Layout {
+  const uint8_t* codes;
+  size_t row_bytes, gpr, group;
+  const uint16_t* scales;
+  const uint16_t* zeros;  // null: symmetric, zero = zsym
+  float zsym;
+  int bits;
+
+  explicit Layout(const WeightView& w)
+      : codes(w.bq_codes()), row_bytes(bq_code_bytes_per_row(w.k, w.bits)), gpr(w.groups_per_row()),
+        group(size_t(w.group)), scales(w.bq_scales()), zeros(w.bq_zeros()), zsym(float(1u << (w.bits - 1))),
+        bits(w.bits) {}
+  float scale(size_t r, size_t g) const { return load_f16(scales + r * gpr + g); }
+  float zero(size_t r, size_t g) const { return zeros ? load_f16(zeros + r * gpr + g) : zsym; }
+  const uint8_t* row(size_t r) const { return codes + r * row_bytes; }
+
+  // The codes of group g of row r, one byte each, into dst (group bytes).
+  void unpack(size_t r, size_t g, uint8_t* dst) const {
+    const uint8_t* p = row(r);
+    const uint32_t mask = (1u << bits) - 1;
+    for (size_t j = g * group, t = 0; t < group; j++, t++) {
+      size_t bit = j * size_t(bits);
+      uint32_t v = p[bit / 8];
+      if (bit % 8 + size_t(bits) > 8) v |= uint32_t(p[bit / 8 + 1]) << 8;  // spans two bytes
+      dst[t] = uint8_t((v >> (bit % 8)) & mask);
+    }
+  }
+};
+
+// Weights j..j+15 of a group (j a multiple of 16) as the scalar reference computes them,
+// s * (float(q) - z), into w[4]. u8 and bytes: one byte per code at q + j; u4: 8 bytes at
+// q + j / 2, byte b holding code 2b in its low nibble and 2b+1 in its high one.
+template <Path P>
+inline void weights16(const uint8_t* q, size_t j, float32x4_t z, float s, float32x4_t* w) {
+  uint8x16_t c;
+  if constexpr (P == Path::u4) {
+    const uint8x8_t b = vld1_u8(q + j / 2);
+    const uint8x8x2_t zip = vzip_u8(vand_u8(b, vdup_n_u8(0xf)), vshr_n_u8(b, 4));
+    c = vcombine_u8(zip.val[0], zip.val[1]);
+  } else {
+    c = vld1q_u8(q + j);
+  }
+  const uint16x8_t lo = vmovl_u8(vget_low_u8(c)), hi = vmovl_u8(vget_high_u8(c));
+  const uint32x4_t u[4] = {vmovl_u16(vget_low_u16(lo)), vmovl_u16(vget_high_u16(lo)), vmovl_u16(vget_low_u16(hi)),
+                           vmovl_u16(vget_high_u16(hi))};
+#pragma GCC unroll 4
+  for (int c4 = 0; c4 < 4; c4++) w[c4] = vmulq_n_f32(vsubq_f32(vcvtq_f32_u32(u[c4]), z), s);
+}
+
+// m == 1, u8 and u4 (groups a multiple of 16): out[r] = row r0 + r of W times x, the codes
+// decoded straight into the FMAs.
+template <int R, Path P>
+void tile_m1(const Layout& L, size_t r0, const float* x, float* out) {
+  float32x4_t acc[R][4];  // the unroll pragmas let GCC 12 keep the arrays in registers
+#pragma GCC unroll 4
+  for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) acc[r][c] = vdupq_n_f32(0.0f);
+  const size_t G = L.group;
+  for (size_t g = 0; g < L.gpr; g++) {
+    float32x4_t z[R];
+    float s[R];
+    const uint8_t* q[R];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+      z[r] = vdupq_n_f32(L.zero(r0 + r, g));
+      s[r] = L.scale(r0 + r, g);
+      q[r] = L.row(r0 + r) + (P == Path::u4 ? g * G / 2 : g * G);
+    }
+    for (size_t j = 0; j < G; j += kFloatLanes) {
+      const float* xj = x + g * G + j;
+      const float32x4_t xv[4] = {vld1q_f32(xj), vld1q_f32(xj + 4), vld1q_f32(xj + 8), vld1q_f32(xj + 12)};
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) {
+        float32x4_t w[4];
+        weights16<P>(q[r], j, z[r], s[r], w);
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) acc[r][c] = vfmaq_f32(acc[r][c], w[c], xv[c]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; r++) out[r] = reduce16(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
+}
+
+// Rows r0..r0+R-1, columns [c0, c0 + cols) (whole groups) as floats s * (q - z) into dst (row
+// stride `stride`, a multiple of 16; the padding past cols is zeroed). buf: 16-byte padded.
+template <int R, Path P>
+void decode_tile(const Layout& L, size_t r0, size_t c0, size_t cols, uint8_t* buf, float* dst, size_t stride) {
+  const size_t G = L.group;
+  for (int r = 0; r < R; r++) {
+    float* d = dst + r * stride;
+    for (size_t g = c0 / G; g < (c0 + cols) / G; g++, d += G) {
+      const float32x4_t z = vdupq_n_f32(L.zero(r0 + r, g));
+      const float s = L.scale(r0 + r, g);
+      const uint8_t* q = L.row(r0 + r) + (P == Path::u4 ? g * G / 2 : g * G);
+      if constexpr (P == Path::bytes) {
+        L.unpack(r0 + r, g, buf);
+        q = buf;
+      }
+      size_t j = 0;
+      float32x4_t w[4];
+      for (; j + kFloatLanes <= G; j += kFloatLanes) {
+        weights16<P>(q, j, z, s, w);
+        for (int c = 0; c < 4; c++) vst1q_f32(d + j + 4 * c, w[c]);
+      }
+      if (j < G) {  // bytes path only: the padded buffer is readable
+        float t[16];
+        weights16<P>(q, j, z, s, w);
+        for (int c = 0; c < 4; c++) vst1q_f32(t + 4 * c, w[c]);
+        std::memcpy(d + j, t, (G - j) * 4);
+      }
+    }
+    std::fill(dst + r * stride + cols, dst + (r + 1) * stride, 0.0f);
+  }
+}
+
+// acc[r] += the canonical lanes of w[r][0..cols) * x over a decoded tile (padding zero; cols
+// starts at a multiple of 16 columns of the row, so lane j % 16 is the canonical one).
+template <int R>
+inline void dot_tile(const float* w, size_t stride, const float* x, size_t cols, float32x4_t (*acc)[4]) {
+  size_t j = 0;
+  auto step = [&](const float* xj) {
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) {
+      const float32x4_t xv = vld1q_f32(xj + 4 * c);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; r++) acc[r][c] = vfmaq_f32(acc[r][c], vld1q_f32(w + r * stride + j + 4 * c), xv);
+    }
+  };
+  for (; j + kFloatLanes <= cols; j += kFloatLanes) step(x + j);
+  if (j < cols) {
+    float t[16] = {};
+    std::memcpy(t, x + j, (cols - j) * 4);
+    step(t);
+  }
+}
+
+template <Path P>
+void gemm(const WeightView& w, const float* x, float* y, size_t m, size_t n_begin, size_t n_end) {
+  const Layout L(w);
+  const size_t k = w.k, G = L.group, gpad = (G + kFloatLanes - 1) / kFloatLanes * kFloatLanes;
+  if (m == 1 && P != Path::bytes) {
+    size_t r = n_begin;
+    float out[4];
+    for (; r + 4 <= n_end; r += 4) {
+      tile_m1<4, P>(L, r, x, out);
+      std::memcpy(y + r, out, sizeof out);
+    }
+    for (; r < n_end; r++) tile_m1<1, P>(L, r, x, y + r);
+    return;
+  }
+  // Chunks of whole groups and whole 16-column blocks, so every chunk starts at lane 0; the
+  // lanes of each (token, row) carry from chunk to chunk in `lanes`.
+  const size_t unit = G / std::gcd(G, kFloatLanes) * kFloatLanes;
+  const size_t chunk = std::max<size_t>(1, kChunkCols / unit) * unit;
+  const size_t stride = (std::min(chunk, k) + kFloatLanes - 1) / kFloatLanes * kFloatLanes;
+  // Per-thread scratch that grows once (the token loop allocates nothing).
+  thread_local std::vector<uint8_t> buf;
+  thread_local std::vector<float> tile;
+  thread_local std::vector<float> lanes;  // [token][row][16]
+  if (buf.size() < gpad) buf.resize(gpad);
+  if (tile.size() < 4 * stride) tile.resize(4 * stride);
+  if (lanes.size() < 4 * kFloatLanes * m) lanes.resize(4 * kFloatLanes * m);
+  for (size_t r = n_begin; r < n_end; r += 4) {
+    const size_t rows = std::min<size_t>(4, n_end - r);
+    std::fill(lanes.begin(), lanes.begin() + long(4 * kFloatLanes * m), 0.0f);
+    for (size_t c0 = 0; c0 < k; c0 += chunk) {
+      const size_t cols = std::min(chunk, k - c0);
+      if (rows == 4) decode_tile<4, P>(L, r, c0, cols, buf.data(), tile.data(), stride);
+      else
+        for (size_t t = 0; t < rows; t++) decode_tile<1, P>(L, r + t, c0, cols, buf.data(), tile.data() + t * stride, stride);
+      for (size_t i = 0; i < m; i++) {  // tokens innermost: the tile is decoded once
+        float* li = lanes.data() + 4 * kFloatLanes * i;
+        float32x4_t acc[4][4];
+        for (size_t t = 0; t < rows; t++)
+          for (int c = 0; c < 4; c++) acc[t][c] = vld1q_f32(li + kFloatLanes * t + 4 * c);
+        if (rows == 4) dot_tile<4>(tile.data(), stride, x + i * k + c0, cols, acc);
+        else
+          for (size_t t = 0; t < rows; t++) dot_tile<1>(tile.data() + t * stride, stride, x + i * k + c0, cols, acc + t);
+        for (size_t t = 0; t < rows; t++)
+          for (int c = 0; c < 4; c++) vst1q_f32(li + kFloatLanes * t + 4 * c, acc[t][c]);
+      }
+    }
+    for (size_t i = 0; i < m; i++)
+      for (size_t t = 0; t < rows; t++) {
+        float* l = lanes.data() + kFloatLanes * (4 * i + t);
+        y[i * w.n + r + t] = reduce_lanes(l);  // the same tree as reduce16, in memory
+      }
+  }
+}
+
+}  // namespace
+
+void lutra_bq_f32_gemm_1x4__neon(const WeightView& w, const float* x, float* y, size_t m,
+                                 size_t n_begin, size_t n_end) {
+  if (n_begin >= n_end || m == 0) return;
+  if (w.k == 0) {
+    for (size_t i = 0; i < m; i++) std::fill(y + i * w.n + n_begin, y + i * w.n + n_end, 0.0f);
+    return;
+  }
+  if (w.bits == 8 && w.group % kFloatLanes == 0) gemm<Path::u8>(w, x, y, m, n_begin, n_end);
+  else if (w.bits == 4 && w.group % kFloatLanes == 0) gemm<Path::u4>(w, x, y, m, n_begin, n_end);
+  else gemm<Path::bytes>(w, x, y, m, n_begin, n_end);
+}
+
+}  // namespace lutra

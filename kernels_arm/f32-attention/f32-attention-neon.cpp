@@ -1,0 +1,52 @@
+// One query head's attention over cached positions (AttentionFn), AArch64 Advanced SIMD, in the
+// canonical float order (runtime/float_order.h): each q·k dot product in four q registers of
+// lanes, the NEON softmax, then the weighted sum of V rows four dimensions at a time, positions
+// ascending with one fma each, as in the scalar reference.
+#include <arm_neon.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "kernels_arm/float-order-neon.h"
+#include "runtime/kernel_variants.h"
+
+namespace lutra {
+namespace {
+
+inline float dot(const float* a, const float* b, size_t n) {
+  float32x4_t acc[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
+  auto step = [&](const float* pa, const float* pb) {
+    for (int c = 0; c < 4; c++) acc[c] = vfmaq_f32(acc[c], vld1q_f32(pa + 4 * c), vld1q_f32(pb + 4 * c));
+  };
+  size_t d = 0;
+  for (; d + 16 <= n; d += 16) step(a + d, b + d);
+  if (d < n) {
+    float ta[16] = {}, tb[16] = {};
+    std::memcpy(ta, a + d, (n - d) * 4);
+    std::memcpy(tb, b + d, (n - d) * 4);
+    step(ta, tb);
+  }
+  return reduce16(acc[0], acc[1], acc[2], acc[3]);
+}
+
+}  // namespace
+
+void lutra_f32_attention__neon(const float* q, const float* k, const float* v, size_t n_pos,
+                               size_t head_dim, size_t kv_stride, float scale, float* scores,
+                               float* out) {
+  for (size_t t = 0; t < n_pos; t++) scores[t] = dot(q, k + t * kv_stride, head_dim) * scale;
+  lutra_f32_softmax__neon(scores, n_pos);
+  size_t d = 0;
+  for (; d + 4 <= head_dim; d += 4) {
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    for (size_t t = 0; t < n_pos; t++) acc = vfmaq_n_f32(acc, vld1q_f32(v + t * kv_stride + d), scores[t]);
+    vst1q_f32(out + d, acc);
+  }
+  for (; d < head_dim; d++) {
+    float acc = 0.0f;
+    for (size_t t = 0; t < n_pos; t++) acc = std::fma(scores[t], v[t * kv_stride + d], acc);
+    out[d] = acc;
+  }
+}
+
+}  // namespace lutra
