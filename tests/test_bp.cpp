@@ -220,7 +220,7 @@ TEST_CASE("bp exact gemm variants are bit-identical to the bq int8 scalar refere
               for (const auto& v : gemms) {
                 const size_t bad = check_gemm(rng, v.fn, p.vp, tables.data(), stride, xs, m, want);
                 if (bad)
-                  FAIL_CHECK(std::string(v.name) << ": bits " << bits << (asym ? " asym" : " sym") << " group "
+                  FAIL_CHECK(std::string(v.name) << ": bits " << bits << std::string(asym ? " asym" : " sym") << " group "
                                                  << group << " k " << k << " n " << n << " m " << m);
                 calls++;
               }
@@ -251,7 +251,7 @@ TEST_CASE("bp fast gemm variants are bit-identical to the fast scalar reference 
               if (v.isa == Isa::scalar) continue;
               const size_t bad = check_gemm(rng, v.fn, p.vp, tables.data(), stride, xs, m, want);
               if (bad)
-                FAIL_CHECK(std::string(v.name) << ": bits " << bits << (asym ? " asym" : " sym") << " group "
+                FAIL_CHECK(std::string(v.name) << ": bits " << bits << std::string(asym ? " asym" : " sym") << " group "
                                                << group << " k " << k << " n " << n << " m " << m);
             }
           }

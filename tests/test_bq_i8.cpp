@@ -118,7 +118,7 @@ TEST_CASE("bq int8 gemm variants are bit-identical to the scalar reference for b
                         }
                       }
                     if (!ok) {
-                      FAIL_CHECK(std::string(v.name) << ": bits " << bits << (asym ? " asym" : " sym")
+                      FAIL_CHECK(std::string(v.name) << ": bits " << bits << std::string(asym ? " asym" : " sym")
                                                      << " group " << group << " k " << k << " n " << n
                                                      << " m " << m << " rows [" << cut[c] << ", "
                                                      << cut[c + 1] << ")");
@@ -149,7 +149,7 @@ TEST_CASE("bq int8 gemm approximates the double-precision float product within t
         const auto [x, xq, xs] = normal_acts_i8(rng, m, k, quantize);
         for (const Variant<GemmBqI8Fn>& v : variants) {
           if (!cpu_supports(v.isa)) continue;
-          INFO("variant " << std::string(v.name) << " bits " << bits << " group " << group << (asym ? " asym" : " sym"));
+          INFO("variant " << std::string(v.name) << " bits " << bits << " group " << group << std::string(asym ? " asym" : " sym"));
           std::vector<float> y(m * n);
           v.fn(t.view, xq.data(), xs.data(), y.data(), m, 0, n);
           for (size_t i = 0; i < m; i++) {
