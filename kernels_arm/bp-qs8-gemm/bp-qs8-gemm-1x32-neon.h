@@ -1,7 +1,7 @@
 // Bit-serial table-lookup GEMM, 1 token x 32 rows per tile, NEON: the tile dot of both modes,
 // chosen by the template argument kFast (exact int16 tables or fast int8 tables). Included only
 // by the two NEON variants' .cpp files; the anonymous namespace gives each file its own copy.
-// The row-tile loop is the ISA-neutral one of kernels_common/bp-qs8-gemm/bp-qs8-gemm-tiles.h.
+// The row-tile loop is the ISA-neutral one of kernels_common/bp-qs8-gemm-tiles.h.
 //
 // Per half quad (chunks A, B) and plane pair P, one 64-byte block holds both chunks' nibbles of
 // 32 rows x 2 planes (byte 2q + d: row q, plane 2P + d), as four 16-byte vectors of 8 rows each.
@@ -22,7 +22,7 @@
 
 #include <arm_neon.h>
 
-#include "kernels_common/bp-qs8-gemm/bp-qs8-gemm-tiles.h"
+#include "kernels_common/bp-qs8-gemm-tiles.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {

@@ -17,7 +17,7 @@
 
 #include <algorithm>
 
-#include "kernels_common/bp-qs8-gemm/bp-qs8-gemm-tiles.h"
+#include "kernels_common/bp-qs8-gemm-tiles.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {

@@ -20,7 +20,7 @@
 #include <algorithm>
 
 #include "kernels_x86/avx512-masked.h"
-#include "kernels_common/bp-qs8-gemm/bp-qs8-gemm-tiles.h"
+#include "kernels_common/bp-qs8-gemm-tiles.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
