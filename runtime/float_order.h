@@ -8,7 +8,8 @@
 // (plain sums); the tail just stops (the same as adding fma(0, 0, lane): a lane is never -0).
 // Then a fixed tree, for step 8, 4, 2, 1: lane[i] += lane[i + step] (i < step); the result is
 // lane 0. That is one AVX-512 register, two AVX2 registers (lanes 0-7, 8-15) or four NEON q
-// registers, reduced halves first.
+// registers, reduced halves first. One exception, for weights packed two per byte (bq 4-bit
+// codes in groups of 32): lane (j % 32) / 2 (dot_canonical_pairs_fn).
 //
 // exp_canonical: exp from +, -, *, fma, round-to-nearest-integer and exponent bits only (no
 // libm, whose exp may differ by architecture or by its FMA ifunc), so SIMD copies can match it
