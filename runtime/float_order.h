@@ -8,7 +8,8 @@
 // (plain sums); the tail just stops (the same as adding fma(0, 0, lane): a lane is never -0).
 // Then a fixed tree, for step 8, 4, 2, 1: lane[i] += lane[i + step] (i < step); the result is
 // lane 0. That is one AVX-512 register, two AVX2 registers (lanes 0-7, 8-15) or four NEON q
-// registers, reduced halves first.
+// registers, reduced halves first. One exception, for weights packed two per byte (bq 4-bit
+// codes in groups of 32): lane (j % 32) / 2 (dot_canonical_pairs_fn).
 //
 // exp_canonical: exp from +, -, *, fma, round-to-nearest-integer and exponent bits only (no
 // libm, whose exp may differ by architecture or by its FMA ifunc), so SIMD copies can match it
@@ -38,6 +39,27 @@ inline float dot_canonical_fn(A&& a, const float* b, size_t n) {
   float lane[kFloatLanes] = {};
   for (size_t j = 0; j < n; j++) lane[j % kFloatLanes] = std::fma(a(j), b[j], lane[j % kFloatLanes]);
   return reduce_lanes(lane);
+}
+
+// The same with lanes for weights packed two per byte (bq 4-bit codes in groups of 32): lane
+// (j % 32) / 2, so each lane takes the pair of columns one byte holds, ascending. A SIMD variant
+// then matches the low nibbles (even j) and the high nibbles (odd j) of 16 bytes with a copy of
+// x permuted once, instead of shuffling the codes back into column order.
+template <class A>
+inline float dot_canonical_pairs_fn(A&& a, const float* b, size_t n) {
+  float lane[kFloatLanes] = {};
+  for (size_t j = 0; j < n; j++) lane[j % 32 / 2] = std::fma(a(j), b[j], lane[j % 32 / 2]);
+  return reduce_lanes(lane);
+}
+
+// x (n a multiple of 32) in the order of those lanes: per 32 columns, the 16 even ones, then
+// the 16 odd ones.
+inline void pair_lane_order(const float* x, size_t n, float* out) {
+  for (size_t b = 0; b < n; b += 32)
+    for (size_t t = 0; t < 16; t++) {
+      out[b + t] = x[b + 2 * t];
+      out[b + 16 + t] = x[b + 2 * t + 1];
+    }
 }
 
 inline float dot_canonical(const float* a, const float* b, size_t n) {

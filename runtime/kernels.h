@@ -38,7 +38,8 @@ std::string isa_names();
 
 // ---- kinds ---------------------------------------------------------------------------------
 
-// y[i][r] = sum_j W[r][j] * x[i][j] for float-format weights (f32, f16, bq).
+// y[i][r] = sum_j W[r][j] * x[i][j] for float-format weights (f32, f16, bq; a bq weight is
+// fma(q, s, -(s z))), summed in the canonical order of runtime/float_order.h.
 using GemmFloatFn = void (*)(const WeightView& w, const float* x, float* y, size_t m,
                              size_t n_begin, size_t n_end);
 // acc[i][r] = sum_j Wq[r][j] * xq[i][j], exact, for ternary (t2) weights.

@@ -58,7 +58,9 @@ inline int t5_weight(int i, int j) {
   return i % 3 - 1;
 }
 
-// Weight (r, j) of a bq tensor as a float: s * (q - z).
+// Weight (r, j) of a bq tensor as a float: s (q - z), computed as fma(q, s, -(s z)): one
+// fused multiply-add per weight in SIMD (the product s z is per group). With the symmetric zero
+// 2^(bits-1), s z is exact, so this is s * (q - z) rounded once.
 struct BqRow {
   const uint8_t* codes;
   const uint16_t* scales;
@@ -68,7 +70,7 @@ struct BqRow {
     size_t g = j / size_t(group);
     float s = load_f16(scales + g);
     float z = zeros ? load_f16(zeros + g) : float(1u << (bits - 1));
-    return s * (float(bq_code(codes, j, bits)) - z);
+    return std::fma(float(bq_code(codes, j, bits)), s, -(s * z));
   }
 };
 
@@ -108,7 +110,10 @@ void lutra_bq_f32_gemm__scalar(const WeightView& w, const float* x, float* y, si
   for (size_t i = 0; i < m; i++) {
     const float* xi = x + i * w.k;
     for (size_t r = n_begin; r < n_end; r++) {
-      y[i * w.n + r] = dot_canonical_fn(bq_row(w, r), xi, w.k);  // weights s * (q - z)
+      // weights as dequant_row has them; 4-bit codes in groups of 32: the lanes of byte pairs
+      const BqRow row = bq_row(w, r);
+      y[i * w.n + r] = w.bits == 4 && w.group % 32 == 0 ? dot_canonical_pairs_fn(row, xi, w.k)
+                                                         : dot_canonical_fn(row, xi, w.k);
     }
   }
 }

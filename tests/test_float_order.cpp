@@ -59,6 +59,28 @@ TEST_CASE("canonical dot products and sums take 16 lanes, ascending, then the tr
   CHECK(std::signbit(dot_canonical(p.data(), q.data(), 0)) == false);
 }
 
+TEST_CASE("the pair lanes of 4-bit codes give a byte's two columns one lane, and x is permuted to match") {
+  // Columns 0 and 1 share lane 0 (1e8 then -1e8 cancel before lane 0 meets anything else), so
+  // the 1.0 at column 2 (lane 1) survives; with lane j % 16, column 1 would be in lane 1.
+  std::vector<float> a(32, 0.0f), b(32, 1.0f);
+  a[0] = 1e8f, a[1] = -1e8f, a[2] = 1.0f;
+  auto at = [&](size_t j) { return a[j]; };
+  CHECK(dot_canonical_pairs_fn(at, b.data(), 32) == 1.0f);
+  // Column 1 joins 1e8 in lane 0 (and is rounded away), column 16 is lane 8 (not lane 0).
+  a.assign(32, 0.0f);
+  a[0] = 1e8f, a[1] = 1.0f, a[16] = -1e8f;
+  CHECK(dot_canonical_pairs_fn(at, b.data(), 32) == 0.0f);
+  std::vector<float> x(64), p(64);
+  for (size_t j = 0; j < 64; j++) x[j] = float(j);
+  pair_lane_order(x.data(), 64, p.data());
+  for (size_t t = 0; t < 16; t++) {
+    CHECK(p[t] == float(2 * t));
+    CHECK(p[16 + t] == float(2 * t + 1));
+    CHECK(p[32 + t] == float(32 + 2 * t));
+    CHECK(p[48 + t] == float(33 + 2 * t));
+  }
+}
+
 TEST_CASE("exp_canonical is within 1 ulp of exp over its range and exact on special values") {
   double worst = 0;
   float at = 0;

@@ -152,8 +152,8 @@ void for_each_variant(std::span<const Variant<Fn>> variants, Body body, bool ski
 }
 
 // Checks a float GEMM variant against the double reference, |y - ref| <= (k+4) u sum|w x|
-// (the worst-case bound of a float dot product in any order, plus one rounding for bq's
-// s*(q-z)), over every split, and bit for bit against the scalar reference (every variant
+// (the worst-case bound of a float dot product in any order, plus the rounding of bq's
+// weights), over every split, and bit for bit against the scalar reference (every variant
 // follows the canonical float order); the result of a row must not depend on the split.
 void check_float_gemm(const Variant<GemmFloatFn>& v, const TestWeights& t, size_t m, std::mt19937& rng,
                       const Variant<GemmFloatFn>& scalar) {

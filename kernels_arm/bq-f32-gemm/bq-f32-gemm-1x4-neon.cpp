@@ -1,14 +1,16 @@
 // bq weights (b-bit codes in groups along k, an f16 scale and zero per group) x f32
 // activations, 1 token x 4 output rows per tile, AArch64 Advanced SIMD, in the canonical float
-// order (runtime/float_order.h): the weights are the scalar reference's s * (q - z) and four q
+// order (runtime/float_order.h): the weights are the scalar reference's fma(q, s, -(s z)) and four q
 // registers per row hold the 16 lanes, so results are bit-identical to the reference.
 //
 // Paths, chosen per call from bits and group (the design of the x86 bq-f32-gemm-1x4 variants):
-// - 8-bit: 16 codes widened u8 -> u16 -> u32 -> float.
-// - 4-bit: 8 bytes = 16 codes; low and high nibbles zipped (vzip) back into natural order.
+// - 8-bit (groups a multiple of 32): 16 codes widened u8 -> u16 -> u32 -> float.
+// - 4-bit (groups a multiple of 32): 16 bytes = 32 codes; the low nibbles (even j) and the high
+//   ones (odd j) go to the pair lanes of float_order.h, against a copy of x permuted once per
+//   call (pair_lane_order), so no shuffle sorts the codes.
 // - anything else: each group's codes are unpacked to bytes with scalar code first.
-// m == 1 with groups a multiple of 16 (u8, u4) decodes the codes straight into the FMAs.
-// Otherwise each 4-row tile is decoded once per chunk of columns into floats s * (q - z) and
+// m == 1 on the u8 and u4 paths decodes the codes straight into the FMAs.
+// Otherwise each 4-row tile is decoded once per chunk of columns into float weights and
 // every token's lanes are accumulated against that buffer, tokens innermost.
 #include <arm_neon.h>
 
@@ -49,6 +51,7 @@ struct Layout {
         bits(w.bits) {}
   float scale(size_t r, size_t g) const { return load_f16(scales + r * gpr + g); }
   float zero(size_t r, size_t g) const { return zeros ? load_f16(zeros + r * gpr + g) : zsym; }
+  float neg_scaled_zero(size_t r, size_t g) const { return -(scale(r, g) * zero(r, g)); }
   const uint8_t* row(size_t r) const { return codes + r * row_bytes; }
 
   // The codes of group g of row r, one byte each, into dst (group bytes).
@@ -64,27 +67,43 @@ struct Layout {
   }
 };
 
-// Weights j..j+15 of a group (j a multiple of 16) as the scalar reference computes them,
-// s * (float(q) - z), into w[4]. u8 and bytes: one byte per code at q + j; u4: 8 bytes at
-// q + j / 2, byte b holding code 2b in its low nibble and 2b+1 in its high one.
-template <Path P>
-inline void weights16(const uint8_t* q, size_t j, float32x4_t z, float s, float32x4_t* w) {
+// Weights at positions j + 16 h .. j + 16 h + 15 (j a multiple of 32, h = 0 or 1) of a group as
+// the scalar reference computes them, fma(q, s, nsz) with nsz = -(s z), into w[4]. u8 and
+// bytes: one byte per column at q + j. u4 (16 bytes per 32 columns, byte b holding column 2b in
+// its low nibble and 2b+1 in its high one, float_order.h's pair lanes): positions 0-15 of a
+// 32-column block are the low nibbles of its 16 bytes, positions 16-31 the high ones, to be
+// matched with x in pair_lane_order.
+template <Path P, int h>
+inline void weights16(const uint8_t* q, size_t j, float32x4_t nsz, float s, float32x4_t* w) {
   uint8x16_t c;
   if constexpr (P == Path::u4) {
-    const uint8x8_t b = vld1_u8(q + j / 2);
-    const uint8x8x2_t zip = vzip_u8(vand_u8(b, vdup_n_u8(0xf)), vshr_n_u8(b, 4));
-    c = vcombine_u8(zip.val[0], zip.val[1]);
+    const uint8x16_t b = vld1q_u8(q + j / 2);
+    c = h == 0 ? vandq_u8(b, vdupq_n_u8(0xf)) : vshrq_n_u8(b, 4);
   } else {
-    c = vld1q_u8(q + j);
+    c = vld1q_u8(q + j + 16 * h);
   }
   const uint16x8_t lo = vmovl_u8(vget_low_u8(c)), hi = vmovl_u8(vget_high_u8(c));
   const uint32x4_t u[4] = {vmovl_u16(vget_low_u16(lo)), vmovl_u16(vget_high_u16(lo)), vmovl_u16(vget_low_u16(hi)),
                            vmovl_u16(vget_high_u16(hi))};
 #pragma GCC unroll 4
-  for (int c4 = 0; c4 < 4; c4++) w[c4] = vmulq_n_f32(vsubq_f32(vcvtq_f32_u32(u[c4]), z), s);
+  for (int c4 = 0; c4 < 4; c4++) w[c4] = vfmaq_n_f32(nsz, vcvtq_f32_u32(u[c4]), s);
 }
 
-// m == 1, u8 and u4 (groups a multiple of 16): out[r] = row r0 + r of W times x, the codes
+// acc[r] += the weights at positions j + 16 h .. of row r times xj[0..15].
+template <int R, Path P, int h>
+[[gnu::always_inline]] inline void step(float32x4_t (&acc)[R][4], const uint8_t* const* q, size_t j,
+                                        const float32x4_t* nsz, const float* s, const float* xj) {
+  const float32x4_t xv[4] = {vld1q_f32(xj), vld1q_f32(xj + 4), vld1q_f32(xj + 8), vld1q_f32(xj + 12)};
+#pragma GCC unroll 4
+  for (int r = 0; r < R; r++) {
+    float32x4_t w[4];
+    weights16<P, h>(q[r], j, nsz[r], s[r], w);
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) acc[r][c] = vfmaq_f32(acc[r][c], w[c], xv[c]);
+  }
+}
+
+// m == 1, u8 and u4 (groups a multiple of 32): out[r] = row r0 + r of W times x, the codes
 // decoded straight into the FMAs.
 template <int R, Path P>
 void tile_m1(const Layout& L, size_t r0, const float* x, float* out) {
@@ -95,32 +114,25 @@ void tile_m1(const Layout& L, size_t r0, const float* x, float* out) {
     for (int c = 0; c < 4; c++) acc[r][c] = vdupq_n_f32(0.0f);
   const size_t G = L.group;
   for (size_t g = 0; g < L.gpr; g++) {
-    float32x4_t z[R];
+    float32x4_t nsz[R];
     float s[R];
     const uint8_t* q[R];
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++) {
-      z[r] = vdupq_n_f32(L.zero(r0 + r, g));
+      nsz[r] = vdupq_n_f32(L.neg_scaled_zero(r0 + r, g));
       s[r] = L.scale(r0 + r, g);
       q[r] = L.row(r0 + r) + (P == Path::u4 ? g * G / 2 : g * G);
     }
-    for (size_t j = 0; j < G; j += kFloatLanes) {
-      const float* xj = x + g * G + j;
-      const float32x4_t xv[4] = {vld1q_f32(xj), vld1q_f32(xj + 4), vld1q_f32(xj + 8), vld1q_f32(xj + 12)};
-#pragma GCC unroll 4
-      for (int r = 0; r < R; r++) {
-        float32x4_t w[4];
-        weights16<P>(q[r], j, z[r], s[r], w);
-#pragma GCC unroll 4
-        for (int c = 0; c < 4; c++) acc[r][c] = vfmaq_f32(acc[r][c], w[c], xv[c]);
-      }
+    for (size_t j = 0; j < G; j += 2 * kFloatLanes) {
+      step<R, P, 0>(acc, q, j, nsz, s, x + g * G + j);
+      step<R, P, 1>(acc, q, j, nsz, s, x + g * G + j + kFloatLanes);
     }
   }
 #pragma GCC unroll 4
   for (int r = 0; r < R; r++) out[r] = reduce16(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
 }
 
-// Rows r0..r0+R-1, columns [c0, c0 + cols) (whole groups) as floats s * (q - z) into dst (row
+// Rows r0..r0+R-1, columns [c0, c0 + cols) (whole groups) as float weights into dst (row
 // stride `stride`, a multiple of 16; the padding past cols is zeroed). buf: 16-byte padded.
 template <int R, Path P>
 void decode_tile(const Layout& L, size_t r0, size_t c0, size_t cols, uint8_t* buf, float* dst, size_t stride) {
@@ -128,24 +140,33 @@ void decode_tile(const Layout& L, size_t r0, size_t c0, size_t cols, uint8_t* bu
   for (int r = 0; r < R; r++) {
     float* d = dst + r * stride;
     for (size_t g = c0 / G; g < (c0 + cols) / G; g++, d += G) {
-      const float32x4_t z = vdupq_n_f32(L.zero(r0 + r, g));
+      const float32x4_t nsz = vdupq_n_f32(L.neg_scaled_zero(r0 + r, g));
       const float s = L.scale(r0 + r, g);
       const uint8_t* q = L.row(r0 + r) + (P == Path::u4 ? g * G / 2 : g * G);
       if constexpr (P == Path::bytes) {
         L.unpack(r0 + r, g, buf);
         q = buf;
       }
-      size_t j = 0;
       float32x4_t w[4];
-      for (; j + kFloatLanes <= G; j += kFloatLanes) {
-        weights16<P>(q, j, z, s, w);
-        for (int c = 0; c < 4; c++) vst1q_f32(d + j + 4 * c, w[c]);
-      }
-      if (j < G) {  // bytes path only: the padded buffer is readable
-        float t[16];
-        weights16<P>(q, j, z, s, w);
-        for (int c = 0; c < 4; c++) vst1q_f32(t + 4 * c, w[c]);
-        std::memcpy(d + j, t, (G - j) * 4);
+      if constexpr (P == Path::bytes) {
+        size_t j = 0;
+        for (; j + kFloatLanes <= G; j += kFloatLanes) {
+          weights16<P, 0>(q, j, nsz, s, w);
+          for (int c = 0; c < 4; c++) vst1q_f32(d + j + 4 * c, w[c]);
+        }
+        if (j < G) {  // the padded buffer is readable
+          float t[16];
+          weights16<P, 0>(q, j, nsz, s, w);
+          for (int c = 0; c < 4; c++) vst1q_f32(t + 4 * c, w[c]);
+          std::memcpy(d + j, t, (G - j) * 4);
+        }
+      } else {
+        for (size_t j = 0; j < G; j += 2 * kFloatLanes) {
+          weights16<P, 0>(q, j, nsz, s, w);
+          for (int c = 0; c < 4; c++) vst1q_f32(d + j + 4 * c, w[c]);
+          weights16<P, 1>(q, j, nsz, s, w);
+          for (int c = 0; c < 4; c++) vst1q_f32(d + j + kFloatLanes + 4 * c, w[c]);
+        }
       }
     }
     std::fill(dst + r * stride + cols, dst + (r + 1) * stride, 0.0f);
@@ -177,6 +198,12 @@ template <Path P>
 void gemm(const WeightView& w, const float* x, float* y, size_t m, size_t n_begin, size_t n_end) {
   const Layout L(w);
   const size_t k = w.k, G = L.group, gpad = (G + kFloatLanes - 1) / kFloatLanes * kFloatLanes;
+  if constexpr (P == Path::u4) {  // k is a multiple of 32
+    thread_local std::vector<float> xp;  // grows once: the token loop allocates nothing
+    if (xp.size() < m * k) xp.resize(m * k);
+    pair_lane_order(x, m * k, xp.data());
+    x = xp.data();
+  }
   if (m == 1 && P != Path::bytes) {
     size_t r = n_begin;
     float out[4];
@@ -236,8 +263,8 @@ void lutra_bq_f32_gemm_1x4__neon(const WeightView& w, const float* x, float* y, 
     for (size_t i = 0; i < m; i++) std::fill(y + i * w.n + n_begin, y + i * w.n + n_end, 0.0f);
     return;
   }
-  if (w.bits == 8 && w.group % kFloatLanes == 0) gemm<Path::u8>(w, x, y, m, n_begin, n_end);
-  else if (w.bits == 4 && w.group % kFloatLanes == 0) gemm<Path::u4>(w, x, y, m, n_begin, n_end);
+  if (w.bits == 8 && w.group % 32 == 0) gemm<Path::u8>(w, x, y, m, n_begin, n_end);
+  else if (w.bits == 4 && w.group % 32 == 0) gemm<Path::u4>(w, x, y, m, n_begin, n_end);
   else gemm<Path::bytes>(w, x, y, m, n_begin, n_end);
 }
 

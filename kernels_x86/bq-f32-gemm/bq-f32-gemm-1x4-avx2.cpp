@@ -1,16 +1,17 @@
 // bq weights (b-bit codes in groups along k, an f16 scale and zero per group) x f32
 // activations, 1 token x 4 output rows per tile, AVX2 + FMA + F16C, in the canonical float
-// order (runtime/float_order.h): the weights are the scalar reference's s * (q - z) and two
-// accumulators per row hold lanes 0-7 and 8-15, so results are bit-identical to the reference.
+// order (runtime/float_order.h): the weights are the scalar reference's fma(q, s, -(s z)) and
+// two accumulators per row hold lanes 0-7 and 8-15, so results are bit-identical to it.
 //
 // Paths, chosen per call from bits and group:
-// - 8-bit: vpmovzxbd widens 8 codes at a time.
-// - 4-bit: 4 bytes = 8 codes; each byte is doubled (punpcklbw) and widened, and a variable shift
-//   by 0 or 4 leaves the codes in natural order.
+// - 8-bit (groups a multiple of 32): vpmovzxbd widens 8 codes at a time.
+// - 4-bit (groups a multiple of 32): vpmovzxbd widens 8 bytes = 16 codes; the low nibbles
+//   (even j) and the high ones (odd j) go to the pair lanes of float_order.h, against a copy of
+//   x permuted once per call (pair_lane_order), so no shuffle sorts the codes.
 // - anything else: each group's codes are unpacked to bytes with scalar code first.
-// m == 1 with groups a multiple of 16 (u8, u4) decodes the codes straight into the FMAs.
-// Otherwise each 4-row tile is decoded once per chunk of columns into floats s * (q - z) and
-// every token's lanes are accumulated against that buffer, tokens innermost.
+// m == 1 on the u8 and u4 paths decodes the codes straight into the FMAs. Otherwise each 4-row
+// tile is decoded once per chunk of columns into float weights and every token's lanes are
+// accumulated against that buffer, tokens innermost.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -34,12 +35,6 @@ inline float load_f16(const uint16_t* p) {
   return _cvtsh_ss(h);
 }
 
-inline uint32_t load_u32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-
 // 8 consecutive byte codes as floats.
 inline __m256 widen8(const uint8_t* q) {
   return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q))));
@@ -61,6 +56,7 @@ struct Layout {
         bits(w.bits) {}
   float scale(size_t r, size_t g) const { return load_f16(scales + r * gpr + g); }
   float zero(size_t r, size_t g) const { return zeros ? load_f16(zeros + r * gpr + g) : zsym; }
+  float neg_scaled_zero(size_t r, size_t g) const { return -(scale(r, g) * zero(r, g)); }
   const uint8_t* row(size_t r) const { return codes + r * row_bytes; }
 
   // The codes of group g of row r, one byte each, into dst (group bytes).
@@ -76,28 +72,31 @@ struct Layout {
   }
 };
 
-// Codes j..j+7 as floats (u8: one byte each at q + j; u4: 4 bytes at q + j / 2, byte b holding
-// code 2b in its low nibble and 2b+1 in its high one, doubled and shifted by 0 or 4 into
-// natural order). j is a multiple of 8.
+// Weights of a group as the scalar reference computes them: fma(q, s, -(s z)), nsz = -(s z).
+inline __m256 weight(__m256 q, __m256 nsz, __m256 s) { return _mm256_fmadd_ps(q, s, nsz); }
+
+// Weights at positions j..j+31 (j a multiple of 32) of a u8 or u4 group whose codes start at q,
+// into w[4] (canonical lanes 0-7, 8-15, 0-7, 8-15). u8: columns j..j+31. u4 (16 bytes per 32
+// columns, byte b holding column 2b in its low nibble and 2b+1 in its high one, float_order.h's
+// pair lanes): the low nibbles of bytes 0-7 and 8-15, then their high nibbles, to be matched
+// with x in pair_lane_order.
 template <Path P>
-inline __m256 codes8(const uint8_t* q, size_t j) {
+inline void weights32(const uint8_t* q, size_t j, __m256 nsz, __m256 s, __m256* w) {
   if constexpr (P == Path::u4) {
-    const __m128i b = _mm_cvtsi32_si128(int32_t(load_u32(q + j / 2)));
-    const __m256i d = _mm256_cvtepu8_epi32(_mm_unpacklo_epi8(b, b));
-    const __m256i shift = _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4);
-    return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(d, shift), _mm256_set1_epi32(0xf)));
+    const __m256i b0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + j / 2)));
+    const __m256i b1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + j / 2 + 8)));
+    const __m256i nib = _mm256_set1_epi32(0xf);
+    w[0] = weight(_mm256_cvtepi32_ps(_mm256_and_si256(b0, nib)), nsz, s);
+    w[1] = weight(_mm256_cvtepi32_ps(_mm256_and_si256(b1, nib)), nsz, s);
+    w[2] = weight(_mm256_cvtepi32_ps(_mm256_srli_epi32(b0, 4)), nsz, s);
+    w[3] = weight(_mm256_cvtepi32_ps(_mm256_srli_epi32(b1, 4)), nsz, s);
   } else {
-    return widen8(q + j);
+#pragma GCC unroll 4  // (unrolled late, GCC 12 keeps the vector arrays in memory)
+    for (int c = 0; c < 4; c++) w[c] = weight(widen8(q + j + c * kLanes), nsz, s);
   }
 }
 
-// Weights j..j+7 of a group as the scalar reference computes them: s * (float(q) - z).
-template <Path P>
-inline __m256 weights8(const uint8_t* q, size_t j, __m256 z, __m256 s) {
-  return _mm256_mul_ps(s, _mm256_sub_ps(codes8<P>(q, j), z));
-}
-
-// m == 1, u8 and u4 (groups a multiple of 16): out[r] = row r0 + r of W times x, the codes
+// m == 1, u8 and u4 (groups a multiple of 32): out[r] = row r0 + r of W times x, the codes
 // decoded straight into the FMAs; lo and hi hold the canonical lanes 0-7 and 8-15 of each row.
 template <int R, Path P>
 void tile_m1(const Layout& L, size_t r0, const float* x, float* out) {
@@ -105,10 +104,10 @@ void tile_m1(const Layout& L, size_t r0, const float* x, float* out) {
   for (int r = 0; r < R; r++) lo[r] = hi[r] = _mm256_setzero_ps();
   const size_t G = L.group;
   for (size_t g = 0; g < L.gpr; g++) {
-    __m256 z[R], s[R];
+    __m256 nsz[R], s[R];
     const uint8_t* q[R];
     for (int r = 0; r < R; r++) {
-      z[r] = _mm256_set1_ps(L.zero(r0 + r, g));
+      nsz[r] = _mm256_set1_ps(L.neg_scaled_zero(r0 + r, g));
       s[r] = _mm256_set1_ps(L.scale(r0 + r, g));
       if constexpr (P == Path::u8) {
         q[r] = L.row(r0 + r) + g * G;
@@ -119,18 +118,25 @@ void tile_m1(const Layout& L, size_t r0, const float* x, float* out) {
         q[r] = L.row(r0 + r) + g * G / 2;
       }
     }
-    for (size_t j = 0; j < G; j += 2 * kLanes) {
-      const __m256 x0 = _mm256_loadu_ps(x + g * G + j), x1 = _mm256_loadu_ps(x + g * G + j + kLanes);
+    for (size_t j = 0; j < G; j += 4 * kLanes) {
+      __m256 xv[4];
+#pragma GCC unroll 4
+      for (int c = 0; c < 4; c++) xv[c] = _mm256_loadu_ps(x + g * G + j + c * kLanes);
+#pragma GCC unroll 4
       for (int r = 0; r < R; r++) {
-        lo[r] = _mm256_fmadd_ps(weights8<P>(q[r], j, z[r], s[r]), x0, lo[r]);
-        hi[r] = _mm256_fmadd_ps(weights8<P>(q[r], j + kLanes, z[r], s[r]), x1, hi[r]);
+        __m256 w[4];
+        weights32<P>(q[r], j, nsz[r], s[r], w);
+        lo[r] = _mm256_fmadd_ps(w[0], xv[0], lo[r]);
+        hi[r] = _mm256_fmadd_ps(w[1], xv[1], hi[r]);
+        lo[r] = _mm256_fmadd_ps(w[2], xv[2], lo[r]);
+        hi[r] = _mm256_fmadd_ps(w[3], xv[3], hi[r]);
       }
     }
   }
   for (int r = 0; r < R; r++) out[r] = reduce16(lo[r], hi[r]);
 }
 
-// Rows r0..r0+R-1, columns [c0, c0 + cols) (whole groups) as floats s * (q - z) into dst (row
+// Rows r0..r0+R-1, columns [c0, c0 + cols) (whole groups) as float weights into dst (row
 // stride `stride`, a multiple of 16; the padding past cols is zeroed).
 template <int R, Path P>
 void decode_tile(const Layout& L, size_t r0, size_t c0, size_t cols, uint8_t* buf, float* dst, size_t stride) {
@@ -138,15 +144,20 @@ void decode_tile(const Layout& L, size_t r0, size_t c0, size_t cols, uint8_t* bu
   for (int r = 0; r < R; r++) {
     float* d = dst + r * stride;
     for (size_t g = c0 / G; g < (c0 + cols) / G; g++, d += G) {
-      const __m256 z = _mm256_set1_ps(L.zero(r0 + r, g)), s = _mm256_set1_ps(L.scale(r0 + r, g));
+      const __m256 nsz = _mm256_set1_ps(L.neg_scaled_zero(r0 + r, g)), s = _mm256_set1_ps(L.scale(r0 + r, g));
       const uint8_t* q = L.row(r0 + r) + (P == Path::u4 ? g * G / 2 : g * G);
       if constexpr (P == Path::bytes) {
         L.unpack(r0 + r, g, buf);
-        q = buf;
+        size_t j = 0;
+        for (; j + kLanes <= G; j += kLanes) _mm256_storeu_ps(d + j, weight(widen8(buf + j), nsz, s));
+        if (j < G) _mm256_maskstore_ps(d + j, live_mask8(long(G - j)), weight(widen8(buf + j), nsz, s));
+      } else {
+        for (size_t j = 0; j < G; j += 4 * kLanes) {
+          __m256 w[4];
+          weights32<P>(q, j, nsz, s, w);
+          for (int c = 0; c < 4; c++) _mm256_storeu_ps(d + j + c * kLanes, w[c]);
+        }
       }
-      size_t j = 0;
-      for (; j + kLanes <= G; j += kLanes) _mm256_storeu_ps(d + j, weights8<P>(q, j, z, s));
-      if (j < G) _mm256_maskstore_ps(d + j, live_mask8(long(G - j)), weights8<P>(q, j, z, s));  // bytes path only
     }
     std::fill(dst + r * stride + cols, dst + (r + 1) * stride, 0.0f);
   }
@@ -178,6 +189,12 @@ template <Path P>
 void gemm(const WeightView& w, const float* x, float* y, size_t m, size_t n_begin, size_t n_end) {
   const Layout L(w);
   const size_t k = w.k, G = L.group, gpad = (G + 2 * kLanes - 1) / (2 * kLanes) * (2 * kLanes);
+  if constexpr (P == Path::u4) {  // k is a multiple of 32
+    thread_local std::vector<float> xp;  // grows once: the token loop allocates nothing
+    if (xp.size() < m * k) xp.resize(m * k);
+    pair_lane_order(x, m * k, xp.data());
+    x = xp.data();
+  }
   if (m == 1 && P != Path::bytes) {
     size_t r = n_begin;
     float out[4];
@@ -241,8 +258,8 @@ void lutra_bq_f32_gemm_1x4__avx2(const WeightView& w, const float* x, float* y, 
     for (size_t i = 0; i < m; i++) std::fill(y + i * w.n + n_begin, y + i * w.n + n_end, 0.0f);
     return;
   }
-  if (w.bits == 8 && w.group % kFloatLanes == 0) gemm<Path::u8>(w, x, y, m, n_begin, n_end);
-  else if (w.bits == 4 && w.group % kFloatLanes == 0) gemm<Path::u4>(w, x, y, m, n_begin, n_end);
+  if (w.bits == 8 && w.group % 32 == 0) gemm<Path::u8>(w, x, y, m, n_begin, n_end);
+  else if (w.bits == 4 && w.group % 32 == 0) gemm<Path::u4>(w, x, y, m, n_begin, n_end);
   else gemm<Path::bytes>(w, x, y, m, n_begin, n_end);
 }
 

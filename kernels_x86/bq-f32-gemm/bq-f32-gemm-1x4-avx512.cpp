@@ -1,18 +1,19 @@
 // bq weights (b-bit codes in groups along k, an f16 scale and zero per group) x f32
 // activations, 1 token x 4 output rows per tile, AVX-512F + FMA + F16C, in the canonical float
-// order (runtime/float_order.h): the weights are the scalar reference's s * (q - z), one
+// order (runtime/float_order.h): the weights are the scalar reference's fma(q, s, -(s z)), one
 // accumulator per row holds the 16 lanes, so results are bit-identical to the reference.
 //
 // Paths, chosen per call from bits and group:
-// - 8-bit: vpmovzxbd widens 16 codes at a time.
-// - 4-bit: 8 bytes = 16 codes; each byte is doubled (punpcklbw) and widened, and a variable
-//   shift by 0 or 4 leaves the codes in natural order.
+// - 8-bit (groups a multiple of 32): vpmovzxbd widens 16 codes at a time.
+// - 4-bit (groups a multiple of 32): vpmovzxbd widens 16 bytes = 32 codes; the low nibbles
+//   (even j) and the high ones (odd j) go to the pair lanes of float_order.h, against a copy of
+//   x permuted once per call (pair_lane_order), so no shuffle sorts the codes.
 // - anything else: each group's codes are unpacked to bytes with scalar code first.
 // Intrinsics that GCC 12 implements with _mm512_undefined_* trip -Wuninitialized, so the
 // zero-masked forms are used throughout (as in f16-f32-gemm-1x4-avx512.cpp).
-// m == 1 with groups a multiple of 16 (u8, u4) decodes the codes straight into the FMAs.
-// Otherwise each 4-row tile is decoded once per chunk of columns into floats s * (q - z) and
-// every token's lanes are accumulated against that buffer, tokens innermost.
+// m == 1 on the u8 and u4 paths decodes the codes straight into the FMAs. Otherwise each 4-row
+// tile is decoded once per chunk of columns into float weights and every token's lanes are
+// accumulated against that buffer, tokens innermost.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -61,6 +62,7 @@ struct Layout {
         bits(w.bits) {}
   float scale(size_t r, size_t g) const { return load_f16(scales + r * gpr + g); }
   float zero(size_t r, size_t g) const { return zeros ? load_f16(zeros + r * gpr + g) : zsym; }
+  float neg_scaled_zero(size_t r, size_t g) const { return -(scale(r, g) * zero(r, g)); }
   const uint8_t* row(size_t r) const { return codes + r * row_bytes; }
 
   // The codes of group g of row r, one byte each, into dst (group bytes).
@@ -76,23 +78,26 @@ struct Layout {
   }
 };
 
-// u4 codes j..j+15 of a row (8 bytes at q; byte b holds code 2b in its low nibble, 2b+1 in its
-// high one) in natural order: each byte twice, then shifted by 0 or 4.
-inline __m512i u4_codes16(const uint8_t* q) {
-  const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q));
-  const __m512i d = _mm512_maskz_cvtepu8_epi32(0xffff, _mm_unpacklo_epi8(b, b));
-  const __m512i shift = _mm512_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4);
-  return _mm512_and_si512(_mm512_maskz_srlv_epi32(0xffff, d, shift), _mm512_set1_epi32(0xf));
-}
+// Weights of a group as the scalar reference computes them: fma(q, s, -(s z)), nsz = -(s z).
+inline __m512 weight(__m512i q, __m512 nsz, __m512 s) { return _mm512_fmadd_ps(to_float(q), s, nsz); }
 
-// Weights j..j+15 of a group as the scalar reference computes them: s * (float(q) - z).
+// Weights j..j+31 (j a multiple of 32) of a u8 or u4 group whose codes start at q, w0 and w1 in
+// the order of the canonical lanes: u8 columns j..j+15, then j+16..j+31; u4 (16 bytes, byte b
+// holding column 2b in its low nibble and 2b+1 in its high one, float_order.h's pair lanes) the
+// low nibbles, then the high ones, to be matched with x in pair_lane_order.
 template <Path P>
-inline __m512 weights16(const uint8_t* q, size_t j, __m512 z, __m512 s) {
-  const __m512i c = P == Path::u4 ? u4_codes16(q + j / 2) : widen16(q + j);
-  return _mm512_mul_ps(s, _mm512_sub_ps(to_float(c), z));
+inline void weights32(const uint8_t* q, size_t j, __m512 nsz, __m512 s, __m512& w0, __m512& w1) {
+  if constexpr (P == Path::u4) {
+    const __m512i b = widen16(q + j / 2);
+    w0 = weight(_mm512_and_si512(b, _mm512_set1_epi32(0xf)), nsz, s);
+    w1 = weight(_mm512_maskz_srli_epi32(0xffff, b, 4), nsz, s);
+  } else {
+    w0 = weight(widen16(q + j), nsz, s);
+    w1 = weight(widen16(q + j + kLanes), nsz, s);
+  }
 }
 
-// m == 1, u8 and u4 (groups a multiple of 16): out[r] = row r0 + r of W times x, the codes
+// m == 1, u8 and u4 (groups a multiple of 32): out[r] = row r0 + r of W times x, the codes
 // decoded straight into the FMAs; one accumulator per row is the 16 canonical lanes.
 template <int R, Path P>
 void tile_m1(const Layout& L, size_t r0, const float* x, float* out) {
@@ -100,10 +105,10 @@ void tile_m1(const Layout& L, size_t r0, const float* x, float* out) {
   for (int r = 0; r < R; r++) acc[r] = _mm512_setzero_ps();
   const size_t G = L.group;
   for (size_t g = 0; g < L.gpr; g++) {
-    __m512 z[R], s[R];
+    __m512 nsz[R], s[R];
     const uint8_t* q[R];
     for (int r = 0; r < R; r++) {
-      z[r] = _mm512_set1_ps(L.zero(r0 + r, g));
+      nsz[r] = _mm512_set1_ps(L.neg_scaled_zero(r0 + r, g));
       s[r] = _mm512_set1_ps(L.scale(r0 + r, g));
       if constexpr (P == Path::u8) {
         q[r] = L.row(r0 + r) + g * G;
@@ -114,15 +119,19 @@ void tile_m1(const Layout& L, size_t r0, const float* x, float* out) {
         q[r] = L.row(r0 + r) + g * G / 2;
       }
     }
-    for (size_t j = 0; j < G; j += kLanes) {
-      const __m512 xv = _mm512_loadu_ps(x + g * G + j);
-      for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(weights16<P>(q[r], j, z[r], s[r]), xv, acc[r]);
+    for (size_t j = 0; j < G; j += 2 * kLanes) {
+      const __m512 x0 = _mm512_loadu_ps(x + g * G + j), x1 = _mm512_loadu_ps(x + g * G + j + kLanes);
+      for (int r = 0; r < R; r++) {
+        __m512 w0, w1;
+        weights32<P>(q[r], j, nsz[r], s[r], w0, w1);
+        acc[r] = _mm512_fmadd_ps(w1, x1, _mm512_fmadd_ps(w0, x0, acc[r]));
+      }
     }
   }
   for (int r = 0; r < R; r++) out[r] = reduce16(acc[r]);
 }
 
-// Rows r0..r0+R-1, columns [c0, c0 + cols) (whole groups) as floats s * (q - z) into dst (row
+// Rows r0..r0+R-1, columns [c0, c0 + cols) (whole groups) as float weights into dst (row
 // stride `stride`, a multiple of 16; the padding past cols is zeroed).
 template <int R, Path P>
 void decode_tile(const Layout& L, size_t r0, size_t c0, size_t cols, uint8_t* buf, float* dst, size_t stride) {
@@ -130,15 +139,21 @@ void decode_tile(const Layout& L, size_t r0, size_t c0, size_t cols, uint8_t* bu
   for (int r = 0; r < R; r++) {
     float* d = dst + r * stride;
     for (size_t g = c0 / G; g < (c0 + cols) / G; g++, d += G) {
-      const __m512 z = _mm512_set1_ps(L.zero(r0 + r, g)), s = _mm512_set1_ps(L.scale(r0 + r, g));
+      const __m512 nsz = _mm512_set1_ps(L.neg_scaled_zero(r0 + r, g)), s = _mm512_set1_ps(L.scale(r0 + r, g));
       const uint8_t* q = L.row(r0 + r) + (P == Path::u4 ? g * G / 2 : g * G);
       if constexpr (P == Path::bytes) {
         L.unpack(r0 + r, g, buf);
-        q = buf;
+        size_t j = 0;
+        for (; j + kLanes <= G; j += kLanes) _mm512_storeu_ps(d + j, weight(widen16(buf + j), nsz, s));
+        if (j < G) _mm512_mask_storeu_ps(d + j, tail_mask(G - j), weight(widen16(buf + j), nsz, s));
+      } else {
+        for (size_t j = 0; j < G; j += 2 * kLanes) {
+          __m512 w0, w1;
+          weights32<P>(q, j, nsz, s, w0, w1);
+          _mm512_storeu_ps(d + j, w0);
+          _mm512_storeu_ps(d + j + kLanes, w1);
+        }
       }
-      size_t j = 0;
-      for (; j + kLanes <= G; j += kLanes) _mm512_storeu_ps(d + j, weights16<P>(q, j, z, s));
-      if (j < G) _mm512_mask_storeu_ps(d + j, tail_mask(G - j), weights16<P>(q, j, z, s));  // bytes path only
     }
     std::fill(dst + r * stride + cols, dst + (r + 1) * stride, 0.0f);
   }
@@ -163,6 +178,12 @@ template <Path P>
 void gemm(const WeightView& w, const float* x, float* y, size_t m, size_t n_begin, size_t n_end) {
   const Layout L(w);
   const size_t k = w.k, G = L.group, gpad = (G + kLanes - 1) / kLanes * kLanes;
+  if constexpr (P == Path::u4) {  // k is a multiple of 32
+    thread_local std::vector<float> xp;  // grows once: the token loop allocates nothing
+    if (xp.size() < m * k) xp.resize(m * k);
+    pair_lane_order(x, m * k, xp.data());
+    x = xp.data();
+  }
   if (m == 1 && P != Path::bytes) {
     size_t r = n_begin;
     float out[4];
@@ -217,8 +238,8 @@ void lutra_bq_f32_gemm_1x4__avx512(const WeightView& w, const float* x, float* y
     for (size_t i = 0; i < m; i++) std::fill(y + i * w.n + n_begin, y + i * w.n + n_end, 0.0f);
     return;
   }
-  if (w.bits == 8 && w.group % kLanes == 0) gemm<Path::u8>(w, x, y, m, n_begin, n_end);
-  else if (w.bits == 4 && w.group % kLanes == 0) gemm<Path::u4>(w, x, y, m, n_begin, n_end);
+  if (w.bits == 8 && w.group % (2 * kLanes) == 0) gemm<Path::u8>(w, x, y, m, n_begin, n_end);
+  else if (w.bits == 4 && w.group % (2 * kLanes) == 0) gemm<Path::u4>(w, x, y, m, n_begin, n_end);
   else gemm<Path::bytes>(w, x, y, m, n_begin, n_end);
 }
 
