@@ -266,7 +266,7 @@ TEST_CASE("the same ternary model packed as t2 (multiply-add) and t3 (table look
   const std::vector<int32_t> prompt = (*m2)->tokenizer().encode("Once upon a time there was a dog", true);
   const size_t vocab = size_t((*m2)->config().vocab_size);
   const Isa before = isa_cap();
-  for (Isa cap : {Isa::scalar, Isa::avx2, Isa::avx512}) {
+  for (Isa cap : kAllIsas) {
     if (cap != Isa::scalar && !cpu_supports(cap)) continue;
     set_isa_cap(cap);
     for (int threads : {1, 2}) {
@@ -340,7 +340,7 @@ TEST_CASE("the same ternary model packed as t2, t3 and t5 gives bit-identical lo
   const std::vector<int32_t> prompt = (*m2)->tokenizer().encode("Once upon a time there was a dog", true);
   const size_t vocab = size_t((*m2)->config().vocab_size);
   const Isa before = isa_cap();
-  for (Isa cap : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::avx512vnni, Isa::avx512vbmi}) {
+  for (Isa cap : kAllIsas) {
     if (cap != Isa::scalar && !cpu_supports(cap)) continue;
     set_isa_cap(cap);
     for (int threads : {1, 2}) {

@@ -412,7 +412,7 @@ TEST_CASE("t3 is 1.67 bits per weight plus a 4-byte count per row, and parses as
 
 TEST_CASE("the dispatcher picks a t3 lut build and gemm under every ISA cap") {
   const Isa saved = isa_cap();
-  for (Isa cap : {Isa::scalar, Isa::avx2, Isa::avx512, Isa::neon, Isa::neondot}) {
+  for (Isa cap : kAllIsas) {
     set_isa_cap(cap);
     CHECK(bool(kernels().lut_build_t3.fn));
     CHECK(bool(kernels().gemm_t3.fn));
@@ -420,7 +420,7 @@ TEST_CASE("the dispatcher picks a t3 lut build and gemm under every ISA cap") {
       CHECK(std::string(kernels().lut_build_t3.name) == "t3-lut-build-scalar");
       CHECK(std::string(kernels().gemm_t3.name) == "t3-qs8-gemm-scalar");
     }
-    if ((cap == Isa::neon || cap == Isa::neondot) && cpu_supports(Isa::neon)) {
+    if ((cap == Isa::neon || cap == Isa::neondot || cap == Isa::neoni8mm) && cpu_supports(Isa::neon)) {
       CHECK(std::string(kernels().lut_build_t3.name) == "t3-lut-build-neon");
       CHECK(std::string(kernels().gemm_t3.name) == "t3-qs8-gemm-1x32-neon");
     }
