@@ -137,7 +137,7 @@ template <int R, Path P>
       q[r] = L.row(r0 + r) + (P == Path::u4 ? g * G / 2 : g * G);
     }
     const float* xg = x + g * G;
-    for (size_t j = 0; j < G; j += 2 * kFloatLanes) {  // one row and half at a time: no spills
+    for (size_t j = 0; j < G; j += 2 * kFloatLanes) {  // x by halves, each row's codes decoded at use
       const float32x4x4_t x0 = vld1q_f32_x4(xg + j);
 #pragma GCC unroll 2
       for (int r = 0; r < R; r++) fma16(wd, acc[r], codes16<P, 0>(q[r], j), s[r], nsz[r], x0);
