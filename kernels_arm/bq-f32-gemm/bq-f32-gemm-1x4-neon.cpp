@@ -9,7 +9,7 @@
 //   ones (odd j) go to the pair lanes of float_order.h, against a copy of x permuted once per
 //   call (pair_lane_order), so no shuffle sorts the codes.
 // - anything else: each group's codes are unpacked to bytes with scalar code first.
-// m == 1 on the u8 and u4 paths decodes the codes straight into the FMAs.
+// m == 1 on the u8 and u4 paths decodes the codes straight into the FMAs, 2 rows at a time.
 // Otherwise each 4-row tile is decoded once per chunk of columns into float weights and
 // every token's lanes are accumulated against that buffer, tokens innermost.
 #include <arm_neon.h>
@@ -28,11 +28,14 @@ namespace {
 
 constexpr size_t kChunkCols = 1024;  // columns decoded at a time (4 rows: 16 KiB)
 
-// The f16 sections need not be 2-byte aligned (they follow the code bytes).
+// The f16 sections need not be 2-byte aligned (they follow the code bytes). One fcvt (baseline
+// AArch64): exact, the same float as runtime/half.h's f16_to_f32 (a NaN comes out quiet, which
+// changes no result: every use is arithmetic), where the software one is a few dozen
+// instructions with branches, per scale and zero of each group and row.
 inline float load_f16(const uint16_t* p) {
-  uint16_t h;
+  __fp16 h;
   std::memcpy(&h, p, 2);
-  return f16_to_f32(h);
+  return float(h);
 }
 
 enum class Path { u8, u4, bytes };
@@ -67,75 +70,105 @@ struct Layout {
   }
 };
 
-// Weights at positions j + 16 h .. j + 16 h + 15 (j a multiple of 32, h = 0 or 1) of a group as
-// the scalar reference computes them, fma(q, s, nsz) with nsz = -(s z), into w[4]. u8 and
-// bytes: one byte per column at q + j. u4 (16 bytes per 32 columns, byte b holding column 2b in
-// its low nibble and 2b+1 in its high one, float_order.h's pair lanes): positions 0-15 of a
-// 32-column block are the low nibbles of its 16 bytes, positions 16-31 the high ones, to be
-// matched with x in pair_lane_order.
+// tbl indices that put bytes 4c .. 4c + 3 of a register in the low bytes of four u32 lanes (0xff,
+// out of range, gives zero bytes): one tbl and one convert per 4 codes, fewer instructions
+// than widening u8 -> u16 -> u32.
+struct Widen {
+  uint8x16_t idx[4];
+  Widen() {
+    for (int c = 0; c < 4; c++) {
+      alignas(16) uint8_t t[16];
+      for (int i = 0; i < 16; i++) t[i] = i % 4 ? 0xff : uint8_t(4 * c + i / 4);
+      idx[c] = vld1q_u8(t);
+      __asm__("" : "+w"(idx[c]));  // keeps them in registers: GCC would reload each one per use
+    }
+  }
+  // The weights of codes 4c .. 4c + 3 of v as the scalar reference computes them:
+  // fma(q, s, nsz) with nsz = -(s z).
+  template <int c>
+  float32x4_t weights4(uint8x16_t v, float s, float32x4_t nsz) const {
+    return vfmaq_n_f32(nsz, vcvtq_f32_u32(vreinterpretq_u32_u8(vqtbl1q_u8(v, idx[c]))), s);
+  }
+};
+
+// The 16 codes at positions j + 16 h .. j + 16 h + 15 (j a multiple of 32, h = 0 or 1) of a
+// group, lanes in the order of float_order.h. u8 and bytes: one byte per column at q + j. u4 (16
+// bytes per 32 columns, byte b holding column 2b in its low nibble and 2b+1 in its high one, the
+// pair lanes): positions 0-15 of a 32-column block are the low nibbles of its 16 bytes,
+// positions 16-31 the high ones, to be matched with x in pair_lane_order.
 template <Path P, int h>
-inline void weights16(const uint8_t* q, size_t j, float32x4_t nsz, float s, float32x4_t* w) {
-  uint8x16_t c;
+inline uint8x16_t codes16(const uint8_t* q, size_t j) {
   if constexpr (P == Path::u4) {
     const uint8x16_t b = vld1q_u8(q + j / 2);
-    c = h == 0 ? vandq_u8(b, vdupq_n_u8(0xf)) : vshrq_n_u8(b, 4);
+    return h == 0 ? vandq_u8(b, vdupq_n_u8(0xf)) : vshrq_n_u8(b, 4);
   } else {
-    c = vld1q_u8(q + j + 16 * h);
+    return vld1q_u8(q + j + 16 * h);
   }
-  const uint16x8_t lo = vmovl_u8(vget_low_u8(c)), hi = vmovl_u8(vget_high_u8(c));
-  const uint32x4_t u[4] = {vmovl_u16(vget_low_u16(lo)), vmovl_u16(vget_high_u16(lo)), vmovl_u16(vget_low_u16(hi)),
-                           vmovl_u16(vget_high_u16(hi))};
-#pragma GCC unroll 4
-  for (int c4 = 0; c4 < 4; c4++) w[c4] = vfmaq_n_f32(nsz, vcvtq_f32_u32(u[c4]), s);
 }
 
-// acc[r] += the weights at positions j + 16 h .. of row r times xj[0..15].
-template <int R, Path P, int h>
-[[gnu::always_inline]] inline void step(float32x4_t (&acc)[R][4], const uint8_t* const* q, size_t j,
-                                        const float32x4_t* nsz, const float* s, const float* xj) {
-  const float32x4_t xv[4] = {vld1q_f32(xj), vld1q_f32(xj + 4), vld1q_f32(xj + 8), vld1q_f32(xj + 12)};
-#pragma GCC unroll 4
-  for (int r = 0; r < R; r++) {
-    float32x4_t w[4];
-    weights16<P, h>(q[r], j, nsz[r], s[r], w);
-#pragma GCC unroll 4
-    for (int c = 0; c < 4; c++) acc[r][c] = vfmaq_f32(acc[r][c], w[c], xv[c]);
-  }
+// acc (16 lanes) += the weights of the 16 codes v times x (16 floats).
+[[gnu::always_inline]] inline void fma16(const Widen& wd, float32x4_t* acc, uint8x16_t v, float s,
+                                         float32x4_t nsz, const float32x4x4_t& x) {
+  acc[0] = vfmaq_f32(acc[0], wd.weights4<0>(v, s, nsz), x.val[0]);
+  acc[1] = vfmaq_f32(acc[1], wd.weights4<1>(v, s, nsz), x.val[1]);
+  acc[2] = vfmaq_f32(acc[2], wd.weights4<2>(v, s, nsz), x.val[2]);
+  acc[3] = vfmaq_f32(acc[3], wd.weights4<3>(v, s, nsz), x.val[3]);
 }
 
 // m == 1, u8 and u4 (groups a multiple of 32): out[r] = row r0 + r of W times x, the codes
-// decoded straight into the FMAs.
+// decoded straight into the FMAs. R <= 2 rows: their 8 accumulators, x, the tbl indices and the
+// decode temporaries fit the 32 registers (4 rows spilled about 17 registers per iteration), if
+// GCC's scheduler before register allocation keeps the source order (it hoisted all the code
+// loads and decodes of both halves and spilled accumulators).
 template <int R, Path P>
-void tile_m1(const Layout& L, size_t r0, const float* x, float* out) {
+[[gnu::optimize("no-schedule-insns")]] void tile_m1(const Layout& L, size_t r0, const float* x, float* out) {
   float32x4_t acc[R][4];  // the unroll pragmas let GCC 12 keep the arrays in registers
-#pragma GCC unroll 4
+#pragma GCC unroll 2
   for (int r = 0; r < R; r++)
 #pragma GCC unroll 4
     for (int c = 0; c < 4; c++) acc[r][c] = vdupq_n_f32(0.0f);
+  const Widen wd;
   const size_t G = L.group;
   for (size_t g = 0; g < L.gpr; g++) {
     float32x4_t nsz[R];
     float s[R];
     const uint8_t* q[R];
-#pragma GCC unroll 4
+#pragma GCC unroll 2
     for (int r = 0; r < R; r++) {
-      nsz[r] = vdupq_n_f32(L.neg_scaled_zero(r0 + r, g));
       s[r] = L.scale(r0 + r, g);
+      nsz[r] = vdupq_n_f32(-(s[r] * L.zero(r0 + r, g)));  // Layout::neg_scaled_zero
       q[r] = L.row(r0 + r) + (P == Path::u4 ? g * G / 2 : g * G);
     }
-    for (size_t j = 0; j < G; j += 2 * kFloatLanes) {
-      step<R, P, 0>(acc, q, j, nsz, s, x + g * G + j);
-      step<R, P, 1>(acc, q, j, nsz, s, x + g * G + j + kFloatLanes);
+    const float* xg = x + g * G;
+    for (size_t j = 0; j < G; j += 2 * kFloatLanes) {  // x by halves, each row's codes decoded at use
+      const float32x4x4_t x0 = vld1q_f32_x4(xg + j);
+#pragma GCC unroll 2
+      for (int r = 0; r < R; r++) fma16(wd, acc[r], codes16<P, 0>(q[r], j), s[r], nsz[r], x0);
+      const float32x4x4_t x1 = vld1q_f32_x4(xg + j + kFloatLanes);
+#pragma GCC unroll 2
+      for (int r = 0; r < R; r++) fma16(wd, acc[r], codes16<P, 1>(q[r], j), s[r], nsz[r], x1);
     }
   }
-#pragma GCC unroll 4
+#pragma GCC unroll 2
   for (int r = 0; r < R; r++) out[r] = reduce16(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
+}
+
+// Weights at positions j + 16 h .. j + 16 h + 15 of a group into w[4] (bytes: 16 codes at
+// q + j + 16 h, any j).
+template <Path P, int h>
+inline void weights16(const Widen& wd, const uint8_t* q, size_t j, float32x4_t nsz, float s, float32x4_t* w) {
+  const uint8x16_t c = codes16<P, h>(q, j);
+  w[0] = wd.weights4<0>(c, s, nsz);
+  w[1] = wd.weights4<1>(c, s, nsz);
+  w[2] = wd.weights4<2>(c, s, nsz);
+  w[3] = wd.weights4<3>(c, s, nsz);
 }
 
 // Rows r0..r0+R-1, columns [c0, c0 + cols) (whole groups) as float weights into dst (row
 // stride `stride`, a multiple of 16; the padding past cols is zeroed). buf: 16-byte padded.
 template <int R, Path P>
 void decode_tile(const Layout& L, size_t r0, size_t c0, size_t cols, uint8_t* buf, float* dst, size_t stride) {
+  const Widen wd;
   const size_t G = L.group;
   for (int r = 0; r < R; r++) {
     float* d = dst + r * stride;
@@ -151,20 +184,20 @@ void decode_tile(const Layout& L, size_t r0, size_t c0, size_t cols, uint8_t* bu
       if constexpr (P == Path::bytes) {
         size_t j = 0;
         for (; j + kFloatLanes <= G; j += kFloatLanes) {
-          weights16<P, 0>(q, j, nsz, s, w);
+          weights16<P, 0>(wd, q, j, nsz, s, w);
           for (int c = 0; c < 4; c++) vst1q_f32(d + j + 4 * c, w[c]);
         }
         if (j < G) {  // the padded buffer is readable
           float t[16];
-          weights16<P, 0>(q, j, nsz, s, w);
+          weights16<P, 0>(wd, q, j, nsz, s, w);
           for (int c = 0; c < 4; c++) vst1q_f32(t + 4 * c, w[c]);
           std::memcpy(d + j, t, (G - j) * 4);
         }
       } else {
         for (size_t j = 0; j < G; j += 2 * kFloatLanes) {
-          weights16<P, 0>(q, j, nsz, s, w);
+          weights16<P, 0>(wd, q, j, nsz, s, w);
           for (int c = 0; c < 4; c++) vst1q_f32(d + j + 4 * c, w[c]);
-          weights16<P, 1>(q, j, nsz, s, w);
+          weights16<P, 1>(wd, q, j, nsz, s, w);
           for (int c = 0; c < 4; c++) vst1q_f32(d + j + kFloatLanes + 4 * c, w[c]);
         }
       }
@@ -206,12 +239,8 @@ void gemm(const WeightView& w, const float* x, float* y, size_t m, size_t n_begi
   }
   if (m == 1 && P != Path::bytes) {
     size_t r = n_begin;
-    float out[4];
-    for (; r + 4 <= n_end; r += 4) {
-      tile_m1<4, P>(L, r, x, out);
-      std::memcpy(y + r, out, sizeof out);
-    }
-    for (; r < n_end; r++) tile_m1<1, P>(L, r, x, y + r);
+    for (; r + 2 <= n_end; r += 2) tile_m1<2, P>(L, r, x, y + r);
+    if (r < n_end) tile_m1<1, P>(L, r, x, y + r);
     return;
   }
   // Chunks of whole groups and whole 16-column blocks, so every chunk starts at lane 0; the

@@ -1,67 +1,27 @@
-// f16 weights x f32 activations, 1 token x 4 output rows per tile, AArch64 Advanced SIMD
-// (vcvt_f32_f16, baseline AArch64, widens exactly), in the canonical float order
-// (runtime/float_order.h): four q registers per row hold the 16 lanes, so a 4-row tile keeps 16
-// accumulators. The ragged end of k goes through zero-padded copies.
-#include <arm_neon.h>
-
-#include <cstring>
-
-#include "kernels_arm/float-order-neon.h"
-#include "runtime/kernel_variants.h"
+// f16 weights x f32 activations, 1 token x 4 output rows per tile, AArch64 Advanced SIMD, in the
+// canonical float order: kernels_arm/float-gemv-neon.h with the weights widened by vcvt (baseline
+// AArch64, exact), 8 per load.
+#include "kernels_arm/float-gemv-neon.h"
 
 namespace lutra {
 namespace {
 
-inline float32x4_t widen4(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
-
-// acc[r] += the 16 lanes of row r (at w + r * stride) times x: one fma per lane. The unroll
-// pragmas let GCC 12 keep acc in registers (unrolled late, the arrays stay in memory).
-template <int R>
-[[gnu::always_inline]] inline void step(float32x4_t (&acc)[R][4], const uint16_t* w, size_t stride, const float* x) {
-#pragma GCC unroll 4
-  for (int c = 0; c < 4; c++) {
-    const float32x4_t xv = vld1q_f32(x + 4 * c);
-#pragma GCC unroll 4
-    for (int r = 0; r < R; r++) acc[r][c] = vfmaq_f32(acc[r][c], widen4(w + r * stride + 4 * c), xv);
+struct F16Weights {
+  using T = uint16_t;
+  static void load16(const uint16_t* p, float32x4_t* w) {
+    const float16x8_t a = vreinterpretq_f16_u16(vld1q_u16(p)), b = vreinterpretq_f16_u16(vld1q_u16(p + 8));
+    w[0] = vcvt_f32_f16(vget_low_f16(a));
+    w[1] = vcvt_high_f32_f16(a);
+    w[2] = vcvt_f32_f16(vget_low_f16(b));
+    w[3] = vcvt_high_f32_f16(b);
   }
-}
-
-template <int R>
-void rows_tile(const uint16_t* w0, size_t k, const float* x, float* y) {
-  float32x4_t acc[R][4];
-#pragma GCC unroll 4
-  for (int r = 0; r < R; r++)
-#pragma GCC unroll 4
-    for (int c = 0; c < 4; c++) acc[r][c] = vdupq_n_f32(0.0f);
-  size_t j = 0;
-  for (; j + 16 <= k; j += 16) step<R>(acc, w0 + j, k, x + j);
-  if (j < k) {  // zero lanes add fma(0, 0, lane): the canonical tail
-    float xt[16] = {};
-    uint16_t wt[R][16] = {};
-    std::memcpy(xt, x + j, (k - j) * 4);
-    for (int r = 0; r < R; r++) std::memcpy(wt[r], w0 + r * k + j, (k - j) * 2);
-    step<R>(acc, wt[0], 16, xt);
-  }
-#pragma GCC unroll 4
-  for (int r = 0; r < R; r++) y[r] = reduce16(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
-}
+};
 
 }  // namespace
 
 void lutra_f16_f32_gemm_1x4__neon(const WeightView& w, const float* x, float* y, size_t m,
                                   size_t n_begin, size_t n_end) {
-  const uint16_t* wf = reinterpret_cast<const uint16_t*>(w.data);
-  const size_t k = w.k;
-  size_t r = n_begin;
-  float out[4];
-  for (; r + 4 <= n_end; r += 4) {
-    for (size_t i = 0; i < m; i++) {  // tokens innermost: the 4 rows stay in cache
-      rows_tile<4>(wf + r * k, k, x + i * k, out);
-      for (int t = 0; t < 4; t++) y[i * w.n + r + t] = out[t];
-    }
-  }
-  for (; r < n_end; r++)
-    for (size_t i = 0; i < m; i++) rows_tile<1>(wf + r * k, k, x + i * k, &y[i * w.n + r]);
+  float_gemm_1x4<F16Weights>(w, x, y, m, n_begin, n_end);
 }
 
 }  // namespace lutra
