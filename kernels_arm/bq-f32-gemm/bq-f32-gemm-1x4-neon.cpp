@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "kernels_arm/float-order-neon.h"
+#include "kernels_common/bq-f32-gemm-layout.h"
 #include "runtime/half.h"
 #include "runtime/kernel_variants.h"
 
@@ -38,37 +39,8 @@ inline float load_f16(const uint16_t* p) {
   return float(h);
 }
 
-enum class Path { u8, u4, bytes };
-
-struct Layout {
-  const uint8_t* codes;
-  size_t row_bytes, gpr, group;
-  const uint16_t* scales;
-  const uint16_t* zeros;  // null: symmetric, zero = zsym
-  float zsym;
-  int bits;
-
-  explicit Layout(const WeightView& w)
-      : codes(w.bq_codes()), row_bytes(bq_code_bytes_per_row(w.k, w.bits)), gpr(w.groups_per_row()),
-        group(size_t(w.group)), scales(w.bq_scales()), zeros(w.bq_zeros()), zsym(float(1u << (w.bits - 1))),
-        bits(w.bits) {}
-  float scale(size_t r, size_t g) const { return load_f16(scales + r * gpr + g); }
-  float zero(size_t r, size_t g) const { return zeros ? load_f16(zeros + r * gpr + g) : zsym; }
-  float neg_scaled_zero(size_t r, size_t g) const { return -(scale(r, g) * zero(r, g)); }
-  const uint8_t* row(size_t r) const { return codes + r * row_bytes; }
-
-  // The codes of group g of row r, one byte each, into dst (group bytes).
-  void unpack(size_t r, size_t g, uint8_t* dst) const {
-    const uint8_t* p = row(r);
-    const uint32_t mask = (1u << bits) - 1;
-    for (size_t j = g * group, t = 0; t < group; j++, t++) {
-      size_t bit = j * size_t(bits);
-      uint32_t v = p[bit / 8];
-      if (bit % 8 + size_t(bits) > 8) v |= uint32_t(p[bit / 8 + 1]) << 8;  // spans two bytes
-      dst[t] = uint8_t((v >> (bit % 8)) & mask);
-    }
-  }
-};
+using Path = BqPath;
+using Layout = BqLayout<load_f16>;
 
 // tbl indices that put bytes 4c .. 4c + 3 of a register in the low bytes of four u32 lanes (0xff,
 // out of range, gives zero bytes): one tbl and one convert per 4 codes, fewer instructions

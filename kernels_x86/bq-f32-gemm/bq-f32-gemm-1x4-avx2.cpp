@@ -19,6 +19,7 @@
 #include <numeric>
 #include <vector>
 
+#include "kernels_common/bq-f32-gemm-layout.h"
 #include "kernels_x86/float-order-avx2.h"
 #include "runtime/kernel_variants.h"
 
@@ -40,37 +41,8 @@ inline __m256 widen8(const uint8_t* q) {
   return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q))));
 }
 
-enum class Path { u8, u4, bytes };
-
-struct Layout {
-  const uint8_t* codes;
-  size_t row_bytes, gpr, group;
-  const uint16_t* scales;
-  const uint16_t* zeros;  // null: symmetric, zero = zsym
-  float zsym;
-  int bits;
-
-  explicit Layout(const WeightView& w)
-      : codes(w.bq_codes()), row_bytes(bq_code_bytes_per_row(w.k, w.bits)), gpr(w.groups_per_row()),
-        group(size_t(w.group)), scales(w.bq_scales()), zeros(w.bq_zeros()), zsym(float(1u << (w.bits - 1))),
-        bits(w.bits) {}
-  float scale(size_t r, size_t g) const { return load_f16(scales + r * gpr + g); }
-  float zero(size_t r, size_t g) const { return zeros ? load_f16(zeros + r * gpr + g) : zsym; }
-  float neg_scaled_zero(size_t r, size_t g) const { return -(scale(r, g) * zero(r, g)); }
-  const uint8_t* row(size_t r) const { return codes + r * row_bytes; }
-
-  // The codes of group g of row r, one byte each, into dst (group bytes).
-  void unpack(size_t r, size_t g, uint8_t* dst) const {
-    const uint8_t* p = row(r);
-    const uint32_t mask = (1u << bits) - 1;
-    for (size_t j = g * group, t = 0; t < group; j++, t++) {
-      size_t bit = j * size_t(bits);
-      uint32_t v = p[bit / 8];
-      if (bit % 8 + size_t(bits) > 8) v |= uint32_t(p[bit / 8 + 1]) << 8;  // spans two bytes
-      dst[t] = uint8_t((v >> (bit % 8)) & mask);
-    }
-  }
-};
+using Path = BqPath;
+using Layout = BqLayout<load_f16>;
 
 // Weights of a group as the scalar reference computes them: fma(q, s, -(s z)), nsz = -(s z).
 inline __m256 weight(__m256 q, __m256 nsz, __m256 s) { return _mm256_fmadd_ps(q, s, nsz); }
