@@ -141,7 +141,7 @@ void lutra_t2_qs8_gemm_8x4__neoni8mm(const WeightView& w, const int8_t* xq, int3
     x_sum[i] = s;
   }
   // Chunks of token pairs whose activations stay in L2 while every row passes over them.
-  const size_t chunk = std::max<size_t>(kPairs, kChunkBytes / stride / kPairs * kPairs);
+  const size_t chunk = std::max<size_t>(kPairs, kT2ChunkBytes / stride / kPairs * kPairs);
   for (size_t p0 = 0; p0 < pairs; p0 += chunk) {
     const size_t pc = std::min(chunk, pairs - p0);
     size_t p = 0;

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels_common/t2-qs8-gemm-tiles.h"
 #include "runtime/weights.h"
 
 namespace lutra {
@@ -26,7 +27,6 @@ namespace {
 
 constexpr size_t kBlock = 64;              // codes per 16 packed bytes
 constexpr size_t kPrefetch = 2048;         // bytes ahead in each row's stream (decode)
-constexpr size_t kChunkBytes = 256 << 10;  // activations of one token chunk (L2)
 constexpr int kRows = 4;                   // register tile: kRows x kTokens (m = 1: kRows x 1)
 
 // Writes one token's k activations in block order t*16 + q (zero padded to whole blocks) and
@@ -178,28 +178,9 @@ void rows_all_tokens(const uint8_t* w0, size_t row_bytes, const int8_t* xp, size
 template <bool kDot, int kTokens>
 void t2_gemm(const WeightView& w, const int8_t* xq, int32_t* acc, size_t m, size_t n_begin,
              size_t n_end) {
-  const size_t k = w.k, n = w.n, row_bytes = t2_row_bytes(k);
-  const size_t stride = (k + kBlock - 1) / kBlock * kBlock;
-  thread_local std::vector<int8_t> xp;  // permuted activations, grows once per thread
-  thread_local std::vector<int32_t> x_sum;
-  if (xp.size() < m * stride) xp.resize(m * stride);
-  if (x_sum.size() < m) x_sum.resize(m);
-  for (size_t i = 0; i < m; i++) x_sum[i] = permute_token(xq + i * k, k, xp.data() + i * stride);
-
-  // Chunks of tokens whose activations stay in L2 while every row passes over them; in each,
-  // tiles of kRows rows x kTokens tokens, then the last rows one at a time.
-  const size_t chunk = std::max<size_t>(kTokens, kChunkBytes / stride / kTokens * kTokens);
-  for (size_t i0 = 0; i0 < m; i0 += chunk) {
-    const size_t mc = std::min(chunk, m - i0);
-    const int8_t* xc = xp.data() + i0 * stride;
-    const int32_t* sc = x_sum.data() + i0;
-    int32_t* ac = acc + i0 * n;
-    size_t r = n_begin;
-    for (; r + kRows <= n_end; r += kRows)
-      rows_all_tokens<kDot, kRows, kTokens>(w.data + r * row_bytes, row_bytes, xc, stride, sc, ac + r, n, mc);
-    for (; r < n_end; r++)
-      rows_all_tokens<kDot, 1, kTokens>(w.data + r * row_bytes, row_bytes, xc, stride, sc, ac + r, n, mc);
-  }
+  t2_gemm_tiles<kBlock, kRows, kTokens>(w, xq, acc, m, n_begin, n_end, permute_token, [](auto rows, auto... a) {
+    rows_all_tokens<kDot, decltype(rows)::value, kTokens>(a...);
+  });
 }
 
 #undef LUTRA_UNROLL

@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "kernels_common/t2-qs8-gemm-tiles.h"
 #include "kernels_x86/avx512-masked.h"
 #include "runtime/kernel_variants.h"
 
@@ -37,7 +38,6 @@ namespace {
 constexpr size_t kBlock = 256;     // codes per 64 packed bytes
 constexpr size_t kGroup = 8;       // blocks summed in int16 (see above)
 constexpr size_t kPrefetch = 8192;  // at least this many bytes ahead (decode)
-constexpr size_t kChunkBytes = 256 << 10;  // activations of one token chunk (L2)
 constexpr int kRows = 4, kTokens = 4;  // register tile (m = 1: kRows x 1)
 
 inline int32_t hsum(__m512i v) {
@@ -186,32 +186,13 @@ void rows_all_tokens(const uint8_t* w0, size_t row_bytes, const int8_t* xp, size
   }
 }
 
-// The whole GEMM (GemmTernaryFn).
+// The whole GEMM (GemmTernaryFn): tiles of kRows rows x kTokens tokens (m = 1: kRows x 1).
 template <bool kVnni>
 void t2_gemm_avx512(const WeightView& w, const int8_t* xq, int32_t* acc, size_t m, size_t n_begin,
                     size_t n_end) {
-  const size_t k = w.k, n = w.n, row_bytes = t2_row_bytes(k);
-  const size_t stride = (k + kBlock - 1) / kBlock * kBlock;
-  thread_local std::vector<int8_t> xp;  // permuted activations, grows once per thread
-  thread_local std::vector<int32_t> x_sum;
-  if (xp.size() < m * stride) xp.resize(m * stride);
-  if (x_sum.size() < m) x_sum.resize(m);
-  for (size_t i = 0; i < m; i++) x_sum[i] = permute_token(xq + i * k, k, xp.data() + i * stride);
-
-  // Chunks of tokens whose activations stay in L2 while every row passes over them; in each,
-  // tiles of kRows rows x kTokens tokens (m = 1: kRows x 1), then the last rows one at a time.
-  const size_t chunk = std::max<size_t>(kTokens, kChunkBytes / stride / kTokens * kTokens);
-  for (size_t i0 = 0; i0 < m; i0 += chunk) {
-    const size_t mc = std::min(chunk, m - i0);
-    const int8_t* xc = xp.data() + i0 * stride;
-    const int32_t* sc = x_sum.data() + i0;
-    int32_t* ac = acc + i0 * n;
-    size_t r = n_begin;
-    for (; r + kRows <= n_end; r += kRows)
-      rows_all_tokens<kVnni, kRows, kTokens>(w.data + r * row_bytes, row_bytes, xc, stride, sc, ac + r, n, mc);
-    for (; r < n_end; r++)
-      rows_all_tokens<kVnni, 1, kTokens>(w.data + r * row_bytes, row_bytes, xc, stride, sc, ac + r, n, mc);
-  }
+  t2_gemm_tiles<kBlock, kRows, kTokens>(w, xq, acc, m, n_begin, n_end, permute_token, [](auto rows, auto... a) {
+    rows_all_tokens<kVnni, decltype(rows)::value, kTokens>(a...);
+  });
 }
 
 }  // namespace
