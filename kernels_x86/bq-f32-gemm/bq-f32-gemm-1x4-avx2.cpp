@@ -19,7 +19,7 @@
 #include <numeric>
 #include <vector>
 
-#include "kernels_common/bq-f32-gemm-layout.h"
+#include "kernels_common/bq-f32-gemm-tiles.h"
 #include "kernels_x86/float-order-avx2.h"
 #include "runtime/kernel_variants.h"
 
@@ -160,7 +160,7 @@ inline void dot_tile(const float* w, size_t stride, const float* x, size_t cols,
 template <Path P>
 void gemm(const WeightView& w, const float* x, float* y, size_t m, size_t n_begin, size_t n_end) {
   const Layout L(w);
-  const size_t k = w.k, G = L.group, gpad = (G + 2 * kLanes - 1) / (2 * kLanes) * (2 * kLanes);
+  const size_t k = w.k;
   if constexpr (P == Path::u4) {  // k is a multiple of 32
     thread_local std::vector<float> xp;  // grows once: the token loop allocates nothing
     if (xp.size() < m * k) xp.resize(m * k);
@@ -177,48 +177,25 @@ void gemm(const WeightView& w, const float* x, float* y, size_t m, size_t n_begi
     for (; r < n_end; r++) tile_m1<1, P>(L, r, x, y + r);
     return;
   }
-  // Chunks of whole groups and whole 16-column blocks, so every chunk starts at lane 0; the
-  // lanes of each (token, row) carry from chunk to chunk in `lanes`.
-  const size_t unit = G / std::gcd(G, kFloatLanes) * kFloatLanes;
-  const size_t chunk = std::max<size_t>(1, kChunkCols / unit) * unit;
-  const size_t stride = (std::min(chunk, k) + kFloatLanes - 1) / kFloatLanes * kFloatLanes;
-  // Per-thread scratch that grows once (the token loop allocates nothing).
-  thread_local std::vector<uint8_t> buf;
-  thread_local std::vector<float> tile;
-  thread_local std::vector<float> lanes;  // [token][row][16]
-  if (buf.size() < gpad) buf.resize(gpad);
-  if (tile.size() < 4 * stride) tile.resize(4 * stride);
-  if (lanes.size() < 4 * kFloatLanes * m) lanes.resize(4 * kFloatLanes * m);
-  for (size_t r = n_begin; r < n_end; r += 4) {
-    const size_t rows = std::min<size_t>(4, n_end - r);
-    std::fill(lanes.begin(), lanes.begin() + long(4 * kFloatLanes * m), 0.0f);
-    for (size_t c0 = 0; c0 < k; c0 += chunk) {
-      const size_t cols = std::min(chunk, k - c0);
-      if (rows == 4) decode_tile<4, P>(L, r, c0, cols, buf.data(), tile.data(), stride);
-      else
-        for (size_t t = 0; t < rows; t++) decode_tile<1, P>(L, r + t, c0, cols, buf.data(), tile.data() + t * stride, stride);
-      for (size_t i = 0; i < m; i++) {  // tokens innermost: the tile is decoded once
-        float* li = lanes.data() + 4 * kFloatLanes * i;
-        __m256 lo[4], hi[4];
-        for (size_t t = 0; t < rows; t++) {
+  bq_gemm_chunks<kChunkCols>(
+      w, x, y, m, n_begin, n_end,
+      [&L](auto R, size_t r, size_t c0, size_t cols, uint8_t* buf, float* tile, size_t stride) {
+        decode_tile<decltype(R)::value, P>(L, r, c0, cols, buf, tile, stride);
+      },
+      [](auto R, const float* tile, size_t stride, const float* xi, size_t cols, float* li) {
+        constexpr int kR = decltype(R)::value;
+        __m256 lo[kR], hi[kR];
+        for (int t = 0; t < kR; t++) {
           lo[t] = _mm256_loadu_ps(li + kFloatLanes * t);
           hi[t] = _mm256_loadu_ps(li + kFloatLanes * t + kLanes);
         }
-        if (rows == 4) dot_tile<4>(tile.data(), stride, x + i * k + c0, cols, lo, hi);
-        else
-          for (size_t t = 0; t < rows; t++) dot_tile<1>(tile.data() + t * stride, stride, x + i * k + c0, cols, lo + t, hi + t);
-        for (size_t t = 0; t < rows; t++) {
+        dot_tile<kR>(tile, stride, xi, cols, lo, hi);
+        for (int t = 0; t < kR; t++) {
           _mm256_storeu_ps(li + kFloatLanes * t, lo[t]);
           _mm256_storeu_ps(li + kFloatLanes * t + kLanes, hi[t]);
         }
-      }
-    }
-    for (size_t i = 0; i < m; i++)
-      for (size_t t = 0; t < rows; t++) {
-        const float* l = lanes.data() + kFloatLanes * (4 * i + t);
-        y[i * w.n + r + t] = reduce16(_mm256_loadu_ps(l), _mm256_loadu_ps(l + kLanes));
-      }
-  }
+      },
+      [](const float* l) { return reduce16(_mm256_loadu_ps(l), _mm256_loadu_ps(l + kLanes)); });
 }
 
 }  // namespace
