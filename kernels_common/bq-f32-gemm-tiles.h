@@ -3,7 +3,8 @@
 //   zero, and a group's codes unpacked one per byte (the generic path for bit widths without a
 //   SIMD unpack). LoadF16 is how the including file turns one f16 into a float (F16C on x86,
 //   fcvt on AArch64: both exact).
-// - bq_gemm_chunks: the prefill (m > 1) and generic-width loops.
+// - bq_gemm_chunks: the prefill (m > 1) and generic-width loops; bq_gemm_entry: the checks and
+//   the choice of path every variant starts with.
 // Each file including it is compiled with different ISA flags: the anonymous namespace gives
 // each its own copy.
 #pragma once
@@ -101,6 +102,21 @@ void bq_gemm_chunks(const WeightView& w, const float* x, float* y, size_t m, siz
     for (size_t i = 0; i < m; i++)
       for (size_t t = 0; t < rows; t++) y[i * w.n + r + t] = reduce(lanes.data() + L * (4 * i + t));
   }
+}
+
+// The entry every variant shares: an empty range does nothing, k = 0 gives zeros, then
+// gemm(std::integral_constant<BqPath, path>{}) by code width: 8- and 4-bit codes in groups of
+// whole 32 columns have SIMD unpacks, other widths and groups go through bytes.
+template <class Gemm>
+void bq_gemm_entry(const WeightView& w, float* y, size_t m, size_t n_begin, size_t n_end, Gemm gemm) {
+  if (n_begin >= n_end || m == 0) return;
+  if (w.k == 0) {
+    for (size_t i = 0; i < m; i++) std::fill(y + i * w.n + n_begin, y + i * w.n + n_end, 0.0f);
+    return;
+  }
+  if (w.bits == 8 && w.group % 32 == 0) gemm(std::integral_constant<BqPath, BqPath::u8>{});
+  else if (w.bits == 4 && w.group % 32 == 0) gemm(std::integral_constant<BqPath, BqPath::u4>{});
+  else gemm(std::integral_constant<BqPath, BqPath::bytes>{});
 }
 
 }  // namespace

@@ -185,14 +185,7 @@ void gemm(const WeightView& w, const float* x, float* y, size_t m, size_t n_begi
 
 void lutra_bq_f32_gemm_1x4__avx512(const WeightView& w, const float* x, float* y, size_t m,
                                    size_t n_begin, size_t n_end) {
-  if (n_begin >= n_end || m == 0) return;
-  if (w.k == 0) {
-    for (size_t i = 0; i < m; i++) std::fill(y + i * w.n + n_begin, y + i * w.n + n_end, 0.0f);
-    return;
-  }
-  if (w.bits == 8 && w.group % (2 * kLanes) == 0) gemm<Path::u8>(w, x, y, m, n_begin, n_end);
-  else if (w.bits == 4 && w.group % (2 * kLanes) == 0) gemm<Path::u4>(w, x, y, m, n_begin, n_end);
-  else gemm<Path::bytes>(w, x, y, m, n_begin, n_end);
+  bq_gemm_entry(w, y, m, n_begin, n_end, [&](auto path) { gemm<decltype(path)::value>(w, x, y, m, n_begin, n_end); });
 }
 
 }  // namespace lutra
