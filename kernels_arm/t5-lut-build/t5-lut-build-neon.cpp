@@ -7,23 +7,10 @@
 
 #include <array>
 
+#include "kernels_common/t5-lut-columns.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
-namespace {
-
-// columns[j][i] = w_j(i): base-3 digit j of i (most significant first) minus 1, 0 for i >= 122.
-constexpr std::array<std::array<int16_t, 128>, 5> make_columns() {
-  std::array<std::array<int16_t, 128>, 5> c{};
-  for (int i = 0; i < 122; i++) {
-    int v = i;
-    for (int j = 4; j >= 0; j--, v /= 3) c[size_t(j)][size_t(i)] = int16_t(v % 3 - 1);
-  }
-  return c;
-}
-alignas(16) constexpr std::array<std::array<int16_t, 128>, 5> kColumns = make_columns();
-
-}  // namespace
 
 void lutra_t5_lut_build__neon(const int8_t* xq, size_t k, size_t group_begin, size_t group_end,
                               uint8_t* table) {
@@ -34,9 +21,9 @@ void lutra_t5_lut_build__neon(const int8_t* xq, size_t k, size_t group_begin, si
     for (size_t c = 0; c < 128; c += 16) {  // entries c .. c + 15
       int16x8_t t[2];
       for (size_t h = 0; h < 2; h++) {
-        t[h] = vmulq_n_s16(vld1q_s16(kColumns[0].data() + c + 8 * h), x[0]);
+        t[h] = vmulq_n_s16(vld1q_s16(kT5Columns[0].data() + c + 8 * h), x[0]);
         for (size_t j = 1; j < 5; j++)
-          t[h] = vmlaq_n_s16(t[h], vld1q_s16(kColumns[j].data() + c + 8 * h), x[j]);
+          t[h] = vmlaq_n_s16(t[h], vld1q_s16(kT5Columns[j].data() + c + 8 * h), x[j]);
       }
       const uint8x16_t b0 = vreinterpretq_u8_s16(t[0]), b1 = vreinterpretq_u8_s16(t[1]);
       vst1q_u8(lo + c, vuzp1q_u8(b0, b1));  // little-endian: even bytes are the low bytes

@@ -12,19 +12,10 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels_common/t5-lut-columns.h"
+
 namespace lutra {
 namespace {
-
-// columns[j][i] = w_j(i): base-3 digit j of i (most significant first) minus 1, 0 for i >= 122.
-constexpr std::array<std::array<int16_t, 128>, 5> make_columns() {
-  std::array<std::array<int16_t, 128>, 5> c{};
-  for (int i = 0; i < 122; i++) {
-    int v = i;
-    for (int j = 4; j >= 0; j--, v /= 3) c[size_t(j)][size_t(i)] = int16_t(v % 3 - 1);
-  }
-  return c;
-}
-alignas(64) constexpr std::array<std::array<int16_t, 128>, 5> kColumns = make_columns();
 
 // t[c] = entries 32c .. 32c+31 of group g of the k activations xq (zero past k).
 inline void t5_group_entries(const int8_t* xq, size_t k, size_t g, __m512i t[4]) {
@@ -33,7 +24,7 @@ inline void t5_group_entries(const int8_t* xq, size_t k, size_t g, __m512i t[4])
   for (int c = 0; c < 4; c++) {
     __m512i s = _mm512_setzero_si512();
     for (size_t j = 0; j < 5; j++)
-      s = _mm512_add_epi16(s, _mm512_mullo_epi16(x[j], _mm512_load_si512(kColumns[j].data() + 32 * c)));
+      s = _mm512_add_epi16(s, _mm512_mullo_epi16(x[j], _mm512_load_si512(kT5Columns[j].data() + 32 * c)));
     t[c] = s;
   }
 }
