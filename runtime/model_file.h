@@ -96,6 +96,10 @@ class ModelFile {
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* find(const std::string& name) const;
   std::span<const uint8_t> data(const TensorInfo& t) const { return {base_ + t.offset, t.bytes}; }
+  // Bytes of the file the kernel maps with 2 MiB pages at this moment (pages not yet read count
+  // as not; 0 where /proc/self/smaps is unavailable). Weights streamed from 4 KiB pages run
+  // 2-3x slower on some machines: `lutra bench` and `lutra info` report it.
+  uint64_t huge_page_bytes() const;
   // Recomputes every tensor's checksum; names the first that differs.
   Status verify(const std::function<void(size_t done, size_t total)>& progress = {}) const;
 
