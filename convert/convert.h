@@ -13,7 +13,11 @@ namespace lutra {
 struct ConvertOptions {
   std::string tokenizer;      // separate tokenizer file (llama2.c tokenizer.bin; HF: a sentencepiece model)
   std::string weights;        // format of the linear layers; "" = the importer's default
-  std::string embedding;      // format of the token embedding (and tied head); "" = default
+  std::string embedding;      // format of the token embedding; "" = the source's precision
+  // Format of the LM head's screen (convert/head_plan.h); "" = kDefaultHeadScreen, unless only
+  // `embedding` is given (then the head multiplies the embedding, or untied, its format);
+  // "tied": multiply token_embd itself.
+  std::string head;
   std::string chat_template;  // "" = from the checkpoint, else plain
   uint64_t seed = 1;          // synthetic models
   // Called after each tensor is written (its name, bytes so far).

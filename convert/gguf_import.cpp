@@ -23,6 +23,7 @@
 #include "convert/bpe_import.h"
 #include "convert/convert.h"
 #include "convert/gguf_decode.h"
+#include "convert/head_plan.h"
 #include "convert/pack.h"
 #include "runtime/model.h"
 #include "runtime/tokenizer.h"
@@ -91,7 +92,9 @@ class GgufImporter {
   Status read_config();
   Result<Tokenizer> read_vocabulary();
   Result<const GgufTensorInfo*> tensor(const std::string& name, std::vector<uint64_t> dims);
-  Status matrix(ModelWriter& w, const std::string& name, const GgufTensorInfo& t, bool embedding);
+  Status matrix(ModelWriter& w, const std::string& name, const GgufTensorInfo& t);
+  // The rows of a tensor as floats, times its optional ".scale" factor.
+  Result<RowSource> float_rows(const std::string& name, const GgufTensorInfo& t);
   Status vector(ModelWriter& w, const std::string& name, const GgufTensorInfo& t);
   Result<float> scale_factor(const std::string& gguf_name);
 
@@ -103,7 +106,7 @@ class GgufImporter {
   std::set<std::string> used_;
   nlohmann::json source_types_ = nlohmann::json::object();
   nlohmann::json fallbacks_ = nlohmann::json::object();
-  std::optional<PackSpec> weights_, embedding_;
+  std::optional<PackSpec> weights_;
   bool ternary_layers_ = false;  // the default recipe kept some layers ternary
 };
 
@@ -254,30 +257,38 @@ Result<float> GgufImporter::scale_factor(const std::string& name) {
   return v;
 }
 
-Status GgufImporter::matrix(ModelWriter& w, const std::string& name, const GgufTensorInfo& t, bool embedding) {
-  const size_t n = t.rows(), k = t.row_length();
-  const bool ternary_source = ggml_type_is_ternary(t.type);
+Result<RowSource> GgufImporter::float_rows(const std::string& name, const GgufTensorInfo& t) {
   auto factor = scale_factor(name);
   if (!factor.ok()) return factor.status();
   auto rows = GgufRows::open(f_, t);
   if (!rows.ok()) return rows.status();
-  const float f = *factor;
-  RowSource source = [&](size_t r, float* out) {
-    rows->row(r, out);
+  return RowSource([rows = *rows, f = *factor](size_t r, float* out) {
+    rows.row(r, out);
     if (f != 1.0f)
-      for (size_t j = 0; j < k; ++j) out[j] *= f;
-  };
+      for (size_t j = 0; j < rows.row_length(); ++j) out[j] *= f;
+  });
+}
 
-  // Defaults: ternary weights stay exact (t3); other linear layers get 4-bit groups, the
-  // embedding (and untied head) 8-bit groups. Shapes a group does not divide keep the source's
-  // precision.
+Status GgufImporter::matrix(ModelWriter& w, const std::string& name, const GgufTensorInfo& t) {
+  const size_t n = t.rows(), k = t.row_length();
+  const bool ternary_source = ggml_type_is_ternary(t.type);
+  auto factor = scale_factor(name);
+  if (!factor.ok()) return factor.status();
+  const float f = *factor;
+  auto rows = GgufRows::open(f_, t);
+  if (!rows.ok()) return rows.status();
+  auto source = float_rows(name, t);
+  if (!source.ok()) return source.status();
+
+  // Defaults: ternary weights stay exact (t3); other linear layers get 4-bit groups. Shapes a
+  // group does not divide keep the source's precision. (The embedding and head:
+  // convert/head_plan.h.)
   PackSpec spec;
-  if (embedding && embedding_) spec = *embedding_;
-  else if (!embedding && weights_) spec = *weights_;
+  if (weights_) spec = *weights_;
   else {
-    const bool ternary_layer = !embedding && (ternary_source || is_bitnet(c_.arch));
+    const bool ternary_layer = ternary_source || is_bitnet(c_.arch);
     ternary_layers_ |= ternary_layer;
-    spec = *PackSpec::parse(ternary_layer ? "t3" : embedding ? "b8g32" : "b4g32");
+    spec = *PackSpec::parse(ternary_layer ? "t3" : "b4g32");
   }
   if (spec.format == WeightFormat::bq && k % size_t(spec.group) != 0) {
     spec = *PackSpec::parse(GgmlType(t.type) == GgmlType::f32 ? "f32" : "f16");
@@ -295,7 +306,7 @@ Status GgufImporter::matrix(ModelWriter& w, const std::string& name, const GgufT
     if (auto m = exact_ternary(n, k, [&](size_t r, float* out) { rows->row(r, out); }, f))
       return write_ternary(w, name, spec.format, n, k, m->scale, m->t2);
   }
-  return write_matrix(w, name, n, k, spec, source);
+  return write_matrix(w, name, n, k, spec, *source);
 }
 
 Status GgufImporter::vector(ModelWriter& w, const std::string& name, const GgufTensorInfo& t) {
@@ -313,11 +324,6 @@ Status GgufImporter::run(const std::string& output) {
     if (!s.ok()) return s.status();
     weights_ = *s;
   }
-  if (!opts_.embedding.empty()) {
-    auto s = PackSpec::parse(opts_.embedding);
-    if (!s.ok()) return s.status();
-    embedding_ = *s;
-  }
 
   // The vocabulary, before anything is written.
   auto tok = read_vocabulary();
@@ -326,15 +332,29 @@ Status GgufImporter::run(const std::string& output) {
 
   const uint64_t dim = uint64_t(c_.dim), hid = uint64_t(c_.hidden_dim), qd = uint64_t(c_.q_dim()),
                  kvd = uint64_t(c_.kv_dim()), V = uint64_t(c_.vocab_size);
+  // The embedding and head (convert/head_plan.h): the source's precision is f32 for F32
+  // tensors, else f16.
+  auto embd = tensor(kTokenEmbd, {dim, V});
+  if (!embd.ok()) return embd.status();
+  auto head = c_.tied_embeddings ? embd : tensor(kOutput, {dim, V});
+  if (!head.ok()) return head.status();
+  auto embd_rows = float_rows(kTokenEmbd, **embd);
+  if (!embd_rows.ok()) return embd_rows.status();
+  auto head_rows = c_.tied_embeddings ? embd_rows : float_rows(kOutput, **head);
+  if (!head_rows.ok()) return head_rows.status();
+  auto plan = plan_head(opts_, c_.tied_embeddings,
+                        *PackSpec::parse(GgmlType((*embd)->type) == GgmlType::f32 ? "f32" : "f16"), size_t(dim));
+  if (!plan.ok()) return plan.status();
+
   auto writer = ModelWriter::create(output);
   if (!writer.ok()) return writer.status();
   ModelWriter& w = **writer;
-  TensorSteps steps(opts_, w, c_);
+  TensorSteps steps(opts_, w, c_, plan->head_tensors());
   auto step = [&](const std::string& name) { return steps.step(name); };
-  auto mat = [&](const std::string& name, std::vector<uint64_t> dims, bool embedding) -> Status {
+  auto mat = [&](const std::string& name, std::vector<uint64_t> dims) -> Status {
     auto t = tensor(name, std::move(dims));
     if (!t.ok()) return t.status();
-    LUTRA_TRY(matrix(w, name, **t, embedding));
+    LUTRA_TRY(matrix(w, name, **t));
     return step(name);
   };
   auto vec = [&](const std::string& name, uint64_t n) -> Status {
@@ -346,22 +366,23 @@ Status GgufImporter::run(const std::string& output) {
 
   LUTRA_TRY(bpe ? write_bpe_tokenizer(w, tok->bpe_blob()) : write_spm_tokenizer(w, tok->spm_proto()));
   LUTRA_TRY(step(bpe ? kTokenizerBpe : kTokenizerSpm));
-  LUTRA_TRY(mat(kTokenEmbd, {dim, V}, true));
+  LUTRA_TRY(write_embedding(w, *plan, size_t(V), size_t(dim), *embd_rows));
+  LUTRA_TRY(step(kTokenEmbd));
   for (int l = 0; l < c_.n_layers; ++l) {
     LUTRA_TRY(vec(layer_tensor(l, "attn_norm"), dim));
-    LUTRA_TRY(mat(layer_tensor(l, "attn_q"), {dim, qd}, false));
-    LUTRA_TRY(mat(layer_tensor(l, "attn_k"), {dim, kvd}, false));
-    LUTRA_TRY(mat(layer_tensor(l, "attn_v"), {dim, kvd}, false));
+    LUTRA_TRY(mat(layer_tensor(l, "attn_q"), {dim, qd}));
+    LUTRA_TRY(mat(layer_tensor(l, "attn_k"), {dim, kvd}));
+    LUTRA_TRY(mat(layer_tensor(l, "attn_v"), {dim, kvd}));
     if (c_.sub_norms) LUTRA_TRY(vec(layer_tensor(l, "attn_sub_norm"), qd));
-    LUTRA_TRY(mat(layer_tensor(l, "attn_output"), {qd, dim}, false));
+    LUTRA_TRY(mat(layer_tensor(l, "attn_output"), {qd, dim}));
     LUTRA_TRY(vec(layer_tensor(l, "ffn_norm"), dim));
-    LUTRA_TRY(mat(layer_tensor(l, "ffn_gate"), {dim, hid}, false));
-    LUTRA_TRY(mat(layer_tensor(l, "ffn_up"), {dim, hid}, false));
+    LUTRA_TRY(mat(layer_tensor(l, "ffn_gate"), {dim, hid}));
+    LUTRA_TRY(mat(layer_tensor(l, "ffn_up"), {dim, hid}));
     if (c_.sub_norms) LUTRA_TRY(vec(layer_tensor(l, "ffn_sub_norm"), hid));
-    LUTRA_TRY(mat(layer_tensor(l, "ffn_down"), {hid, dim}, false));
+    LUTRA_TRY(mat(layer_tensor(l, "ffn_down"), {hid, dim}));
   }
   LUTRA_TRY(vec(kOutputNorm, dim));
-  if (!c_.tied_embeddings) LUTRA_TRY(mat(kOutput, {dim, V}, true));
+  LUTRA_TRY(write_head(w, *plan, size_t(V), size_t(dim), *head_rows, steps));
   // A tensor the graph does not read would be silently dropped: refuse instead.
   for (const GgufTensorInfo& t : f_.tensors())
     if (!used_.count(t.name))
@@ -372,7 +393,8 @@ Status GgufImporter::run(const std::string& output) {
     return s ? s->to_string() : std::string(dflt) + " (default)";
   };
   nlohmann::json recipe = {{"weights", spec_name(weights_, ternary_layers_ ? "t3" : "b4g32")},
-                           {"embedding", spec_name(embedding_, "b8g32")}};
+                           {"embedding", plan->embedding_name()},
+                           {"head", plan->head_name()}};
   if (!fallbacks_.empty()) recipe["fallbacks (rows not a multiple of the group)"] = fallbacks_;
   nlohmann::json prov = {{"source", std::filesystem::path(input_).filename().string()},
                          {"source_format", "GGUF v" + std::to_string(f_.version())},

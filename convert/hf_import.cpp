@@ -39,6 +39,7 @@
 
 #include "convert/bpe_import.h"
 #include "convert/convert.h"
+#include "convert/head_plan.h"
 #include "convert/pack.h"
 #include "convert/safetensors.h"
 #include "runtime/half.h"
@@ -64,12 +65,9 @@ constexpr HfArch kArchs[] = {
 };
 
 // Default recipes. Ternary layers as t3 (1.67 bits/weight, table lookup). Llama layers at
-// 4 bits in groups of 32. The embedding (and the tied head, the largest matrix of small
-// models) at 8 bits: on stories260K its greedy choices agree with f32 199 times in 200,
-// against 177 for 4 bits (perf/RESULTS.md), at half the size of f16.
+// 4 bits in groups of 32. The embedding and head: convert/head_plan.h.
 constexpr const char* kTernaryWeights = "t3";
 constexpr const char* kLlamaWeights = "b4g32";
-constexpr const char* kEmbedding = "b8g32";
 
 Result<json> read_json(const fs::path& p) {
   std::ifstream in(p);
@@ -403,8 +401,6 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
   // Recipe.
   auto wspec = PackSpec::parse(!opts.weights.empty() ? opts.weights : arch->ternary ? kTernaryWeights : kLlamaWeights);
   if (!wspec.ok()) return wspec.status();
-  auto espec = PackSpec::parse(opts.embedding.empty() ? kEmbedding : opts.embedding);
-  if (!espec.ok()) return espec.status();
   const bool ternary_out = is_ternary(wspec->format);  // t2, t3, t5
 
   const size_t dim = size_t(c.dim), hid = size_t(c.hidden_dim), qd = size_t(c.q_dim()), kvd = size_t(c.kv_dim()),
@@ -457,10 +453,27 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
     if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0)
       return Status::error("the checkpoint has a bias '" + name + "', which lutra's layers do not have");
 
+  // The embedding's precision as stored (f32 stays f32, f16 and bf16 become f16).
+  auto embed = st.get("model.embed_tokens.weight", {V, dim});
+  if (!embed.ok()) return embed.status();
+  const StTensor* embed_src = *embed;
+  const StTensor* head_src = embed_src;
+  if (!c.tied_embeddings) {
+    auto h = st.get("lm_head.weight", {V, dim});
+    if (!h.ok()) return h.status();
+    head_src = *h;
+  }
+  for (const StTensor* t : {embed_src, head_src})
+    if (!t->is_float()) return Status::error("tensor '" + t->name + "' has dtype " + t->dtype_name + "; it must be F32, F16 or BF16");
+  dtypes.insert(embed_src->dtype_name);
+  dtypes.insert(head_src->dtype_name);
+  auto plan = plan_head(opts, c.tied_embeddings, *PackSpec::parse(embed_src->dtype == StDtype::f32 ? "f32" : "f16"), dim);
+  if (!plan.ok()) return plan.status();
+
   auto writer = ModelWriter::create(output);
   if (!writer.ok()) return writer.status();
   ModelWriter& w = **writer;
-  TensorSteps steps(opts, w, c);
+  TensorSteps steps(opts, w, c, plan->head_tensors());
   auto step = [&](const std::string& name) { return steps.step(name); };
 
   // bos/eos: config.json, else generation_config.json, else the tokenizer's own. Every eos
@@ -515,17 +528,8 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
   };
   // The first of the names the checkpoint has (the sub-norms are spelled two ways).
   auto either = [&](const std::string& a, const std::string& b) { return st.find(a) || !st.find(b) ? a : b; };
-  auto float_matrix = [&](const std::string& hf_name, const std::string& name) -> Status {
-    auto t = st.get(hf_name, {V, dim});
-    if (!t.ok()) return t.status();
-    if (!(*t)->is_float()) return Status::error("tensor '" + hf_name + "' has dtype " + (*t)->dtype_name + "; it must be F32, F16 or BF16");
-    dtypes.insert((*t)->dtype_name);
-    const StTensor* e = *t;
-    LUTRA_TRY(write_matrix(w, name, V, dim, *espec, [&](size_t r, float* out) { e->row_f32(r, out); }));
-    return step(name);
-  };
-
-  LUTRA_TRY(float_matrix("model.embed_tokens.weight", kTokenEmbd));
+  LUTRA_TRY(write_embedding(w, *plan, V, dim, [&](size_t r, float* out) { embed_src->row_f32(r, out); }));
+  LUTRA_TRY(step(kTokenEmbd));
   for (int l = 0; l < c.n_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     LUTRA_TRY(vec(p + "input_layernorm.weight", layer_tensor(l, "attn_norm"), dim));
@@ -545,7 +549,7 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
     LUTRA_TRY(mat(p + "mlp.down_proj.weight", layer_tensor(l, "ffn_down"), dim, hid));
   }
   LUTRA_TRY(vec("model.norm.weight", kOutputNorm, dim));
-  if (!c.tied_embeddings) LUTRA_TRY(float_matrix("lm_head.weight", kOutput));
+  LUTRA_TRY(write_head(w, *plan, V, dim, [&](size_t r, float* out) { head_src->row_f32(r, out); }, steps));
 
   std::string dtype_list;
   for (const std::string& d : dtypes) dtype_list += (dtype_list.empty() ? "" : ", ") + d;
@@ -556,7 +560,7 @@ Status convert_hf_folder(const std::string& folder_name, const std::string& outp
       {"architecture", hf_arch},
       {"source_dtypes", dtype_list},
       {"tokenizer_source", tok->source},
-      {"recipe", {{"weights", wspec->to_string()}, {"embedding", espec->to_string()}}},
+      {"recipe", {{"weights", wspec->to_string()}, {"embedding", plan->embedding_name()}, {"head", plan->head_name()}}},
       {"converter", std::string("lutra ") + LUTRA_VERSION}};
   if (packed_release)
     prov["quantization"] = std::string("bitnet offline: packed ternary, weight_scale = ") +

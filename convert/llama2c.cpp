@@ -16,6 +16,7 @@
 
 #include "convert/convert.h"
 #include "convert/llama2c_tokenizer.h"
+#include "convert/head_plan.h"
 #include "convert/mapped_file.h"
 #include "convert/pack.h"
 #include "runtime/model.h"
@@ -174,13 +175,13 @@ Status convert_llama2c(const std::string& input, const std::string& output, cons
   const std::string dflt = h.version == 2 ? "b8g" + std::to_string(h.group) : "f32";
   auto wspec = PackSpec::parse(opts.weights.empty() ? dflt : opts.weights);
   if (!wspec.ok()) return wspec.status();
-  auto espec = PackSpec::parse(opts.embedding.empty() ? dflt : opts.embedding);
-  if (!espec.ok()) return espec.status();
+  auto plan = plan_head(opts, h.shared, *PackSpec::parse(dflt), size_t(h.dim));
+  if (!plan.ok()) return plan.status();
 
   auto writer = ModelWriter::create(output);
   if (!writer.ok()) return writer.status();
   ModelWriter& w = **writer;
-  TensorSteps steps(opts, w, c);
+  TensorSteps steps(opts, w, c, plan->head_tensors());
   auto step = [&](const std::string& name) { return steps.step(name); };
   auto mat = [&](const std::string& name, const SourceMatrix& m, const PackSpec& spec) -> Status {
     LUTRA_TRY(write_matrix(w, name, m.n, m.k, spec, [&](size_t r, float* out) { m.row(r, out); }));
@@ -195,7 +196,8 @@ Status convert_llama2c(const std::string& input, const std::string& output, cons
 
   LUTRA_TRY(write_spm_tokenizer(w, make_spm_model_proto(*pieces, SpmOptions{})));
   LUTRA_TRY(step(kTokenizerSpm));
-  LUTRA_TRY(mat(kTokenEmbd, emb, *espec));
+  LUTRA_TRY(write_embedding(w, *plan, emb.n, emb.k, [&](size_t r, float* out) { emb.row(r, out); }));
+  LUTRA_TRY(step(kTokenEmbd));
   for (size_t l = 0; l < L; ++l) {
     int li = int(l);
     LUTRA_TRY(vec(layer_tensor(li, "attn_norm"), rms_att[l], dim));
@@ -209,13 +211,14 @@ Status convert_llama2c(const std::string& input, const std::string& output, cons
     LUTRA_TRY(mat(layer_tensor(li, "ffn_up"), w3[l], *wspec));
   }
   LUTRA_TRY(vec(kOutputNorm, rms_final, dim));
-  if (!h.shared) LUTRA_TRY(mat(kOutput, cls, *espec));
+  const SourceMatrix& head_rows = h.shared ? emb : cls;
+  LUTRA_TRY(write_head(w, *plan, head_rows.n, head_rows.k, [&](size_t r, float* out) { head_rows.row(r, out); }, steps));
 
   nlohmann::json prov = {
       {"source", std::filesystem::path(input).filename().string()},
       {"source_format", h.version == 0 ? "llama2.c legacy" : "llama2.c export v" + std::to_string(h.version)},
       {"tokenizer_source", std::filesystem::path(opts.tokenizer).filename().string()},
-      {"recipe", {{"weights", wspec->to_string()}, {"embedding", espec->to_string()}}},
+      {"recipe", {{"weights", wspec->to_string()}, {"embedding", plan->embedding_name()}, {"head", plan->head_name()}}},
       {"converter", std::string("lutra ") + LUTRA_VERSION}};
   return w.finish(model_metadata(c, prov.dump()));
 }

@@ -64,11 +64,11 @@ void pack_bp_from_bq(const WeightView& bq, uint8_t* bp_out);
 // Each importer calls step() after writing a tensor: it reports progress (the tensor, bytes
 // written so far, and tensors done of the total) and stops the conversion on Ctrl-C. The total
 // is the config's graph: the tokenizer, the embedding, 9 tensors a layer (11 with sub-norms),
-// the final norm and, when untied, the head.
+// the final norm and the head's own tensors (HeadPlan::head_tensors, convert/head_plan.h).
 class TensorSteps {
  public:
-  TensorSteps(const ConvertOptions& opts, const ModelWriter& w, const ModelConfig& c)
-      : opts_(opts), w_(w), total_(3 + size_t(c.n_layers) * (c.sub_norms ? 11 : 9) + (c.tied_embeddings ? 0 : 1)) {}
+  TensorSteps(const ConvertOptions& opts, const ModelWriter& w, const ModelConfig& c, size_t head_tensors)
+      : opts_(opts), w_(w), total_(3 + size_t(c.n_layers) * (c.sub_norms ? 11 : 9) + head_tensors) {}
   Status step(const std::string& tensor);
 
  private:

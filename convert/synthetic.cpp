@@ -12,6 +12,7 @@
 
 #include "convert/bpe_import.h"
 #include "convert/convert.h"
+#include "convert/head_plan.h"
 #include "convert/pack.h"
 #include "runtime/half.h"
 #include "runtime/model.h"
@@ -38,14 +39,16 @@ struct Preset {
   int dim, hidden, layers, heads, kv_heads, vocab, seq;
   float rope_theta;
   const char* weights;    // linear layers
-  const char* embedding;  // token embedding = tied head
   const char* chat_template;
 };
 
+// The embedding and tied head get the importers' default plan (convert/head_plan.h) for an f16
+// source; bitnet-2b4t's layers are what a real 2B4T import gets (t3), so it measures the
+// default recipe. tiny keeps t2 layers: tests use it for the multiply-add path.
 constexpr Preset kPresets[] = {
-    {"tiny", "bitnet-b1.58", 128, 352, 4, 8, 2, 1024, 4096, 10000.0f, "t2", "f16", "bitnet"},
-    {"llama-tiny", "llama", 96, 256, 3, 6, 2, 1024, 4096, 10000.0f, "f16", "f16", "llama2"},
-    {"bitnet-2b4t", "bitnet-b1.58", 2560, 6912, 30, 20, 5, 128256, 4096, 500000.0f, "t2", "f16", "bitnet"},
+    {"tiny", "bitnet-b1.58", 128, 352, 4, 8, 2, 1024, 4096, 10000.0f, "t2", "bitnet"},
+    {"llama-tiny", "llama", 96, 256, 3, 6, 2, 1024, 4096, 10000.0f, "f16", "llama2"},
+    {"bitnet-2b4t", "bitnet-b1.58", 2560, 6912, 30, 20, 5, 128256, 4096, 500000.0f, "t3", "bitnet"},
 };
 
 const char* kWords[] = {
@@ -164,14 +167,14 @@ Status make_synthetic(const std::string& preset_name, const std::string& output,
 
   auto wspec = PackSpec::parse(opts.weights.empty() ? pr->weights : opts.weights);
   if (!wspec.ok()) return wspec.status();
-  auto espec = PackSpec::parse(opts.embedding.empty() ? pr->embedding : opts.embedding);
-  if (!espec.ok()) return espec.status();
+  auto plan = plan_head(opts, true, *PackSpec::parse("f16"), size_t(c.dim));
+  if (!plan.ok()) return plan.status();
 
   auto writer = ModelWriter::create(output);
   if (!writer.ok()) return writer.status();
   ModelWriter& w = **writer;
   Rng rng{opts.seed * 0x2545f4914f6cdd1dull + 7};
-  TensorSteps steps(opts, w, c);
+  TensorSteps steps(opts, w, c, plan->head_tensors());
   auto step = [&](const std::string& name) { return steps.step(name); };
   std::vector<uint8_t> packed;
   // A random matrix: ternary codes drawn directly (fast at 2B parameters), other formats from
@@ -202,14 +205,13 @@ Status make_synthetic(const std::string& preset_name, const std::string& output,
   LUTRA_TRY(step(bpe ? kTokenizerBpe : kTokenizerSpm));
   const size_t dim = size_t(c.dim), hid = size_t(c.hidden_dim), qd = size_t(c.q_dim()), kvd = size_t(c.kv_dim());
   // The embedding doubles as the head: unit-scale rows give logits of a useful spread.
-  {
-    Rng erng{rng.next()};
-    LUTRA_TRY(write_matrix(w, kTokenEmbd, size_t(c.vocab_size), dim, *espec, [&](size_t r, float* out) {
-      Rng rr{erng.s ^ (uint64_t(r) * 0x9e3779b97f4a7c15ull)};
-      for (size_t j = 0; j < dim; ++j) out[j] = rr.uniform() * 0.5f;
-    }));
-    LUTRA_TRY(step(kTokenEmbd));
-  }
+  const Rng erng{rng.next()};
+  const RowSource embedding_rows = [&](size_t r, float* out) {
+    Rng rr{erng.s ^ (uint64_t(r) * 0x9e3779b97f4a7c15ull)};
+    for (size_t j = 0; j < dim; ++j) out[j] = rr.uniform() * 0.5f;
+  };
+  LUTRA_TRY(write_embedding(w, *plan, size_t(c.vocab_size), dim, embedding_rows));
+  LUTRA_TRY(step(kTokenEmbd));
   for (int l = 0; l < c.n_layers; ++l) {
     LUTRA_TRY(ones(layer_tensor(l, "attn_norm"), dim));
     LUTRA_TRY(mat(layer_tensor(l, "attn_q"), qd, dim, *wspec));
@@ -224,11 +226,12 @@ Status make_synthetic(const std::string& preset_name, const std::string& output,
     LUTRA_TRY(mat(layer_tensor(l, "ffn_down"), dim, hid, *wspec));
   }
   LUTRA_TRY(ones(kOutputNorm, dim));
+  LUTRA_TRY(write_head(w, *plan, size_t(c.vocab_size), dim, embedding_rows, steps));
 
   nlohmann::json prov = {{"source", "synthetic:" + preset_name},
                          {"source_format", "synthetic (random weights)"},
                          {"seed", opts.seed},
-                         {"recipe", {{"weights", wspec->to_string()}, {"embedding", espec->to_string()}}},
+                         {"recipe", {{"weights", wspec->to_string()}, {"embedding", plan->embedding_name()}, {"head", plan->head_name()}}},
                          {"converter", std::string("lutra ") + LUTRA_VERSION}};
   if (bpe) prov["tokenizer_source"] = std::filesystem::path(opts.tokenizer).filename().string();
   return w.finish(model_metadata(c, prov.dump(), bpe ? "bpe" : "spm"));

@@ -99,7 +99,15 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
                       (64 - reinterpret_cast<uintptr_t>(ctx->bp_tables_storage_.data()) % 64) % 64;
   }
   ctx->scores_.assign(T * N, 0.0f);
-  ctx->logits_.assign((p.logits_all ? B : 1) * size_t(c.vocab_size), 0.0f);
+  const size_t n_logits = p.logits_all ? B : 1;
+  ctx->logits_.assign(n_logits * size_t(c.vocab_size), 0.0f);
+  if (model.weights().output_exact.data && p.head_candidates > 0) {
+    const size_t K = std::min(size_t(p.head_candidates), size_t(c.vocab_size));
+    ctx->head_candidates_ = K;
+    ctx->head_cand_.assign(T * n_logits * K, HeadCandidate{});
+    ctx->head_count_.assign(T * n_logits, 0);
+    ctx->head_merge_.assign(T * T * K, HeadCandidate{});
+  }
 
   // RoPE angles as llama2.c and Hugging Face define them, a float frequency theta^(-2i/head_dim)
   // times a float position: pos * freq. pow, cos and sin run in double and round once to float:
@@ -133,6 +141,12 @@ Status Context::eval(std::span<const int32_t> tokens) {
     batch_pos_ = n_past_;
     auto body = [this](int ith, int nth) { forward(ith, nth); };
     pool_->run(body);
+    // A NaN or infinity in the head's input (a corrupt file, an overflow) would give garbage,
+    // and the int8 screen of the head hides it from the logits: refuse it here (dim floats).
+    const size_t n_out = logits_all_ ? batch_.size() : 1, dim = size_t(cfg_.dim);
+    for (size_t i = 0; i < n_out * dim; ++i)
+      if (!std::isfinite(xb_[i]))
+        return Status::error("the model produced non-finite activations (a corrupt file? `lutra info --verify` checks it)");
     n_past_ += int(batch_.size());
     logits_last_ = logits_.data() + (logits_all_ ? batch_.size() - 1 : 0) * size_t(cfg_.vocab_size);
   }
@@ -188,11 +202,11 @@ void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_
   ThreadPool::split(w.n, ith, nth, row_align_, r0, r1);
   if (r0 >= r1) return;
   switch (w.format) {
-    case WeightFormat::f32: k.gemm_f32.fn(w, in.x, y, m, r0, r1); break;
-    case WeightFormat::f16: k.gemm_f16.fn(w, in.x, y, m, r0, r1); break;
+    case WeightFormat::f32:
+    case WeightFormat::f16: gemm_float(w, in.x, y, m, r0, r1); break;
     case WeightFormat::bq:
       if (bq_int8_) k.gemm_bq_i8.fn(w, in.xq, in.xs, y, m, r0, r1);
-      else k.gemm_bq.fn(w, in.x, y, m, r0, r1);
+      else gemm_float(w, in.x, y, m, r0, r1);
       break;
     case WeightFormat::bp:
       (bp_fast_ ? k.gemm_bp_fast : k.gemm_bp).fn(w, in.bp_tables, bp_table_stride_, in.xs, y, m, r0, r1);
@@ -213,6 +227,41 @@ void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_
       }
       break;
     }
+  }
+}
+
+void Context::gemm_float(const WeightView& w, const float* x, float* y, size_t m, size_t r0, size_t r1) {
+  const KernelTable& k = kernels();
+  const GemmFloatFn fn = w.format == WeightFormat::f32 ? k.gemm_f32.fn : w.format == WeightFormat::f16 ? k.gemm_f16.fn : k.gemm_bq.fn;
+  fn(w, x, y, m, r0, r1);
+}
+
+void Context::rescore_head(size_t n_out, int ith, int nth) {
+  const WeightView& exact = model_.weights().output_exact;
+  const size_t V = size_t(cfg_.vocab_size), K = head_candidates_, dim = size_t(cfg_.dim);
+  const size_t n_logits = logits_all_ ? size_t(n_batch_) : 1;
+  auto candidates = [&](int worker, size_t i) { return head_cand_.data() + (size_t(worker) * n_logits + i) * K; };
+  auto count = [&](int worker, size_t i) -> size_t& { return head_count_[size_t(worker) * n_logits + i]; };
+  // Each worker's best K among the head rows it multiplied (linear's split).
+  size_t r0, r1;
+  ThreadPool::split(V, ith, nth, row_align_, r0, r1);
+  for (size_t i = 0; i < n_out; ++i) count(ith, i) = select_top(logits_.data() + i * V, r0, r1, K, candidates(ith, i));
+  pool_->barrier();
+  // The global best K are among the workers' best K: each worker finds the K-th of them and
+  // rescores its own candidates that rank no lower (rows it owns, so no two workers write one).
+  HeadCandidate* merged = head_merge_.data() + size_t(ith) * size_t(nth) * K;
+  for (size_t i = 0; i < n_out; ++i) {
+    if (count(ith, i) == 0) continue;
+    size_t n = 0;
+    for (int t = 0; t < nth; ++t)
+      for (size_t c = 0; c < count(t, i); ++c) merged[n++] = candidates(t, i)[c];
+    const bool all = n <= K;
+    const HeadCandidate last = all ? HeadCandidate{} : kth_best(merged, n, K);
+    float* logits = logits_.data() + i * V;
+    const HeadCandidate* mine = candidates(ith, i);
+    for (size_t c = 0; c < count(ith, i); ++c)
+      if (all || !ranks_before(last, mine[c]))
+        gemm_float(exact, xb_.data() + i * dim, logits, 1, size_t(mine[c].id), size_t(mine[c].id) + 1);
   }
 }
 
@@ -308,6 +357,7 @@ void Context::forward(int ith, int nth) {
   const size_t first = logits_all_ ? 0 : m - 1, n_out = m - first;
   prepare_input(x_.data() + first * dim, W.output_norm, dim, xb_.data(), n_out, {&W.output}, ith, nth);
   linear(W.output, xb_in, logits_.data(), n_out, ith, nth);
+  if (head_candidates_) rescore_head(n_out, ith, nth);
 }
 
 }  // namespace lutra

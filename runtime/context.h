@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "runtime/head.h"
 #include "runtime/model.h"
 #include "runtime/thread_pool.h"
 
@@ -18,9 +19,14 @@ struct ContextParams {
   int n_threads = 0;    // workers; 0: one per physical core; at most the usable CPUs
   int n_batch = 64;     // tokens evaluated per forward pass during prefill
   bool logits_all = false;  // keep logits of every token of a batch (perplexity, eval)
-  // Multiply b-bit (bq) weights, such as a 4-bit LM head, by int8-quantized activations:
-  // ~3x faster, approximate (the activations lose precision). Off: float activations.
-  bool bq_int8 = false;
+  // Multiply b-bit (bq) weights, such as the LM head's screen, by int8-quantized activations
+  // (per-token absmax, as every peer runtime does): ~3x faster than float activations, which
+  // are the exact path (off).
+  bool bq_int8 = true;
+  // Rows of a two-stage head rescored from its exact rows per token (runtime/head.h): the
+  // best `head_candidates` by the screen's logits. 0: the screen's logits only. Models
+  // without exact rows ignore it.
+  int head_candidates = kDefaultHeadCandidates;
   // Bit-plane (bp) weights through int8 tables (the fast, approximate mode; its measured error
   // is in tests/test_bp.cpp). Off: exact int16 tables, bit-identical to bq with bq_int8.
   bool bp_fast = false;
@@ -59,6 +65,11 @@ class Context {
     const uint8_t* bp_tables;  // bit-plane tables: token i's at bp_tables + i * bp_table_stride_
   };
   void linear(const WeightView& w, const LinearInput& in, float* y, size_t m, int ith, int nth);
+  // Float-format weights (f32, f16, bq with float activations): rows [r0, r1) of y = W x.
+  static void gemm_float(const WeightView& w, const float* x, float* y, size_t m, size_t r0, size_t r1);
+  // The head's second stage (runtime/head.h) on logits_ of n_out tokens: the best candidates
+  // of each worker's rows, then every worker rescores its own members of the global best.
+  void rescore_head(size_t n_out, int ith, int nth);
   // x += W in (W has dim output rows), through tmp_.
   void linear_residual(const WeightView& w, const LinearInput& in, size_t m, int ith, int nth);
   // Readies y (m tokens of n values) for the linear layers `consumers`: y = rmsnorm(x) when
@@ -104,6 +115,10 @@ class Context {
   size_t bp_table_stride_ = 0;
   std::vector<float> scores_; // per worker: attention scores (n_ctx)
   std::vector<float> logits_; // (n_batch or 1, vocab)
+  size_t head_candidates_ = 0;  // 0: no second stage (no exact rows, or turned off)
+  std::vector<HeadCandidate> head_cand_;   // per worker: (n_batch or 1, head_candidates_)
+  std::vector<size_t> head_count_;         // per worker: (n_batch or 1) candidates found
+  std::vector<HeadCandidate> head_merge_;  // per worker: (n_threads * head_candidates_)
   const float* logits_last_ = nullptr;
   size_t max_width_ = 0;
 };

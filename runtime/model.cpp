@@ -2,6 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "runtime/head.h"
+
 namespace lutra {
 
 using json = nlohmann::json;
@@ -110,8 +112,15 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
     }
   }
   w.output_norm = b.vec(kOutputNorm, c.dim);
-  w.output = c.tied_embeddings ? w.token_embd : b.mat(kOutput, c.vocab_size, c.dim);
+  // The head: a separate `output` when the file has one (untied models always; tied ones with a
+  // low-bit screen of the embedding), else the tied embedding itself. Its rescoring rows
+  // (runtime/head.h): `output_exact`, else a tied embedding a float GEMV can read.
+  w.output = f.find(kOutput) || !c.tied_embeddings ? b.mat(kOutput, c.vocab_size, c.dim) : w.token_embd;
+  if (f.find(kOutputExact)) w.output_exact = b.mat(kOutputExact, c.vocab_size, c.dim);
+  else if (c.tied_embeddings && w.output.data != w.token_embd.data) w.output_exact = w.token_embd;
   if (!b.status.ok()) return b.status;
+  if (w.output_exact.data && !can_rescore_from(w.output_exact.format, w.output.format))
+    w.output_exact = WeightView{};
   // Matrices that read one input share its bit-plane tables, which are laid out per
   // quantization group: their groups must agree (the converter always writes them so).
   auto same_bp_group = [](std::initializer_list<const WeightView*> ws) {
@@ -147,11 +156,13 @@ Result<std::unique_ptr<Model>> Model::load(const std::string& path) {
   return m;
 }
 
-uint64_t Model::weight_bytes_per_token() const {
+uint64_t Model::weight_bytes_per_token(int head_candidates) const {
   auto bytes = [](const WeightView& w) {
     return uint64_t(weight_bytes(w.format, w.n, w.k, w.bits, w.group, w.asymmetric));
   };
   uint64_t total = bytes(weights_.output);
+  if (const WeightView& e = weights_.output_exact; e.data && head_candidates > 0)
+    total += bytes(e) / e.n * std::min(uint64_t(head_candidates), uint64_t(e.n));
   for (const LayerWeights& L : weights_.layers)
     total += bytes(L.wq) + bytes(L.wk) + bytes(L.wv) + bytes(L.wo) + bytes(L.w_gate) +
              bytes(L.w_up) + bytes(L.w_down);

@@ -16,6 +16,9 @@ namespace lutra {
 inline constexpr const char* kTokenEmbd = "token_embd";
 inline constexpr const char* kOutputNorm = "output_norm";
 inline constexpr const char* kOutput = "output";
+// An untied model's head at the source's precision, for rescoring the candidates of a low-bit
+// `output` (runtime/head.h).
+inline constexpr const char* kOutputExact = "output_exact";
 inline constexpr const char* kTokenizerSpm = "tokenizer.spm";  // serialized sentencepiece ModelProto
 inline constexpr const char* kTokenizerBpe = "tokenizer.bpe";  // BpeModel::serialize() (runtime/bpe.h)
 std::string layer_tensor(int layer, const char* what);  // "blk.<layer>.<what>"
@@ -36,7 +39,11 @@ struct Weights {
   WeightView token_embd;  // (vocab, dim)
   std::vector<LayerWeights> layers;
   const float* output_norm = nullptr;  // (dim)
-  WeightView output;                   // (vocab, dim): token_embd when tied
+  WeightView output;                   // (vocab, dim): the head multiplied; token_embd when tied
+                                       // and the file has no separate `output`
+  // (vocab, dim): the rows the head's best candidates are rescored from (output_exact, or
+  // token_embd of a tied model with a low-bit `output`); data == nullptr: no rescoring.
+  WeightView output_exact;
 };
 
 class Model {
@@ -49,8 +56,9 @@ class Model {
   const ModelFile& file() const { return *file_; }
   // The "provenance" object of the file (source, recipe), as JSON text; "{}" if absent.
   const std::string& provenance_json() const { return provenance_json_; }
-  // Bytes of weights one decode step reads (all layers and the head; not the embedding row).
-  uint64_t weight_bytes_per_token() const;
+  // Bytes of weights one decode step reads: all layers, the head, and the exact rows of
+  // `head_candidates` rescored candidates (not the embedding row).
+  uint64_t weight_bytes_per_token(int head_candidates) const;
 
  private:
   std::unique_ptr<ModelFile> file_;

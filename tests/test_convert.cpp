@@ -225,7 +225,7 @@ TEST_CASE("t2 row packing rounds half to even and clamps to -1..1") {
   CHECK((out[2] >> 2) == 0);
 }
 
-TEST_CASE("bq packing errs by at most half a step and is exact for values on the grid") {
+TEST_CASE("bq packing errs by at most half a step (8-bit and asymmetric), no more than the absmax scale (symmetric below 8 bits), and is exact for values on the grid") {
   TempDir tmp;
   std::vector<Matrix> ms;
   for (int group : {32, 64}) {
@@ -289,6 +289,21 @@ TEST_CASE("bq packing errs by at most half a step and is exact for values on the
                                               : double(amax) / ((1 << (m.spec.bits - 1)) - 1);
         // Half a step, plus the step's f16 rounding (relative 2^-11) over up to qmax steps.
         const double bound = step * (0.5 + qmax * 0x1p-11) + 1e-6 * amax;
+        // Symmetric below 8 bits searches the scale of least squared error: never more than the
+        // absmax scale's (codes rounded to nearest, clamped to [-2^(b-1), 2^(b-1) - 1]).
+        const bool searched = !m.spec.asymmetric && m.spec.bits < 8;
+        if (searched && !grid) {
+          const double top = (1 << (m.spec.bits - 1)) - 1;
+          double err = 0, err_absmax = 0;
+          for (size_t j = 0; j < g; ++j) {
+            const double q = std::clamp(std::nearbyint(v[j] / step), -top - 1, top);
+            err_absmax += (v[j] - step * q) * (v[j] - step * q);
+            err += (double(got[gi * g + j]) - v[j]) * (double(got[gi * g + j]) - v[j]);
+          }
+          // Slack for the f16 rounding of the stored scale (relative 2^-11 per code step).
+          CHECK(std::sqrt(err) <= std::sqrt(err_absmax) + step * top * 0x1p-11 * std::sqrt(double(g)) + 1e-6 * amax);
+          continue;
+        }
         for (size_t j = 0; j < g; ++j) {
           const float want = v[j], have = got[gi * g + j];
           if (grid) {
@@ -483,7 +498,10 @@ TEST_CASE("llama2.c stories260K converts and loads with its documented shapes") 
   CHECK(w.token_embd.n == 512);
   CHECK(w.token_embd.k == 64);
   CHECK(w.token_embd.format == WeightFormat::f32);
-  CHECK(w.output.data == w.token_embd.data);
+  // The tied head: a 4-bit screen of the embedding, rescored from the f32 embedding itself.
+  CHECK(w.output.format == WeightFormat::bq);
+  CHECK(w.output.bits == 4);
+  CHECK(w.output_exact.data == w.token_embd.data);
   REQUIRE(w.layers.size() == 5);
   CHECK(w.layers[0].wk.n == 32);
   CHECK(w.layers[0].wk.k == 64);

@@ -55,6 +55,18 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// The Hugging Face folder a tar of the shared test data holds, extracted into `into`; nullopt
+// (after test_data_file's message) if the tar is absent.
+inline std::optional<std::filesystem::path> extract_test_tar(const char* tar_name, const TempDir& into) {
+  auto tar = test_data_file(tar_name);
+  if (!tar) return std::nullopt;
+  const std::string cmd = "tar -xf '" + tar->string() + "' -C '" + into.path().string() + "'";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  const std::filesystem::path dir = into.path() / std::filesystem::path(tar_name).stem();
+  REQUIRE(std::filesystem::exists(dir / "config.json"));
+  return dir;
+}
+
 inline std::vector<uint8_t> read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());

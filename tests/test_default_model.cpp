@@ -35,6 +35,7 @@ std::vector<int32_t> reference_ids() {
 // differs, for the checkpoint converted with `embedding` (default recipe when empty).
 struct Agreement {
   float max_diff = 0;
+  float max_diff_top40 = 0;  // over the reference's 40 best tokens of each position
   int argmax_mismatches = 0;
 };
 Agreement compare(const std::string& embedding, int threads) {
@@ -64,6 +65,10 @@ Agreement compare(const std::string& embedding, int threads) {
     const float* got = (*ctx)->logits(i);
     const float* want = ref.data.data() + i * vocab;
     for (size_t v = 0; v < vocab; ++v) a.max_diff = std::max(a.max_diff, std::fabs(got[v] - want[v]));
+    std::vector<int32_t> top(vocab);
+    for (size_t v = 0; v < vocab; ++v) top[v] = int32_t(v);
+    std::partial_sort(top.begin(), top.begin() + 40, top.end(), [&](int32_t x, int32_t y) { return want[x] > want[y]; });
+    for (int j = 0; j < 40; ++j) a.max_diff_top40 = std::max(a.max_diff_top40, std::fabs(got[top[j]] - want[top[j]]));
     a.argmax_mismatches += (std::max_element(got, got + vocab) - got) != (std::max_element(want, want + vocab) - want);
   }
   return a;
@@ -72,8 +77,7 @@ Agreement compare(const std::string& embedding, int threads) {
 }  // namespace
 
 TEST_CASE("the shipped model's logits equal the training script's quantized forward pass (f32 head)") {
-  // Measured: 8.6e-6 with AVX2/AVX-512 kernels (0.073 under --isa scalar, whose rmsnorm sums in
-  // another order and moves one activation across an int8 rounding boundary); the reference's
+  // Measured: 0.025 (at the last two positions; the others within 3e-6); the reference's
   // smallest top-2 logit gap is 0.028.
   for (int threads : {1, 2}) {
     CAPTURE(threads);
@@ -83,8 +87,16 @@ TEST_CASE("the shipped model's logits equal the training script's quantized forw
   }
 }
 
-TEST_CASE("the shipped model converted with the default recipe (8-bit head) keeps every argmax of the reference") {
-  Agreement a = compare("", 2);  // measured: max difference 0.235
+TEST_CASE("the shipped model converted with the default recipe (two-stage head) has the reference's float logits for its best tokens") {
+  // The 4-bit screen's best 256 of the 2048 tokens are rescored from the f16 embedding (the
+  // bf16 checkpoint's values): the 40 best tokens of each position get the f32 head's logits
+  // (tests/test_head.cpp checks them against lutra's f32 head), the rest the screen's
+  // (measured: max difference 0.51 from the reference). The old default, an 8-bit head, had a
+  // max difference of 0.235 at any token.
+  // Against the reference: the same bound as the f32 head (measured there and here alike:
+  // 0.025, at the last two positions).
+  Agreement a = compare("", 2);
   CHECK(a.argmax_mismatches == 0);
-  CHECK(a.max_diff <= 0.5f);
+  CHECK(a.max_diff_top40 <= 0.1f);
+  CHECK(a.max_diff <= 1.0f);
 }

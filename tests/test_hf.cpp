@@ -246,17 +246,6 @@ void check_same_tensors(const ModelFile& a, const ModelFile& b) {
   }
 }
 
-// The folder a tar of the shared test data holds, extracted into `into`; nullopt if absent.
-std::optional<fs::path> extract(const char* tar_name, const TempDir& into) {
-  auto tar = test_data_file(tar_name);
-  if (!tar) return std::nullopt;
-  const std::string cmd = "tar -xf '" + tar->string() + "' -C '" + into.path().string() + "'";
-  REQUIRE(std::system(cmd.c_str()) == 0);
-  const fs::path dir = into.path() / fs::path(tar_name).stem();
-  REQUIRE(fs::exists(dir / "config.json"));
-  return dir;
-}
-
 }  // namespace
 
 // ---- the safetensors reader --------------------------------------------------------------------
@@ -375,9 +364,9 @@ TEST_CASE("a sharded checkpoint is read across its shards, and an index that dis
 
 TEST_CASE("the transformers-written BitNet master and packed folders convert to identical ternary weights and logits") {
   TempDir tmp;
-  auto master = extract("bitnet-tiny-master.tar", tmp);
+  auto master = extract_test_tar("bitnet-tiny-master.tar", tmp);
   if (!master) return;
-  auto packed = extract("bitnet-tiny-packed.tar", tmp);
+  auto packed = extract_test_tar("bitnet-tiny-packed.tar", tmp);
   if (!packed) return;
   for (const char* weights : {"t3", "t2"}) {
     CAPTURE(weights);
@@ -392,7 +381,8 @@ TEST_CASE("the transformers-written BitNet master and packed folders convert to 
     const std::vector<float> la = logits_of(*a, prompt), lb = logits_of(*b, prompt);
     CHECK(std::memcmp(la.data(), lb.data(), la.size() * sizeof(float)) == 0);
   }
-  // The config as the folder gives it, and the defaults: t3 layers, an 8-bit embedding.
+  // The config as the folder gives it, and the defaults: t3 layers, the embedding at the source's
+  // precision (bf16 → f16), a 4-bit screen of it as the head.
   auto m = convert_and_load(*packed, tmp / "packed.lutra");
   const ModelConfig& c = m->config();
   CHECK(c.arch == "bitnet-b1.58");
@@ -410,22 +400,25 @@ TEST_CASE("the transformers-written BitNet master and packed folders convert to 
   CHECK(c.max_seq_len == 512);
   CHECK(c.chat_template == "plain");  // the LLaMA-2 vocabulary has no <|eot_id|>
   CHECK(m->weights().layers[0].wq.format == WeightFormat::t3);
-  CHECK(m->weights().token_embd.format == WeightFormat::bq);
-  CHECK(m->weights().token_embd.bits == 8);
+  CHECK(m->weights().token_embd.format == WeightFormat::f16);
+  CHECK(m->weights().output.format == WeightFormat::bq);
+  CHECK(m->weights().output.bits == 4);
+  CHECK(m->weights().output_exact.data == m->weights().token_embd.data);
   const json prov = json::parse(m->provenance_json());
   CHECK(prov["architecture"] == "BitNetForCausalLM");
   CHECK(prov["source"] == "bitnet-tiny-packed");
   CHECK(contains(prov["source_dtypes"].get<std::string>(), "U8 (packed ternary)"));
   CHECK(contains(prov["quantization"].get<std::string>(), "1/mean|W|"));
   CHECK(prov["recipe"]["weights"] == "t3");
-  CHECK(prov["recipe"]["embedding"] == "b8g32");
+  CHECK(prov["recipe"]["embedding"] == "f16");
+  CHECK(prov["recipe"]["head"] == "b4g32, candidates rescored from token_embd (f16)");
 }
 
 TEST_CASE("packed BitNet weights decode to the ternary codes of the master weights, with scale 1/weight_scale") {
   TempDir tmp;
-  auto master = extract("bitnet-tiny-master.tar", tmp);
+  auto master = extract_test_tar("bitnet-tiny-master.tar", tmp);
   if (!master) return;
-  auto packed = extract("bitnet-tiny-packed.tar", tmp);
+  auto packed = extract_test_tar("bitnet-tiny-packed.tar", tmp);
   if (!packed) return;
   // Read the packed tensors straight from the checkpoint and compare with lutra's t2 packing.
   ConvertOptions o;
@@ -529,6 +522,7 @@ TEST_CASE("a Llama folder converted to f32 gives the logits of the same weights 
   auto hf = convert_and_load(tmp / "llama", tmp / "hf.lutra", f32);
   ConvertOptions l2c;
   l2c.tokenizer = tmp.file("tok.bin");
+  l2c.embedding = "f32";  // the checkpoint's f32 embedding and head, no second stage
   auto ref = convert_and_load(tmp / "llama.bin", tmp / "ref.lutra", l2c);
   CHECK(hf->config().rope_style == RopeStyle::half_split);
   CHECK(ref->config().rope_style == RopeStyle::interleaved);
@@ -545,13 +539,17 @@ TEST_CASE("a Llama folder converted to f32 gives the logits of the same weights 
   CHECK(amax > 0.5f);  // logits of some size, so the comparison means something
   CHECK(diff <= 1e-4f * amax);
 
-  // The default recipe (4-bit layers, 8-bit embedding and head) converts and runs.
+  // The default recipe (4-bit layers; the untied head a 4-bit screen, rescored from its f16
+  // copy) converts and runs.
   auto q = convert_and_load(tmp / "llama", tmp / "q.lutra");
   CHECK(q->weights().layers[1].w_down.format == WeightFormat::bq);
   CHECK(q->weights().layers[1].w_down.bits == 4);
-  CHECK(q->weights().output.bits == 8);
+  CHECK(q->weights().output.bits == 4);
+  CHECK(q->weights().output_exact.format == WeightFormat::f16);
+  CHECK(q->weights().token_embd.format == WeightFormat::f16);
   const json prov = json::parse(q->provenance_json());
   CHECK(prov["recipe"]["weights"] == "b4g32");
+  CHECK(prov["recipe"]["head"] == "b4g32, candidates rescored from output_exact (f16)");
   CHECK(prov["source_dtypes"] == "BF16, F32");
 }
 
@@ -789,7 +787,7 @@ TEST_CASE("lutra convert of a Hugging Face folder prints a summary, and lutra ru
   CHECK(contains(c.err, "blk.1.ffn_down"));            // a progress line per tensor
   CHECK(contains(c.err, "100.0 %"));
   CHECK(contains(c.err, "bits/weight (t3)"));  // the summary
-  CHECK(contains(c.err, "embedding/head 8.50 bits/weight (b8g32)"));
+  CHECK(contains(c.err, "head 4.50 bits/weight (b4g32), embedding and exact head rows 16.00 bits/weight (f16)"));
   ProcessResult r = run_process({LUTRA_CLI_PATH, "run", "-m", out.string(), "-p", "abc", "-n", "8", "--temp", "0"});
   INFO(r.err);
   CHECK(r.exit_code == 0);

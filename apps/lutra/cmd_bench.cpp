@@ -81,11 +81,9 @@ int cmd_bench(int argc, char** argv) {
       ("r,repetitions", "runs of each test (interleaved across thread counts)", cxxopts::value<int>()->default_value("3"))
       ("bandwidth", "measure the machine's read bandwidth at each thread count (on by default with a model)")
       ("no-bandwidth", "skip the bandwidth measurement")
-      ("int8-bq", "multiply b-bit weights (e.g. a 4-bit head) by int8 activations: faster, approximate")
-      ("fast-bp", "bit-plane (p<bits>g<group>) weights through int8 tables: faster, approximate")
       ("json", "print JSON instead of a table")
-      ("isa", "cap the kernels' instruction set", cxxopts::value<std::string>())
       ("h,help", "show this help");
+  add_compute_options(o);
   cxxopts::ParseResult r;
   int code;
   if (!parse(o, argc, argv, r, code)) return code;
@@ -109,7 +107,12 @@ int cmd_bench(int argc, char** argv) {
   if (!model.ok()) return fail(model.message());
   const Model& m = **model;
   const ModelConfig& c = m.config();
-  const double bytes_per_token = double(m.weight_bytes_per_token());
+  ContextParams base;
+  if (Status s = apply_compute_options(r, base); !s.ok()) return fail(s.message());
+  const double bytes_per_token = double(m.weight_bytes_per_token(base.head_candidates));
+  // What was measured: the file's recipe, as its converter recorded it.
+  const nlohmann::json prov = nlohmann::json::parse(m.provenance_json(), nullptr, false);
+  const nlohmann::json recipe = prov.is_object() && prov.contains("recipe") ? prov["recipe"] : nlohmann::json::object();
 
   // Bandwidth first, while the model's pages are not yet competing for the cache.
   std::map<int, double> bandwidth;
@@ -118,13 +121,10 @@ int cmd_bench(int argc, char** argv) {
 
   std::map<int, std::unique_ptr<Context>> contexts;
   for (int t : threads) {
-    ContextParams p;
+    ContextParams p = base;
     p.n_threads = t;
     p.n_ctx = std::max(n_prompt, n_gen) + 1;
     p.n_batch = std::max(1, r["batch-size"].as<int>());
-    p.bq_int8 = r.count("int8-bq") > 0;
-  p.bp_fast = r.count("fast-bp") > 0;
-    p.bp_fast = r.count("fast-bp") > 0;
     auto ctx = Context::create(m, p);
     if (!ctx.ok()) return fail(ctx.message());
     contexts[t] = std::move(ctx.value());
@@ -156,6 +156,17 @@ int cmd_bench(int argc, char** argv) {
     }
   }
 
+  // Weights streamed from 4 KiB pages run 2-3x slower on some machines (a page walk each):
+  // say how much of the file the kernel maps with 2 MiB pages, now that it has been read.
+  const double huge_fraction = double(m.file().huge_page_bytes()) / double(m.file().size());
+  std::string recipe_text;
+  for (const char* key : {"weights", "embedding", "head"})
+    if (recipe.contains(key) && recipe[key].is_string())
+      recipe_text += (recipe_text.empty() ? "" : "; ") + std::string(key) + " " + recipe[key].get<std::string>();
+  std::string run_text = base.bq_int8 ? "int8 activations for b-bit weights" : "float activations for b-bit weights";
+  if (m.weights().output_exact.data)
+    run_text += ", " + std::to_string(base.head_candidates) + " head candidates rescored";
+
   nlohmann::json results = nlohmann::json::array();
   auto record = [&](int t, const std::string& test, const std::vector<double>& v) {
     Spread s = spread(v);
@@ -163,7 +174,8 @@ int cmd_bench(int argc, char** argv) {
                         {"weight_bytes_per_token", bytes_per_token}, {"threads", t}, {"test", test},
                         {"tokens_per_s_mean", s.mean}, {"tokens_per_s_stddev", s.stddev},
                         {"tokens_per_s_median", s.median}, {"samples", v},
-                        {"kernel_gemm_t2", kernels().gemm_t2.name}};
+                        {"recipe", recipe}, {"bq_int8", base.bq_int8}, {"head_candidates", base.head_candidates},
+                        {"huge_page_fraction", huge_fraction}, {"kernel_gemm_t2", kernels().gemm_t2.name}};
     if (bandwidth.count(t)) {
       j["bandwidth_gb_s"] = bandwidth[t];
       if (test.rfind("tg", 0) == 0) j["floor_fraction"] = s.median * bytes_per_token / (bandwidth[t] * 1e9);
@@ -181,6 +193,8 @@ int cmd_bench(int argc, char** argv) {
   }
   std::printf("model: %s (%s, %.2f GB, %.1f MB of weights read per token), %d runs each\n",
               m.file().path().c_str(), c.arch.c_str(), double(m.file().size()) / 1e9, bytes_per_token / 1e6, reps);
+  std::printf("recipe: %s\nrun: %s; %.0f %% of the file in 2 MiB pages\n", recipe_text.empty() ? "(not recorded)" : recipe_text.c_str(),
+              run_text.c_str(), 100.0 * huge_fraction);
   std::printf("| threads | test | tokens/s (mean ± sd) | median | read GB/s | machine GB/s | of floor |\n");
   std::printf("|---:|---|---:|---:|---:|---:|---:|\n");
   auto num = [](double v) {

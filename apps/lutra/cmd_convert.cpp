@@ -14,15 +14,19 @@ using namespace lutra::cli;
 namespace {
 
 // One line about the written file: its size, and the bits per weight of the layers' matrices
-// (blk.*) and of the embedding/head, with their formats.
+// (blk.*), of the head the decode multiplies (output, else the tied token_embd) and of the
+// embedding and exact rows (read a row at a time), with their formats.
 std::string summary(const std::string& path) {
   auto f = ModelFile::open(path);
   if (!f.ok()) return "";
   struct Sum { uint64_t weights = 0, bytes = 0; std::map<std::string, int> formats; };
-  Sum layers, embedding;
+  Sum layers, head, rows;
+  const bool own_head = (*f)->find(kOutput) != nullptr;
   for (const TensorInfo& t : (*f)->tensors()) {
     if (t.shape.size() != 2) continue;
-    Sum& s = t.name.rfind("blk.", 0) == 0 ? layers : embedding;
+    Sum& s = t.name.rfind("blk.", 0) == 0                                  ? layers
+             : t.name == kOutput || (t.name == kTokenEmbd && !own_head) ? head
+                                                                          : rows;
     s.weights += t.shape[0] * t.shape[1];
     s.bytes += t.bytes;
     s.formats[t.format == "bq" ? "b" + std::to_string(t.bits) + "g" + std::to_string(t.group) + (t.asymmetric ? "a" : "")
@@ -39,7 +43,8 @@ std::string summary(const std::string& path) {
   };
   char size[64];
   std::snprintf(size, sizeof size, "%.1f MB", double((*f)->size()) / 1e6);
-  return size + describe("layers", layers) + describe("embedding/head", embedding);
+  return size + describe("layers", layers) + describe(own_head ? "head" : "embedding/head", head) +
+         describe("embedding and exact head rows", rows);
 }
 
 }  // namespace
@@ -52,8 +57,8 @@ int cmd_convert(int argc, char** argv) {
       ("o,output", "model file to write", cxxopts::value<std::string>())
       ("tokenizer", "tokenizer file (llama2.c tokenizer.bin / tok*.bin; for a Hugging Face folder, a sentencepiece model instead of its own; with --synthetic, a LLaMA-3 tiktoken tokenizer.model)", cxxopts::value<std::string>()->default_value(""))
       ("weights", "format of the linear layers: f32, f16, t2, t3, t5, b<bits>g<group>[a] (default: t3 for ternary/BitNet layers, b4g32 for other GGUF and Llama layers, a llama2.c file's own)", cxxopts::value<std::string>()->default_value(""))
-      ("embedding", "format of the token embedding and head (same choices; default: b8g32 for GGUF files and Hugging Face folders)", cxxopts::value<std::string>()->default_value(""))
-      ("head", "the same as --embedding (the LM head, tied or not, and the embedding share a format): q8, q4, f16, ...", cxxopts::value<std::string>()->default_value(""))
+      ("embedding", "format of the token embedding (default: the source's precision, f16 or f32); given alone, the head multiplies it (tied) or takes its format (untied), with no second stage", cxxopts::value<std::string>()->default_value(""))
+      ("head", "format of the LM head's screen (default: b4g32, its best candidates rescored per token from the source-precision rows); 'tied' multiplies the embedding itself; q8, q4, f16, ...", cxxopts::value<std::string>()->default_value(""))
       ("chat-template", "plain, llama2, llama3 or bitnet (default: from the checkpoint)", cxxopts::value<std::string>()->default_value(""))
       ("synthetic", std::string("make a model with random weights: ") + synthetic_presets(), cxxopts::value<std::string>())
       ("seed", "seed of a synthetic model", cxxopts::value<uint64_t>()->default_value("1"))
@@ -72,11 +77,7 @@ int cmd_convert(int argc, char** argv) {
   opts.tokenizer = r["tokenizer"].as<std::string>();
   opts.weights = r["weights"].as<std::string>();
   opts.embedding = r["embedding"].as<std::string>();
-  if (const std::string head = r["head"].as<std::string>(); !head.empty()) {
-    if (!opts.embedding.empty() && opts.embedding != head)
-      return fail("--head and --embedding name one format (the head's and the embedding's): give one of them");
-    opts.embedding = head;
-  }
+  opts.head = r["head"].as<std::string>();
   opts.chat_template = r["chat-template"].as<std::string>();
   opts.seed = r["seed"].as<uint64_t>();
   opts.interrupt = &g_interrupted;

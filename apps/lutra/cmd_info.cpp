@@ -76,7 +76,7 @@ void print_model(const Model& m) {
     std::printf("  %-8s %12llu weights %10.1f MB  %.2f bits/weight\n", f.c_str(),
                 static_cast<unsigned long long>(pb.first), double(pb.second) / 1e6,
                 8.0 * double(pb.second) / double(pb.first));
-  std::printf("per token: %.1f MB of weights read\n", double(m.weight_bytes_per_token()) / 1e6);
+  std::printf("per token: %.1f MB of weights read\n", double(m.weight_bytes_per_token(kDefaultHeadCandidates)) / 1e6);
 }
 
 }  // namespace

@@ -37,10 +37,27 @@ void add_model_options(cxxopts::Options& o) {
       ("t,threads", "worker threads (default: one per physical core)", cxxopts::value<int>()->default_value("0"))
       ("c,ctx-size", "context size in tokens (default: the model's, at most 4096)", cxxopts::value<int>()->default_value("0"))
       ("b,batch-size", "tokens per forward pass during prompt processing", cxxopts::value<int>()->default_value("64"))
-      ("isa", "cap the kernels' instruction set: " + isa_names(), cxxopts::value<std::string>())
-      ("int8-bq", "multiply b-bit weights (e.g. a 4-bit head) by int8 activations: faster, approximate")
-      ("fast-bp", "bit-plane (p<bits>g<group>) weights through int8 tables: faster, approximate")
       ("h,help", "show this help");
+  add_compute_options(o);
+}
+
+void add_compute_options(cxxopts::Options& o) {
+  o.add_options("compute")
+      ("isa", "cap the kernels' instruction set: " + isa_names(), cxxopts::value<std::string>())
+      ("float-bq", "multiply b-bit weights (the head's screen, 4-bit layers) by float activations: exact, ~3x slower than the default int8 activations")
+      ("int8-bq", "int8 activations for b-bit weights (the default; kept for old scripts)")
+      ("head-candidates", "head rows rescored from the exact rows per token (0: the screen's logits only)",
+       cxxopts::value<int>()->default_value(std::to_string(kDefaultHeadCandidates)))
+      ("fast-bp", "bit-plane (p<bits>g<group>) weights through int8 tables: faster, approximate");
+}
+
+Status apply_compute_options(const cxxopts::ParseResult& r, ContextParams& p) {
+  if (r.count("float-bq") && r.count("int8-bq")) return Status::error("--float-bq and --int8-bq contradict each other");
+  p.bq_int8 = !r.count("float-bq");
+  p.bp_fast = r.count("fast-bp") > 0;
+  p.head_candidates = r["head-candidates"].as<int>();
+  if (p.head_candidates < 0) return Status::error("--head-candidates must be >= 0");
+  return ok_status();
 }
 
 void add_sampling_options(cxxopts::Options& o) {
@@ -101,8 +118,7 @@ Result<std::unique_ptr<Context>> make_context(const Model& model, const cxxopts:
   if (p.n_ctx == 0) p.n_ctx = default_n_ctx;
   p.n_threads = r["threads"].as<int>();
   p.n_batch = r["batch-size"].as<int>();
-  p.bq_int8 = r.count("int8-bq") > 0;
-  p.bp_fast = r.count("fast-bp") > 0;
+  LUTRA_TRY(apply_compute_options(r, p));
   if (p.n_ctx < 0 || p.n_threads < 0 || p.n_batch <= 0)
     return Status::error("-c and -t must be >= 0 and -b > 0");
   if (p.n_threads > usable_cpu_count())

@@ -21,8 +21,13 @@ void install_interrupt_handler();
 // Prints "lutra: <message>" on stderr and returns the exit code 1.
 int fail(const std::string& message);
 
-// Options every model-running subcommand takes (-m -t -c -b, sampling).
+// Options every model-running subcommand takes (-m -t -c -b, sampling; add_model_options
+// includes add_compute_options).
 void add_model_options(cxxopts::Options& o);
+// How the kernels run: --isa, --float-bq, --head-candidates, --fast-bp; applied to `p` (--isa is
+// apply_isa_option's).
+void add_compute_options(cxxopts::Options& o);
+Status apply_compute_options(const cxxopts::ParseResult& r, ContextParams& p);
 void add_sampling_options(cxxopts::Options& o);
 Result<SamplerParams> sampler_params(const cxxopts::ParseResult& r);
 
