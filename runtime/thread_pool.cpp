@@ -5,6 +5,12 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <string_view>
 
 namespace lutra {
 
@@ -55,7 +61,7 @@ void pin_to(std::thread::native_handle_type h, int cpu) {
 }
 
 // The in-order ARM efficiency designs Debian 12's cpuinfo names. Newer ones it cannot name
-// (Cortex-A510, A520) are told apart by their clock in plan_cores.
+// (Cortex-A510, A520) are told apart by their clock or capacity in plan_cores.
 bool is_efficiency_uarch(cpuinfo_uarch u) {
   switch (u) {
     case cpuinfo_uarch_cortex_a7: case cpuinfo_uarch_cortex_a32: case cpuinfo_uarch_cortex_a35:
@@ -66,13 +72,13 @@ bool is_efficiency_uarch(cpuinfo_uarch u) {
   }
 }
 
-// One CPU per physical core among those this process may use (the first of its logical
-// CPUs: SMT siblings share the core's vector units, so a second worker there only waits),
-// placed by plan_cores. Empty if cpuinfo knows nothing.
-CorePlan core_plan() {
-  std::vector<int> allowed = allowed_cpus();
+// One CPU per physical core among `allowed`, as cpuinfo groups them (the first of its logical
+// CPUs: SMT siblings share the core's vector units, so a second worker there only waits). Used
+// where sysfs is unreadable; inside some VMs CPUID claims SMT that the kernel does not see, so
+// cpuinfo may count fewer cores than there are. Empty if cpuinfo knows nothing.
+std::vector<CoreInfo> cpuinfo_cores(const std::vector<int>& allowed) {
   std::vector<CoreInfo> cores;
-  if (!cpuinfo_initialize()) return {};
+  if (!cpuinfo_initialize()) return cores;
   for (uint32_t i = 0; i < cpuinfo_get_cores_count(); ++i) {
     const cpuinfo_core* core = cpuinfo_get_core(i);
     for (uint32_t p = core->processor_start; p < core->processor_start + core->processor_count; ++p) {
@@ -86,7 +92,54 @@ CorePlan core_plan() {
       }
     }
   }
-  return plan_cores(cores);
+  return cores;
+}
+
+// Marks the cores whose design cpuinfo names as an efficiency one, matched by Linux CPU id
+// (sysfs gives clocks and capacities, not designs). A CPU cpuinfo does not list stays unmarked.
+void mark_efficiency_designs(std::vector<CoreInfo>& cores) {
+  if (!cpuinfo_initialize()) return;
+  for (uint32_t p = 0; p < cpuinfo_get_processors_count(); ++p) {
+    const cpuinfo_processor* proc = cpuinfo_get_processor(p);
+    for (CoreInfo& c : cores)
+      if (c.cpu == int(proc->linux_id) && proc->core) c.efficiency = is_efficiency_uarch(proc->core->uarch);
+  }
+}
+
+// A sysfs file's text without its trailing newline; nullopt if it cannot be read.
+std::optional<std::string> read_sysfs(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) return std::nullopt;
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  if (f.bad()) return std::nullopt;
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  return text;
+}
+
+// A decimal number filling all of `s`; nullopt otherwise.
+std::optional<uint64_t> parse_number(std::string_view s) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+// A kernel CPU list ("0-3,8,10-11"), or nullopt if it is malformed.
+std::optional<std::vector<int>> parse_cpu_list(std::string_view s) {
+  std::vector<int> cpus;
+  while (!s.empty()) {
+    const size_t comma = s.find(',');
+    const std::string_view item = s.substr(0, comma);
+    s = comma == std::string_view::npos ? std::string_view() : s.substr(comma + 1);
+    const size_t dash = item.find('-');
+    const auto first = parse_number(item.substr(0, dash));
+    const auto last = dash == std::string_view::npos ? first : parse_number(item.substr(dash + 1));
+    // CPU_SETSIZE bounds the range: a corrupt "0-4000000000" must not become a huge list.
+    if (!first || !last || *first > *last || *last >= CPU_SETSIZE) return std::nullopt;
+    for (uint64_t c = *first; c <= *last; ++c) cpus.push_back(int(c));
+  }
+  if (cpus.empty()) return std::nullopt;
+  return cpus;
 }
 
 void pin_self(int cpu) {
@@ -99,19 +152,19 @@ void pin_self(int cpu) {
 }  // namespace
 
 CorePlan plan_cores(const std::vector<CoreInfo>& cores) {
-  uint64_t max_hz = 0;
+  uint64_t max_speed = 0;
   bool any_performance_design = false;
   for (const CoreInfo& c : cores) {
-    max_hz = std::max(max_hz, c.hz);
+    max_speed = std::max(max_speed, c.speed);
     any_performance_design |= !c.efficiency;
   }
   const auto little = [&](const CoreInfo& c) {
-    return (c.efficiency && any_performance_design) || (c.hz > 0 && c.hz * 4 < max_hz * 3);
+    return (c.efficiency && any_performance_design) || (c.speed > 0 && c.speed * 4 < max_speed * 3);
   };
   std::vector<CoreInfo> order = cores;
   std::stable_sort(order.begin(), order.end(), [&](const CoreInfo& a, const CoreInfo& b) {
     if (little(a) != little(b)) return !little(a);
-    return a.hz > b.hz;
+    return a.speed > b.speed;
   });
   CorePlan plan;
   for (const CoreInfo& c : order) {
@@ -119,6 +172,48 @@ CorePlan plan_cores(const std::vector<CoreInfo>& cores) {
     plan.performance += little(c) ? 0 : 1;
   }
   return plan;
+}
+
+std::vector<CoreInfo> sysfs_cores(const std::vector<int>& allowed, const std::string& root) {
+  std::vector<CoreInfo> cores;
+  std::vector<bool> seen(CPU_SETSIZE, false);  // logical CPUs already in a listed core
+  std::vector<uint64_t> capacity, freq;        // of each core's first CPU, 0 where unknown
+  for (int cpu : allowed) {
+    if (cpu < 0 || cpu >= CPU_SETSIZE) return {};
+    if (seen[size_t(cpu)]) continue;  // an SMT sibling of a core already listed
+    const std::string dir = root + "/cpu" + std::to_string(cpu);
+    auto siblings = read_sysfs(dir + "/topology/core_cpus_list");
+    if (!siblings) siblings = read_sysfs(dir + "/topology/thread_siblings_list");
+    const auto list = siblings ? parse_cpu_list(*siblings) : std::nullopt;
+    // A list that leaves out its own CPU is not a topology to trust.
+    if (!list || std::find(list->begin(), list->end(), cpu) == list->end()) return {};
+    for (int c : *list) seen[size_t(c)] = true;
+    // Speeds are optional: a missing or malformed one is unknown (0).
+    const auto number = [&](const char* file) {
+      return parse_number(read_sysfs(dir + file).value_or("")).value_or(0);
+    };
+    capacity.push_back(number("/cpu_capacity"));
+    freq.push_back(number("/cpufreq/cpuinfo_max_freq"));  // kHz
+    cores.push_back({cpu, 0, false});
+  }
+  // Capacity (the kernel's speed estimate, clock times design) when every core has one and they
+  // differ; where they are all equal they say nothing (x86 kernels may write 1024 everywhere),
+  // and the clocks may still tell a hybrid x86's P and E cores apart.
+  const auto [least, most] = std::minmax_element(capacity.begin(), capacity.end());
+  const bool use_capacity = least != capacity.end() && *least > 0 && *least != *most;
+  for (size_t i = 0; i < cores.size(); ++i) cores[i].speed = use_capacity ? capacity[i] : freq[i];
+  return cores;
+}
+
+CorePlan core_plan() {
+  const std::vector<int> allowed = allowed_cpus();
+  // Where cpuinfo and the kernel disagree on the cores (CPUID inside a VM), trust the kernel.
+  std::vector<CoreInfo> cores = sysfs_cores(allowed);
+  if (cores.empty())
+    cores = cpuinfo_cores(allowed);  // no /sys (some containers) or not Linux-like
+  else
+    mark_efficiency_designs(cores);
+  return plan_cores(cores);
 }
 
 int usable_cpu_count() {

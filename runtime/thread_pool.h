@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -19,23 +20,35 @@ int usable_cpu_count();
 // SMT siblings if n exceeds the cores; empty if n exceeds the usable CPUs (workers not pinned).
 std::vector<int> worker_cpus(int n_threads);
 
-// One physical core as worker placement sees it (read from cpuinfo's cores and clusters).
+// One physical core as worker placement sees it (from Linux sysfs, else from cpuinfo).
 struct CoreInfo {
   int cpu;          // Linux id of its first logical CPU this process may use
-  uint64_t hz;      // its maximum clock, 0 where unknown
+  uint64_t speed;   // its maximum clock or the kernel's capacity (one unit for all cores), 0 where unknown
   bool efficiency;  // an in-order efficiency design (Cortex-A53, A55, A510, ...)
 };
 // Where workers go on a big.LITTLE (or prime + big + LITTLE) CPU. Workers split every matrix
 // into equal row ranges and meet at a barrier after it, so one worker on a slow core holds up
 // all the others: by default only the performance cores get workers. A core is LITTLE when it
-// is an efficiency design beside cores that are not, or when its clock is known and below 3/4
-// of the fastest core's. `cpus` lists performance cores by clock (fastest first, otherwise in
-// cpuinfo's order), then the LITTLE ones the same way; the first `performance` are the default.
+// is an efficiency design beside cores that are not, or when its speed is known and below 3/4
+// of the fastest core's. `cpus` lists performance cores by speed (fastest first, otherwise in
+// the given order), then the LITTLE ones the same way; the first `performance` are the default.
 struct CorePlan {
   std::vector<int> cpus;
   size_t performance = 0;
 };
 CorePlan plan_cores(const std::vector<CoreInfo>& cores);
+
+// The physical cores of this machine that this process may use, planned by plan_cores: the
+// kernel's topology (sysfs_cores) where it is readable, else cpuinfo's cores and clusters.
+CorePlan core_plan();
+
+// The physical cores the kernel lists under `root` among the logical CPUs in `allowed`: one per
+// set of SMT siblings (core_cpus_list, or thread_siblings_list on older kernels), for its
+// first allowed CPU, in CPU order. Its speed is cpu_capacity where that tells cores apart (ARM;
+// x86 kernels may write 1024 everywhere), else cpufreq/cpuinfo_max_freq. `efficiency` is left
+// false: sysfs does not name designs. Empty if a sibling list is missing or malformed.
+std::vector<CoreInfo> sysfs_cores(const std::vector<int>& allowed,
+                                  const std::string& root = "/sys/devices/system/cpu");
 
 class ThreadPool {
  public:

@@ -14,11 +14,11 @@ namespace {
 
 void print_kernels() {
   std::string cpu = "unknown CPU";
-  int cores = 0;
-  if (cpuinfo_initialize()) {
-    if (cpuinfo_get_packages_count() > 0 && cpuinfo_get_package(0)->name[0]) cpu = cpuinfo_get_package(0)->name;
-    cores = int(cpuinfo_get_cores_count());
-  }
+  if (cpuinfo_initialize() && cpuinfo_get_packages_count() > 0 && cpuinfo_get_package(0)->name[0])
+    cpu = cpuinfo_get_package(0)->name;
+  // The physical cores this process may use, as the workers are placed (the kernel's count where
+  // it differs from cpuinfo's).
+  const int cores = int(core_plan().cpus.size());
   std::printf("cpu:      %s, %d cores (%d workers by default)\n", cpu.c_str(), cores, default_thread_count());
   std::printf("isa:      ");
   for (Isa i : kAllIsas)
