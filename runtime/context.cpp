@@ -9,6 +9,15 @@ namespace lutra {
 
 namespace {
 size_t align64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+// Software prefetch of row r of a float-GEMV format (f32, f16; bq: its codes).
+void prefetch_row(const WeightView& w, size_t r) {
+  const size_t bytes = w.format == WeightFormat::f32   ? w.k * 4
+                       : w.format == WeightFormat::f16 ? w.k * 2
+                                                       : bq_code_bytes_per_row(w.k, w.bits);
+  const uint8_t* p = w.data + r * bytes;
+  for (size_t at = 0; at < bytes; at += 64) __builtin_prefetch(p + at);
+}
 // Every row split (row_align_) must be whole tiles of each format's kernels.
 static_assert(t3_tile_rows % bp_tile_rows == 0 && t5_tile_rows % t3_tile_rows == 0);
 
@@ -258,10 +267,17 @@ void Context::rescore_head(size_t n_out, int ith, int nth) {
     const bool all = n <= K;
     const HeadCandidate last = all ? HeadCandidate{} : kth_best(merged, n, K);
     float* logits = logits_.data() + i * V;
-    const HeadCandidate* mine = candidates(ith, i);
+    // This worker's members, gathered at the front of its list (the merged copy is done with).
+    HeadCandidate* mine = candidates(ith, i);
+    size_t members = 0;
     for (size_t c = 0; c < count(ith, i); ++c)
-      if (all || !ranks_before(last, mine[c]))
-        gemm_float(exact, xb_.data() + i * dim, logits, 1, size_t(mine[c].id), size_t(mine[c].id) + 1);
+      if (all || !ranks_before(last, mine[c])) mine[members++] = mine[c];
+    // The rows are scattered over the exact matrix: fetch the next one while this one is summed
+    // (the hardware prefetchers do not guess the jump).
+    for (size_t c = 0; c < members; ++c) {
+      if (c + 1 < members) prefetch_row(exact, size_t(mine[c + 1].id));
+      gemm_float(exact, xb_.data() + i * dim, logits, 1, size_t(mine[c].id), size_t(mine[c].id) + 1);
+    }
   }
 }
 
