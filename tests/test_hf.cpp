@@ -503,7 +503,7 @@ void write_llama2c_tokenizer(const fs::path& path) {
 
 }  // namespace
 
-TEST_CASE("a Llama folder converted to f32 gives the logits of the same weights read from a llama2.c checkpoint") {
+TEST_CASE("a Llama folder converted to f32 gives the logits of the same weights read from a llama2.c checkpoint, and its default untied head gives its candidates the f16 head's logits") {
   // Proves the tensor mapping and the RoPE convention: transformers' q/k rows are in
   // rotate_half order, which lutra runs as half_split; llama2.c's are interleaved pairs.
   TempDir tmp;
@@ -551,6 +551,33 @@ TEST_CASE("a Llama folder converted to f32 gives the logits of the same weights 
   CHECK(prov["recipe"]["weights"] == "b4g32");
   CHECK(prov["recipe"]["head"] == "b4g32, candidates rescored from output_exact (f16)");
   CHECK(prov["source_dtypes"] == "BF16, F32");
+
+  // The untied two-stage head: its candidates get the logits of the f16 head (the same f16
+  // rows), the rest the screen's. Layers in f32 on both sides, so only the head differs.
+  ConvertOptions f32_layers, f16_head;
+  f32_layers.weights = f16_head.weights = "f32";
+  f16_head.embedding = "f16";  // one f16 head, no second stage
+  auto two = convert_and_load(tmp / "llama", tmp / "two.lutra", f32_layers);
+  auto one = convert_and_load(tmp / "llama", tmp / "one.lutra", f16_head);
+  REQUIRE(two->weights().output_exact.data != nullptr);
+  const size_t V = size_t(two->config().vocab_size), K = 8;
+  auto run = [&](const Model& m, int candidates) {
+    ContextParams p;
+    p.head_candidates = candidates;
+    auto c = Context::create(m, p);
+    REQUIRE(c.ok());
+    REQUIRE((*c)->eval(prompt).ok());
+    return std::vector<float>((*c)->logits(), (*c)->logits() + V);
+  };
+  const std::vector<float> want = run(*one, 0), screen = run(*two, 0), got = run(*two, int(K));
+  std::vector<int32_t> order(V);
+  for (size_t i = 0; i < V; ++i) order[i] = int32_t(i);
+  std::sort(order.begin(), order.end(), [&](int32_t x, int32_t y) { return screen[x] > screen[y] || (screen[x] == screen[y] && x < y); });
+  for (size_t j = 0; j < V; ++j) {
+    const size_t i = size_t(order[j]);
+    CAPTURE(j);
+    CHECK(got[i] == (j < K ? want[i] : screen[i]));
+  }
 }
 
 TEST_CASE("a sharded BitNet master folder and its transformers-style packed copy convert to identical weights and logits") {
