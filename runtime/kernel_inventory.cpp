@@ -128,6 +128,10 @@ constexpr Variant<SoftmaxFn> softmax_variants[] = {
 
 constexpr Variant<RopeFn> rope_variants[] = {
     {"f32-rope-scalar", Isa::scalar, lutra_f32_rope__scalar},
+#if defined(__x86_64__)
+    {"f32-rope-avx2", Isa::avx2, lutra_f32_rope__avx2},
+    {"f32-rope-avx512", Isa::avx512, lutra_f32_rope__avx512},
+#endif
 #if defined(__aarch64__)
     {"f32-rope-neon", Isa::neon, lutra_f32_rope__neon},
 #endif
@@ -155,6 +159,10 @@ constexpr Variant<GluFn> silu_mul_variants[] = {
 
 constexpr Variant<GluFn> relu2_mul_variants[] = {
     {"f32-relu2-mul-scalar", Isa::scalar, lutra_f32_relu2_mul__scalar},
+#if defined(__x86_64__)
+    {"f32-relu2-mul-avx2", Isa::avx2, lutra_f32_relu2_mul__avx2},
+    {"f32-relu2-mul-avx512", Isa::avx512, lutra_f32_relu2_mul__avx512},
+#endif
 #if defined(__aarch64__)
     {"f32-relu2-mul-neon", Isa::neon, lutra_f32_relu2_mul__neon},
 #endif

@@ -86,8 +86,14 @@ void lutra_f32_attention__avx2(const float* q, const float* k, const float* v, s
 void lutra_f32_rmsnorm__avx2(const float* x, const float* w, float* y, size_t n, float eps);
 void lutra_f32_softmax__avx2(float* x, size_t n);
 void lutra_f32_silu_mul__avx2(const float* gate, const float* up, float* out, size_t n);
+void lutra_f32_relu2_mul__avx2(const float* gate, const float* up, float* out, size_t n);
+void lutra_f32_rope__avx2(float* v, size_t n_heads, size_t head_dim, const float* cos,
+                          const float* sin, RopeStyle style);
 
 // ---- AVX-512 F/BW/VL/DQ (kernels_x86/*/*-avx512.cpp) ----------------------------------------
+void lutra_f32_relu2_mul__avx512(const float* gate, const float* up, float* out, size_t n);
+void lutra_f32_rope__avx512(float* v, size_t n_heads, size_t head_dim, const float* cos,
+                            const float* sin, RopeStyle style);
 void lutra_f16_f32_gemm_1x4__avx512(const WeightView& w, const float* x, float* y, size_t m,
                                     size_t n_begin, size_t n_end);
 void lutra_t2_qs8_gemm_1x4__avx512(const WeightView& w, const int8_t* xq, int32_t* acc,

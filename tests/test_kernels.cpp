@@ -385,7 +385,8 @@ TEST_CASE("softmax is stable for large inputs and matches a double-precision ref
 TEST_CASE("rope rotates interleaved and half-split pairs as their reference definitions say") {
   std::mt19937 rng(8);
   for_each_variant(kernel_inventory().rope, [&](const Variant<RopeFn>& v) {
-    for (size_t head_dim : {2, 4, 8, 64, 128}) {
+    // Ragged pair counts too (3, 9, 17, 24, 33): below, at and past the 8- and 16-pair steps.
+    for (size_t head_dim : {2, 4, 6, 8, 18, 32, 34, 48, 64, 66, 128}) {
       for (size_t n_heads : {1, 3, 5}) {
         size_t half = head_dim / 2;
         std::vector<float> angle = random_floats(rng, half, -3.0f, 3.0f), c(half), s(half);
@@ -469,6 +470,28 @@ TEST_CASE("silu and relu-squared gating match their definitions") {
       }
     });
   }
+}
+
+TEST_CASE("relu-squared gating variants equal the scalar reference bit for bit on NaN, infinities, signed zeros and subnormals") {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  const float tiny = std::numeric_limits<float>::denorm_min(), small = 1e-20f;
+  const std::vector<float> specials = {nan, -nan, inf, -inf, 0.0f, -0.0f, tiny, -tiny, small, -small, 1.0f, -1.0f, 3e19f};
+  // Every (gate, up) pair of specials, in a ragged length so each lands in the vector body and the tail.
+  std::vector<float> g, u;
+  for (float a : specials)
+    for (float b : specials) g.push_back(a), u.push_back(b);
+  g.push_back(2.0f), u.push_back(nan);
+  const size_t n = g.size();
+  std::vector<float> want(n), out(n);
+  lutra_f32_relu2_mul__scalar(g.data(), u.data(), want.data(), n);
+  for_each_variant(kernel_inventory().relu2_mul, [&](const Variant<GluFn>& v) {
+    for (size_t off : {size_t(0), size_t(1), size_t(5)}) {  // every element at another lane
+      std::fill(out.begin(), out.end(), 7.0f);
+      v.fn(g.data() + off, u.data() + off, out.data() + off, n - off);
+      CHECK(std::memcmp(out.data() + off, want.data() + off, (n - off) * 4) == 0);
+      for (size_t j = 0; j < off; j++) CHECK(out[j] == 7.0f);  // nothing written before
+    }
+  });
 }
 
 TEST_CASE("dequant_row reads back every weight format") {
