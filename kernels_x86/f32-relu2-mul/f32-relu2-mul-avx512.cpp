@@ -1,15 +1,17 @@
 // out = max(gate, 0)^2 * up, AVX-512F, 16 values at a time (a masked tail): the scalar
 // reference's two multiplies in its order (no fusion), so bit-identical to it. max_ps(0, g)
-// returns g when g is NaN, as std::max(g, 0.0f) does.
+// returns g when g is NaN, as std::max(g, 0.0f) does (the zero-masked form with a full mask: see
+// avx512-masked.h).
 #include <immintrin.h>
 
+#include "kernels_x86/avx512-masked.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
 namespace {
 
 inline __m512 relu2_mul16(__m512 g, __m512 u) {
-  g = _mm512_max_ps(_mm512_setzero_ps(), g);
+  g = _mm512_maskz_max_ps(kAll16, _mm512_setzero_ps(), g);
   return _mm512_mul_ps(_mm512_mul_ps(g, g), u);
 }
 
