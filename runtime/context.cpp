@@ -98,7 +98,7 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
     ctx->bp_tables_ = ctx->bp_tables_storage_.data() +
                       (64 - reinterpret_cast<uintptr_t>(ctx->bp_tables_storage_.data()) % 64) % 64;
   }
-  ctx->scores_.assign(T * N, 0.0f);
+  ctx->scores_.assign(T * size_t(c.n_heads / c.n_kv_heads) * N, 0.0f);  // a GQA group's rows
   ctx->logits_.assign((p.logits_all ? B : 1) * size_t(c.vocab_size), 0.0f);
 
   // RoPE angles as llama2.c and Hugging Face define them, a float frequency theta^(-2i/head_dim)
@@ -265,15 +265,21 @@ void Context::forward(int ith, int nth) {
       k.rope.fn(kc + (pos0 + i) * kvd, size_t(cfg_.n_kv_heads), hd, cs, sn, cfg_.rope_style);
     }
     pool.barrier();
-    // Causal GQA attention: each (token, head) pair is one work item
+    // Causal GQA attention: a work item is the query heads of one KV head (or a part of them,
+    // when there are few tokens) for one token, in one call that reads each cached key and
+    // value row once for all of them. Items run KV head by KV head, so a worker's consecutive
+    // items share that head's cache rows.
     {
-      const size_t heads = size_t(cfg_.n_heads), group = heads / size_t(cfg_.n_kv_heads);
+      const size_t kv_heads = size_t(cfg_.n_kv_heads), group = size_t(cfg_.n_heads) / kv_heads;
+      size_t part = group;  // query heads per item
+      while (part % 2 == 0 && m * kv_heads * (group / part) < 4 * size_t(nth)) part /= 2;
+      const size_t parts = group / part, per_kv = m * parts;
       const float scale = 1.0f / std::sqrt(float(hd));
-      float* scores = scores_.data() + size_t(ith) * N;
-      for (size_t item = size_t(ith); item < m * heads; item += size_t(nth)) {
-        size_t i = item / heads, h = item % heads, kvh = h / group;
-        k.attention.fn(q_.data() + i * qd + h * hd, kc + kvh * hd, vc + kvh * hd, pos0 + i + 1,
-                       hd, kvd, scale, scores, att_.data() + i * qd + h * hd);
+      float* scores = scores_.data() + size_t(ith) * group * N;
+      for (size_t item = size_t(ith); item < kv_heads * per_kv; item += size_t(nth)) {
+        const size_t kvh = item / per_kv, i = item % per_kv / parts, h = kvh * group + item % parts * part;
+        k.attention_gqa.fn(q_.data() + i * qd + h * hd, part, kc + kvh * hd, vc + kvh * hd, pos0 + i + 1,
+                           hd, kvd, scale, scores, att_.data() + i * qd + h * hd);
       }
     }
     pool.barrier();

@@ -98,6 +98,7 @@ KernelTable build(Isa cap) {
       .softmax = pick(inv.softmax, cap),
       .rope = pick(inv.rope, cap),
       .attention = pick(inv.attention, cap),
+      .attention_gqa = pick(inv.attention_gqa, cap),
       .silu_mul = pick(inv.silu_mul, cap),
       .relu2_mul = pick(inv.relu2_mul, cap),
       .dequant_row = pick(inv.dequant_row, cap),

@@ -147,6 +147,17 @@ constexpr Variant<AttentionFn> attention_variants[] = {
 #endif
 };
 
+constexpr Variant<AttentionGqaFn> attention_gqa_variants[] = {
+    {"f32-attention-gqa-scalar", Isa::scalar, lutra_f32_attention_gqa__scalar},
+#if defined(__x86_64__)
+    {"f32-attention-gqa-avx2", Isa::avx2, lutra_f32_attention_gqa__avx2},
+    {"f32-attention-gqa-avx512", Isa::avx512, lutra_f32_attention_gqa__avx512},
+#endif
+#if defined(__aarch64__)
+    {"f32-attention-gqa-neon", Isa::neon, lutra_f32_attention_gqa__neon},
+#endif
+};
+
 constexpr Variant<GluFn> silu_mul_variants[] = {
     {"f32-silu-mul-scalar", Isa::scalar, lutra_f32_silu_mul__scalar},
 #if defined(__x86_64__)
@@ -253,6 +264,7 @@ const KernelInventory& kernel_inventory() {
       .softmax = softmax_variants,
       .rope = rope_variants,
       .attention = attention_variants,
+      .attention_gqa = attention_gqa_variants,
       .silu_mul = silu_mul_variants,
       .relu2_mul = relu2_mul_variants,
       .dequant_row = dequant_row_variants,

@@ -41,6 +41,9 @@ void lutra_f32_rope__scalar(float* v, size_t n_heads, size_t head_dim, const flo
 void lutra_f32_attention__scalar(const float* q, const float* k, const float* v, size_t n_pos,
                                  size_t head_dim, size_t kv_stride, float scale, float* scores,
                                  float* out);
+void lutra_f32_attention_gqa__scalar(const float* q, size_t n_q, const float* k, const float* v,
+                                     size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
+                                     float* scores, float* out);
 void lutra_f32_silu_mul__scalar(const float* gate, const float* up, float* out, size_t n);
 void lutra_f32_relu2_mul__scalar(const float* gate, const float* up, float* out, size_t n);
 void lutra_dequant_row__scalar(const WeightView& w, size_t r, float* out);
@@ -83,6 +86,9 @@ float lutra_f32_qs8_quantize__avx2(const float* x, size_t k, int8_t* xq);
 void lutra_f32_attention__avx2(const float* q, const float* k, const float* v, size_t n_pos,
                                size_t head_dim, size_t kv_stride, float scale, float* scores,
                                float* out);
+void lutra_f32_attention_gqa__avx2(const float* q, size_t n_q, const float* k, const float* v,
+                                   size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
+                                   float* scores, float* out);
 void lutra_f32_rmsnorm__avx2(const float* x, const float* w, float* y, size_t n, float eps);
 void lutra_f32_softmax__avx2(float* x, size_t n);
 void lutra_f32_silu_mul__avx2(const float* gate, const float* up, float* out, size_t n);
@@ -91,6 +97,9 @@ void lutra_f32_rope__avx2(float* v, size_t n_heads, size_t head_dim, const float
                           const float* sin, RopeStyle style);
 
 // ---- AVX-512 F/BW/VL/DQ (kernels_x86/*/*-avx512.cpp) ----------------------------------------
+void lutra_f32_attention_gqa__avx512(const float* q, size_t n_q, const float* k, const float* v,
+                                     size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
+                                     float* scores, float* out);
 void lutra_f32_relu2_mul__avx512(const float* gate, const float* up, float* out, size_t n);
 void lutra_f32_rope__avx512(float* v, size_t n_heads, size_t head_dim, const float* cos,
                             const float* sin, RopeStyle style);
@@ -189,6 +198,9 @@ void lutra_f32_rope__neon(float* v, size_t n_heads, size_t head_dim, const float
 void lutra_f32_attention__neon(const float* q, const float* k, const float* v, size_t n_pos,
                                size_t head_dim, size_t kv_stride, float scale, float* scores,
                                float* out);
+void lutra_f32_attention_gqa__neon(const float* q, size_t n_q, const float* k, const float* v,
+                                   size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
+                                   float* scores, float* out);
 void lutra_f32_silu_mul__neon(const float* gate, const float* up, float* out, size_t n);
 void lutra_f32_relu2_mul__neon(const float* gate, const float* up, float* out, size_t n);
 #endif

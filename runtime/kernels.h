@@ -108,6 +108,14 @@ using RopeFn = void (*)(float* v, size_t n_heads, size_t head_dim, const float* 
 using AttentionFn = void (*)(const float* q, const float* k, const float* v, size_t n_pos,
                              size_t head_dim, size_t kv_stride, float scale, float* scores,
                              float* out);
+// The n_q query heads that share one KV head (grouped-query attention), query g at q + g *
+// head_dim, its output at out + g * head_dim: each exactly as AttentionFn computes it (the same
+// float operations in the same order per head), so one call equals n_q calls of the reference;
+// reading each key and value row once for the whole group is what makes it faster. scores is
+// scratch of n_q * n_pos floats.
+using AttentionGqaFn = void (*)(const float* q, size_t n_q, const float* k, const float* v,
+                                size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
+                                float* scores, float* out);
 // Gated activations: out = act(gate) * up, act = SiLU (x*sigmoid(x)) or relu² (max(x,0)^2).
 using GluFn = void (*)(const float* gate, const float* up, float* out, size_t n);
 // Row r of W as floats (embedding lookup), for every weight format.
@@ -136,6 +144,7 @@ struct KernelInventory {
   std::span<const Variant<SoftmaxFn>> softmax;
   std::span<const Variant<RopeFn>> rope;
   std::span<const Variant<AttentionFn>> attention;
+  std::span<const Variant<AttentionGqaFn>> attention_gqa;
   std::span<const Variant<GluFn>> silu_mul, relu2_mul;
   std::span<const Variant<DequantRowFn>> dequant_row;
   std::span<const Variant<LutBuildFn>> lut_build_t5;
@@ -158,6 +167,7 @@ struct KernelTable {
   Variant<SoftmaxFn> softmax;
   Variant<RopeFn> rope;
   Variant<AttentionFn> attention;
+  Variant<AttentionGqaFn> attention_gqa;
   Variant<GluFn> silu_mul, relu2_mul;
   Variant<DequantRowFn> dequant_row;
   Variant<LutBuildFn> lut_build_t5;

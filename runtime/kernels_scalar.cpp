@@ -272,6 +272,14 @@ void lutra_f32_attention__scalar(const float* q, const float* k, const float* v,
   }
 }
 
+void lutra_f32_attention_gqa__scalar(const float* q, size_t n_q, const float* k, const float* v,
+                                     size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
+                                     float* scores, float* out) {
+  for (size_t g = 0; g < n_q; g++)
+    lutra_f32_attention__scalar(q + g * head_dim, k, v, n_pos, head_dim, kv_stride, scale,
+                                scores + g * n_pos, out + g * head_dim);
+}
+
 void lutra_f32_silu_mul__scalar(const float* gate, const float* up, float* out, size_t n) {
   for (size_t j = 0; j < n; j++) out[j] = gate[j] / (1.0f + exp_canonical(-gate[j])) * up[j];
 }

@@ -446,6 +446,32 @@ TEST_CASE("attention over 1..40 cached positions matches a double-precision refe
   });
 }
 
+TEST_CASE("grouped-query attention variants equal one scalar reference call per head, bit for bit") {
+  std::mt19937 rng(19);
+  for_each_variant(kernel_inventory().attention_gqa, [&](const Variant<AttentionGqaFn>& v) {
+    for (size_t head_dim : {1, 7, 16, 17, 64, 65, 128}) {
+      for (size_t n_q : {1, 2, 3, 4, 5, 8}) {
+        for (size_t n_pos : {1, 2, 3, 4, 5, 7, 8, 9, 31, 100}) {
+          const size_t stride = head_dim * 5 + 3;  // other KV heads' slices lie between positions
+          std::vector<float> q = random_floats(rng, n_q * head_dim, -2.0f, 2.0f);
+          std::vector<float> k = random_floats(rng, n_pos * stride, -2.0f, 2.0f);
+          std::vector<float> val = random_floats(rng, n_pos * stride);
+          const float scale = 1.0f / std::sqrt(float(head_dim));
+          // out in a wider buffer, so writes outside the n_q heads show
+          std::vector<float> scores(n_q * n_pos), out(n_q * head_dim + 8, 5.0f), want(n_q * head_dim + 8, 5.0f);
+          std::vector<float> one_scores(n_pos);
+          for (size_t g = 0; g < n_q; g++)
+            lutra_f32_attention__scalar(q.data() + g * head_dim, k.data(), val.data(), n_pos, head_dim, stride, scale,
+                                        one_scores.data(), want.data() + g * head_dim);
+          v.fn(q.data(), n_q, k.data(), val.data(), n_pos, head_dim, stride, scale, scores.data(), out.data());
+          INFO("head_dim " << head_dim << ", n_q " << n_q << ", n_pos " << n_pos);
+          CHECK(std::memcmp(out.data(), want.data(), out.size() * 4) == 0);
+        }
+      }
+    }
+  });
+}
+
 TEST_CASE("silu and relu-squared gating match their definitions") {
   std::mt19937 rng(10);
   for (size_t n : kKs) {
