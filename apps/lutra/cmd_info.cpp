@@ -41,6 +41,7 @@ void print_kernels() {
   row("softmax", k.softmax.name);
   row("rope", k.rope.name);
   row("attention", k.attention.name);
+  row("attention_gqa", k.attention_gqa.name);
   row("silu_mul", k.silu_mul.name);
   row("relu2_mul", k.relu2_mul.name);
   row("dequant_row", k.dequant_row.name);
