@@ -182,7 +182,8 @@ void Context::prepare_input(const float* x, const float* norm, size_t n, float* 
   pool_->barrier();
 }
 
-void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_t m, int ith, int nth) {
+void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_t m, int ith, int nth,
+                     bool accumulate) {
   const KernelTable& k = kernels();
   size_t r0, r1;
   ThreadPool::split(w.n, ith, nth, row_align_, r0, r1);
@@ -207,9 +208,15 @@ void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_
         k.gemm_t5.fn(w, in.tables + table_t5_offset_, table_stride_, acc, m, r0, r1);
       else if (t3_by_madd(m)) k.gemm_t3_madd.fn(w, in.xq, acc, m, r0, r1);
       else k.gemm_t3.fn(w, in.tables, table_stride_, acc, m, r0, r1);
+      // (accumulate: y += that, the float product rounded first, as linear_residual's tmp_ was)
       for (size_t i = 0; i < m; ++i) {
-        float s = w.scale / in.xs[i];
-        for (size_t r = r0; r < r1; ++r) y[i * w.n + r] = float(acc[i * w.n + r]) * s;
+        const float s = w.scale / in.xs[i];
+        float* __restrict yi = y + i * w.n;
+        const int32_t* __restrict ai = acc + i * w.n;
+        if (accumulate)
+          for (size_t r = r0; r < r1; ++r) yi[r] += float(ai[r]) * s;
+        else
+          for (size_t r = r0; r < r1; ++r) yi[r] = float(ai[r]) * s;
       }
       break;
     }
@@ -217,6 +224,8 @@ void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_
 }
 
 void Context::linear_residual(const WeightView& w, const LinearInput& in, size_t m, int ith, int nth) {
+  // Ternary weights add their scaled sums straight into x (one pass less over the rows).
+  if (is_ternary(w.format)) return linear(w, in, x_.data(), m, ith, nth, true);
   // Each worker adds exactly the rows linear() gave it, so no barrier is needed between.
   linear(w, in, tmp_.data(), m, ith, nth);
   size_t r0, r1;

@@ -58,7 +58,9 @@ class Context {
     const uint8_t* tables;  // token i's at tables + i * table_stride_
     const uint8_t* bp_tables;  // bit-plane tables: token i's at bp_tables + i * bp_table_stride_
   };
-  void linear(const WeightView& w, const LinearInput& in, float* y, size_t m, int ith, int nth);
+  // y = W in for this worker's rows; accumulate (ternary formats only): y += W in.
+  void linear(const WeightView& w, const LinearInput& in, float* y, size_t m, int ith, int nth,
+              bool accumulate = false);
   // x += W in (W has dim output rows), through tmp_.
   void linear_residual(const WeightView& w, const LinearInput& in, size_t m, int ith, int nth);
   // Readies y (m tokens of n values) for the linear layers `consumers`: y = rmsnorm(x) when
