@@ -260,8 +260,8 @@ TEST_CASE("t3 lut gemm variants equal the t2 multiply-add reference bit for bit 
 
 // The multiply-add (prefill) form of t3: token counts that fill the 12-token (AVX-512), 4-token
 // (sdot) and 8-token (smmla: 4 pairs) register tiles, leave every remainder of them (odd counts:
-// a half pair), and (k = 2560, m = 220) cross the 204-token (AVX-512: 512 KiB of activations
-// in whole 12-token tiles) and 96-token (NEON) activation chunks.
+// a half pair), and (k = 2560, m = 220) cross the 96-token (NEON) activation chunk, (k = 6912,
+// m = 620) the 606-token one of AVX-512 (4 MiB of activations in whole 12-token tiles).
 TEST_CASE("t3 multiply-add gemm variants equal the t2 multiply-add reference bit for bit over ragged shapes, token tiles and row splits") {
   std::mt19937 rng(17);
   const auto gemms = runnable(kernel_inventory().gemm_t3_madd);
@@ -272,6 +272,7 @@ TEST_CASE("t3 multiply-add gemm variants equal the t2 multiply-add reference bit
       for (size_t m : {size_t(1), size_t(3), size_t(5), size_t(7), size_t(12), size_t(13), size_t(25)})
         if (k < 2560 || m <= 5) shapes.emplace_back(n, k, m);
   shapes.emplace_back(33, 2560, 220);
+  shapes.emplace_back(9, 6912, 620);
   size_t cases = 0;
   for (auto [n, k, m] : shapes) {
     const WKind wk[] = {WKind::random, WKind::minus_one, WKind::plus_one, WKind::sparse};
