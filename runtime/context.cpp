@@ -201,7 +201,12 @@ void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_
     case WeightFormat::t2:
     case WeightFormat::t3:
     case WeightFormat::t5: {
-      // y = (Wq · xq) * mean|W| / s, from exact int32 sums.
+      // y = (Wq · xq) * mean|W| / s, from exact int32 sums: where the prefill kernel can, it
+      // applies the scale itself (the same float operations as the loop below).
+      if (w.format == WeightFormat::t3 && t3_by_madd(m) && k.gemm_t3_madd_scaled.isa != Isa::scalar) {
+        k.gemm_t3_madd_scaled.fn(w, in.xq, in.xs, y, m, r0, r1, accumulate);
+        break;
+      }
       int32_t* acc = acc_.data() + size_t(ith) * size_t(n_batch_) * acc_width_;
       if (w.format == WeightFormat::t2) k.gemm_t2.fn(w, in.xq, acc, m, r0, r1);
       else if (w.format == WeightFormat::t5)

@@ -93,6 +93,7 @@ KernelTable build(Isa cap) {
       .lut_build_t3 = pick(inv.lut_build_t3, cap),
       .gemm_t3 = pick(inv.gemm_t3, cap),
       .gemm_t3_madd = pick(inv.gemm_t3_madd, cap),
+      .gemm_t3_madd_scaled = pick(inv.gemm_t3_madd_scaled, cap),
       .quantize_i8 = pick(inv.quantize_i8, cap),
       .rmsnorm = pick(inv.rmsnorm, cap),
       .softmax = pick(inv.softmax, cap),

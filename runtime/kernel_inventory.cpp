@@ -96,6 +96,16 @@ constexpr Variant<GemmTernaryFn> gemm_t3_madd_variants[] = {
 #endif
 };
 
+// Only x86 has a fused form yet: where the chosen one is the scalar reference, Context converts
+// gemm_t3_madd's sums itself.
+constexpr Variant<GemmTernaryScaledFn> gemm_t3_madd_scaled_variants[] = {
+    {"t3-qs8-gemm-madd-scaled-scalar", Isa::scalar, lutra_t3_qs8_gemm_madd_scaled__scalar},
+#if defined(__x86_64__)
+    {"t3-qs8-gemm-madd32x12-scaled-avx512", Isa::avx512, lutra_t3_qs8_gemm_madd32x12_scaled__avx512},
+    {"t3-qs8-gemm-madd32x12-scaled-avx512vnni", Isa::avx512vnni, lutra_t3_qs8_gemm_madd32x12_scaled__avx512vnni},
+#endif
+};
+
 constexpr Variant<QuantizeI8Fn> quantize_i8_variants[] = {
     {"f32-qs8-quantize-scalar", Isa::scalar, lutra_f32_qs8_quantize__scalar},
 #if defined(__x86_64__)
@@ -259,6 +269,7 @@ const KernelInventory& kernel_inventory() {
       .lut_build_t3 = lut_build_t3_variants,
       .gemm_t3 = gemm_t3_variants,
       .gemm_t3_madd = gemm_t3_madd_variants,
+      .gemm_t3_madd_scaled = gemm_t3_madd_scaled_variants,
       .quantize_i8 = quantize_i8_variants,
       .rmsnorm = rmsnorm_variants,
       .softmax = softmax_variants,

@@ -29,6 +29,9 @@ void lutra_t3_qs8_gemm__scalar(const WeightView& w, const uint8_t* tables, size_
                                int32_t* acc, size_t m, size_t n_begin, size_t n_end);
 void lutra_t3_qs8_gemm_madd__scalar(const WeightView& w, const int8_t* xq, int32_t* acc,
                                     size_t m, size_t n_begin, size_t n_end);
+void lutra_t3_qs8_gemm_madd_scaled__scalar(const WeightView& w, const int8_t* xq, const float* xs,
+                                           float* y, size_t m, size_t n_begin, size_t n_end,
+                                           bool accumulate);
 void lutra_t5_lut_build__scalar(const int8_t* xq, size_t k, size_t group_begin,
                                  size_t group_end, uint8_t* table);
 void lutra_t5_qs8_gemm__scalar(const WeightView& w, const uint8_t* tables, size_t table_stride,
@@ -118,6 +121,12 @@ void lutra_t3_qs8_gemm_madd32x12__avx512(const WeightView& w, const int8_t* xq, 
 void lutra_t3_qs8_gemm_madd32x12__avx512vnni(const WeightView& w, const int8_t* xq,
                                              int32_t* acc, size_t m, size_t n_begin,
                                              size_t n_end);
+void lutra_t3_qs8_gemm_madd32x12_scaled__avx512(const WeightView& w, const int8_t* xq,
+                                                const float* xs, float* y, size_t m,
+                                                size_t n_begin, size_t n_end, bool accumulate);
+void lutra_t3_qs8_gemm_madd32x12_scaled__avx512vnni(const WeightView& w, const int8_t* xq,
+                                                    const float* xs, float* y, size_t m,
+                                                    size_t n_begin, size_t n_end, bool accumulate);
 void lutra_t3_qs8_gemm_1x32__avx512(const WeightView& w, const uint8_t* tables,
                                     size_t table_stride, int32_t* acc, size_t m,
                                     size_t n_begin, size_t n_end);

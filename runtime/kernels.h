@@ -45,6 +45,13 @@ using GemmFloatFn = void (*)(const WeightView& w, const float* x, float* y, size
 // acc[i][r] = sum_j Wq[r][j] * xq[i][j], exact, for ternary (t2) weights.
 using GemmTernaryFn = void (*)(const WeightView& w, const int8_t* xq, int32_t* acc, size_t m,
                                size_t n_begin, size_t n_end);
+// The same sums turned into the BitLinear output in the same pass, for t3 by multiply-add (the
+// prefill path): y[i][r] = float(acc[i][r]) * (w.scale / xs[i]), accumulate: y[i][r] += that.
+// The float operations of converting GemmTernaryFn's sums that way, so bit-identical to it; what
+// it saves is writing the int32 sums out and reading them back.
+using GemmTernaryScaledFn = void (*)(const WeightView& w, const int8_t* xq, const float* xs,
+                                     float* y, size_t m, size_t n_begin, size_t n_end,
+                                     bool accumulate);
 // ---- table-lookup (LUT) ternary kernels -------------------------------------------------------
 // A LUT weight format travels with a table layout: lut_build turns one token's int8
 // activations into the tables its GEMM indexes with the packed weight bits (design.md §3).
@@ -139,6 +146,7 @@ struct KernelInventory {
   std::span<const Variant<GemmLutFn>> gemm_t3;
   // t3 weights by multiply-add on the int8 activations (no tables): the prefill path.
   std::span<const Variant<GemmTernaryFn>> gemm_t3_madd;
+  std::span<const Variant<GemmTernaryScaledFn>> gemm_t3_madd_scaled;  // the same, scaled to floats
   std::span<const Variant<QuantizeI8Fn>> quantize_i8;
   std::span<const Variant<RmsNormFn>> rmsnorm;
   std::span<const Variant<SoftmaxFn>> softmax;
@@ -162,6 +170,7 @@ struct KernelTable {
   Variant<LutBuildFn> lut_build_t3;
   Variant<GemmLutFn> gemm_t3;
   Variant<GemmTernaryFn> gemm_t3_madd;
+  Variant<GemmTernaryScaledFn> gemm_t3_madd_scaled;
   Variant<QuantizeI8Fn> quantize_i8;
   Variant<RmsNormFn> rmsnorm;
   Variant<SoftmaxFn> softmax;

@@ -557,7 +557,8 @@ TEST_CASE("an ISA cap limits every chosen kernel and the default picks the stron
     return std::vector<Isa>{t.gemm_f32.isa,    t.gemm_f16.isa, t.gemm_bq.isa,   t.gemm_t2.isa,
                             t.quantize_i8.isa, t.rmsnorm.isa,  t.softmax.isa,   t.rope.isa,
                             t.attention.isa,   t.silu_mul.isa, t.relu2_mul.isa, t.dequant_row.isa,
-                            t.lut_build_t5.isa, t.gemm_t5.isa, t.attention_gqa.isa};
+                            t.lut_build_t5.isa, t.gemm_t5.isa, t.attention_gqa.isa,
+                            t.gemm_t3_madd_scaled.isa};
   };
   const Isa saved = isa_cap();
   set_isa_cap(Isa::scalar);

@@ -33,6 +33,7 @@ void print_kernels() {
   row("lut_build_t3", k.lut_build_t3.name);
   row("gemm_t3", k.gemm_t3.name);
   row("gemm_t3_madd", k.gemm_t3_madd.name);
+  row("gemm_t3_madd_scaled", k.gemm_t3_madd_scaled.name);
   row("lut_build_t5", k.lut_build_t5.name);
   row("gemm_t5", k.gemm_t5.name);
   row("gemm_bq_i8", k.gemm_bq_i8.name);

@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels_x86/avx512-masked.h"
@@ -142,10 +143,12 @@ inline int32_t token_sum(const int8_t* x, size_t k) {
 
 // out[i * out_stride + r] (r < 32) = the tile's sums for M tokens of k activations from xp
 // (stride bytes apart): lanes [0, k / 4) whole, then the live k % 4 bytes of one more lane.
+// T = float: out = float(sum) * scale[i] (accumulate: out += that), instead of the sums.
 // Never inlined: inlined into the GEMM's loop, GCC 12 spills the accumulators of the small M.
-template <bool kVnni, int M>
-__attribute__((noinline)) void tile_tokens(const uint8_t* buf, size_t k, const int8_t* xp, size_t stride,
-                        const int32_t* x_sum, int32_t* out, size_t out_stride) {
+template <bool kVnni, int M, class T>
+__attribute__((noinline)) void tile_tokens(const uint8_t* buf, size_t k, const int8_t* xp,
+                                           size_t stride, const int32_t* x_sum, T* out,
+                                           size_t out_stride, const float* scale, bool accumulate) {
   __m512i acc[2][M];
   LUTRA_UNROLL for (int i = 0; i < M; i++) acc[0][i] = acc[1][i] = _mm512_setzero_si512();
   const __m512i ones = _mm512_set1_epi16(1);
@@ -175,8 +178,21 @@ __attribute__((noinline)) void tile_tokens(const uint8_t* buf, size_t k, const i
 #undef LUTRA_T3_LANE
   LUTRA_UNROLL for (int i = 0; i < M; i++) {
     const __m512i s = _mm512_set1_epi32(x_sum[i]);
-    _mm512_storeu_si512(out + i * out_stride, _mm512_sub_epi32(acc[0][i], s));
-    _mm512_storeu_si512(out + i * out_stride + 16, _mm512_sub_epi32(acc[1][i], s));
+    const __m512i sum0 = _mm512_sub_epi32(acc[0][i], s), sum1 = _mm512_sub_epi32(acc[1][i], s);
+    T* o = out + i * out_stride;
+    if constexpr (std::is_same_v<T, float>) {  // float(sum) * scale, rounded as C++ rounds them
+      const __m512 f = _mm512_set1_ps(scale[i]);
+      __m512 y0 = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(kAll16, sum0), f), y1 = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(kAll16, sum1), f);
+      if (accumulate) {
+        y0 = _mm512_add_ps(_mm512_loadu_ps(o), y0);
+        y1 = _mm512_add_ps(_mm512_loadu_ps(o + 16), y1);
+      }
+      _mm512_storeu_ps(o, y0);
+      _mm512_storeu_ps(o + 16, y1);
+    } else {
+      _mm512_storeu_si512(o, sum0);
+      _mm512_storeu_si512(o + 16, sum1);
+    }
   }
 }
 
@@ -194,31 +210,40 @@ struct Prefetch {
 };
 
 // All mc tokens of a chunk, M at a time (the last ones fewer).
-template <bool kVnni, int M>
+template <bool kVnni, int M, class T>
 inline void tile_all_tokens(const uint8_t* buf, size_t k, const int8_t* xp, const int32_t* x_sum,
-                            int32_t* out, size_t out_stride, size_t mc, Prefetch& pf) {
+                            T* out, size_t out_stride, const float* scale, bool accumulate,
+                            size_t mc, Prefetch& pf) {
   size_t i = 0;
   for (; i + M <= mc; i += M) {
-    tile_tokens<kVnni, M>(buf, k, xp + i * k, k, x_sum + i, out + i * out_stride, out_stride);
+    tile_tokens<kVnni, M, T>(buf, k, xp + i * k, k, x_sum + i, out + i * out_stride, out_stride,
+                             scale + i, accumulate);
     pf.step();
   }
   if constexpr (M > 1) {
     if (i < mc)
-      tile_all_tokens<kVnni, M - 1>(buf, k, xp + i * k, x_sum + i, out + i * out_stride, out_stride, mc - i, pf);
+      tile_all_tokens<kVnni, M - 1, T>(buf, k, xp + i * k, x_sum + i, out + i * out_stride,
+                                       out_stride, scale + i, accumulate, mc - i, pf);
   }
 }
 
-// The whole GEMM (GemmTernaryFn on a t3 WeightView).
-template <bool kVnni>
-void t3_gemm_madd(const WeightView& w, const int8_t* xq, int32_t* acc, size_t m, size_t n_begin,
-                  size_t n_end) {
+// The whole GEMM: T = int32_t, the sums into acc (GemmTernaryFn on a t3 WeightView); T = float,
+// y = float(sum) * (w.scale / xs[i]) (accumulate: y += that; GemmTernaryScaledFn).
+template <bool kVnni, class T>
+void t3_gemm_madd(const WeightView& w, const int8_t* xq, const float* xs, T* y, size_t m,
+                  size_t n_begin, size_t n_end, bool accumulate) {
   if (n_begin >= n_end) return;
   const size_t k = w.k, groups = lut_groups(WeightFormat::t3, k), tile_bytes = t3_tile_bytes(k);
   const size_t lanes = lanes_per_row(groups);
   thread_local std::vector<int32_t> x_sum;
+  thread_local std::vector<float> scale;  // per token: w.scale / xs[i] (T = float)
   thread_local std::vector<uint8_t> buf;   // one decoded tile
   thread_local std::vector<int32_t> out;   // a chunk's sums for a partial tile, [token][32]
   if (x_sum.size() < m) x_sum.resize(m);
+  if constexpr (std::is_same_v<T, float>) {
+    if (scale.size() < m) scale.resize(m);
+    for (size_t i = 0; i < m; i++) scale[i] = w.scale / xs[i];
+  }
   if (buf.size() < 128 * lanes) buf.resize(128 * lanes);
   const size_t chunk = std::max<size_t>(kTokens, kChunkBytes / k / kTokens * kTokens);
   if (out.size() < 32 * std::min(m, chunk)) out.resize(32 * std::min(m, chunk));
@@ -243,16 +268,31 @@ void t3_gemm_madd(const WeightView& w, const int8_t* xq, int32_t* acc, size_t m,
         const size_t blocks = (mc + kTokens - 1) / kTokens;
         pf.per_block = (tile_bytes + blocks - 1) / blocks;  // the last block's tail: M < 12
       }
-      // A whole tile stores its sums in place; a partial one (a split or n inside it) in out.
+      // A whole tile stores its results in place; a partial one (a split or n inside it) its
+      // sums in out first.
       const bool whole = r0 == t * t3_tile_rows && r1 == r0 + t3_tile_rows;
-      int32_t* dst = whole ? acc + i0 * w.n + r0 : out.data();
-      tile_all_tokens<kVnni, kTokens>(buf.data(), k, xq + i0 * k, x_sum.data() + i0, dst,
-                                      whole ? w.n : 32, mc, pf);
+      const float* sc = std::is_same_v<T, float> ? scale.data() + i0 : nullptr;
+      if (whole)
+        tile_all_tokens<kVnni, kTokens, T>(buf.data(), k, xq + i0 * k, x_sum.data() + i0, y + i0 * w.n + r0,
+                                           w.n, sc, accumulate, mc, pf);
+      else
+        tile_all_tokens<kVnni, kTokens, int32_t>(buf.data(), k, xq + i0 * k, x_sum.data() + i0, out.data(),
+                                                 32, nullptr, false, mc, pf);
       pf.per_block = tile_bytes;  // whatever is left (a ragged last block)
       pf.step();
       if (!whole)
-        for (size_t i = 0; i < mc; i++)
-          std::memcpy(acc + (i0 + i) * w.n + r0, out.data() + 32 * i + (r0 - t * t3_tile_rows), (r1 - r0) * 4);
+        for (size_t i = 0; i < mc; i++) {
+          const int32_t* sums = out.data() + 32 * i + (r0 - t * t3_tile_rows);
+          T* yi = y + (i0 + i) * w.n + r0;
+          if constexpr (std::is_same_v<T, float>) {
+            for (size_t r = 0; r < r1 - r0; r++) {
+              const float v = float(sums[r]) * scale[i0 + i];
+              yi[r] = accumulate ? yi[r] + v : v;
+            }
+          } else {
+            std::memcpy(yi, sums, (r1 - r0) * 4);
+          }
+        }
     }
   }
 }
