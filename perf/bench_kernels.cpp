@@ -17,6 +17,8 @@
 // activations (the prefill path, no tables). Counters: weight_bw = bytes of weights read per call as a rate, and at
 // m > 1 ops = 2·m·N·K per call as a rate. perf/run_kernels.sh turns the JSON into tables.
 //
+// Also attention/<kernel>/pos<n>: one token's GQA group of heads (register_attention).
+//
 // Skipped on purpose: the scalar ternary variant except at 2560x2560 m1, and scalar float
 // variants where one call is more than 2^29 multiply-adds (about a second or more each).
 #include <benchmark/benchmark.h>
@@ -716,6 +718,47 @@ void register_all() {
   }
 }
 
+// Attention of one token's GQA group at the 2B4T shape (4 query heads sharing a KV head, head
+// dim 128, 5 KV heads between positions: kv_stride 640) over n_pos cached positions, K and V
+// cache-resident: the single-head kind called per head, and the group kind once.
+// Names: attention/<kernel>/pos<n_pos>; ops = 4 heads x 2 x 2 x n_pos x 128 per call as a rate.
+void register_attention() {
+  constexpr size_t kGroup = 4, kHeadDim = 128, kStride = 640;
+  const KernelInventory& inv = kernel_inventory();
+  auto add_one = [](const std::string& name, size_t n_pos, auto call) {
+    benchmark::RegisterBenchmark(("attention/" + name + "/pos" + std::to_string(n_pos)).c_str(),
+                                 [n_pos, call](benchmark::State& st) {
+                                   std::vector<float> q(kGroup * kHeadDim), k(n_pos * kStride), v(n_pos * kStride);
+                                   std::vector<float> scores(kGroup * n_pos), out(kGroup * kHeadDim);
+                                   uint32_t seed = 1;
+                                   for (auto* vec : {&q, &k, &v})
+                                     for (float& x : *vec) x = float((seed = seed * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+                                   for (auto _ : st) {
+                                     call(q.data(), k.data(), v.data(), n_pos, scores.data(), out.data());
+                                     benchmark::DoNotOptimize(out.data());
+                                   }
+                                   st.counters["ops"] = benchmark::Counter(double(kGroup * 4 * n_pos * kHeadDim),
+                                                                           benchmark::Counter::kIsIterationInvariantRate);
+                                 })
+        ->Unit(benchmark::kMicrosecond);
+  };
+  for (size_t n_pos : {size_t(128), size_t(512)}) {
+    for (const auto& a : inv.attention) {
+      if (!cpu_supports(a.isa)) continue;
+      add_one(a.name, n_pos, [fn = a.fn](const float* q, const float* k, const float* v, size_t n, float* sc, float* o) {
+        for (size_t g = 0; g < kGroup; g++)
+          fn(q + g * kHeadDim, k, v, n, kHeadDim, kStride, 0.088f, sc + g * n, o + g * kHeadDim);
+      });
+    }
+    for (const auto& a : inv.attention_gqa) {
+      if (!cpu_supports(a.isa)) continue;
+      add_one(a.name, n_pos, [fn = a.fn](const float* q, const float* k, const float* v, size_t n, float* sc, float* o) {
+        fn(q, kGroup, k, v, n, kHeadDim, kStride, 0.088f, sc, o);
+      });
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -733,6 +776,7 @@ int main(int argc, char** argv) {
       "onednn_version",
       std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
   register_all();
+  register_attention();
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;

@@ -107,7 +107,7 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
     ctx->bp_tables_ = ctx->bp_tables_storage_.data() +
                       (64 - reinterpret_cast<uintptr_t>(ctx->bp_tables_storage_.data()) % 64) % 64;
   }
-  ctx->scores_.assign(T * N, 0.0f);
+  ctx->scores_.assign(T * size_t(c.n_heads / c.n_kv_heads) * N, 0.0f);  // a GQA group's rows
   const size_t n_logits = p.logits_all ? B : 1;
   ctx->logits_.assign(n_logits * size_t(c.vocab_size), 0.0f);
   if (model.weights().output_exact.data && p.head_candidates > 0) {
@@ -205,7 +205,8 @@ void Context::prepare_input(const float* x, const float* norm, size_t n, float* 
   pool_->barrier();
 }
 
-void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_t m, int ith, int nth) {
+void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_t m, int ith, int nth,
+                     bool accumulate) {
   const KernelTable& k = kernels();
   size_t r0, r1;
   ThreadPool::split(w.n, ith, nth, row_align_, r0, r1);
@@ -223,16 +224,27 @@ void Context::linear(const WeightView& w, const LinearInput& in, float* y, size_
     case WeightFormat::t2:
     case WeightFormat::t3:
     case WeightFormat::t5: {
-      // y = (Wq · xq) * mean|W| / s, from exact int32 sums.
+      // y = (Wq · xq) * mean|W| / s, from exact int32 sums: where the prefill kernel can, it
+      // applies the scale itself (the same float operations as the loop below).
+      if (w.format == WeightFormat::t3 && t3_by_madd(m) && k.gemm_t3_madd_scaled.isa != Isa::scalar) {
+        k.gemm_t3_madd_scaled.fn(w, in.xq, in.xs, y, m, r0, r1, accumulate);
+        break;
+      }
       int32_t* acc = acc_.data() + size_t(ith) * size_t(n_batch_) * acc_width_;
       if (w.format == WeightFormat::t2) k.gemm_t2.fn(w, in.xq, acc, m, r0, r1);
       else if (w.format == WeightFormat::t5)
         k.gemm_t5.fn(w, in.tables + table_t5_offset_, table_stride_, acc, m, r0, r1);
       else if (t3_by_madd(m)) k.gemm_t3_madd.fn(w, in.xq, acc, m, r0, r1);
       else k.gemm_t3.fn(w, in.tables, table_stride_, acc, m, r0, r1);
+      // (accumulate: y += that, the float product rounded first, as linear_residual's tmp_ was)
       for (size_t i = 0; i < m; ++i) {
-        float s = w.scale / in.xs[i];
-        for (size_t r = r0; r < r1; ++r) y[i * w.n + r] = float(acc[i * w.n + r]) * s;
+        const float s = w.scale / in.xs[i];
+        float* __restrict yi = y + i * w.n;
+        const int32_t* __restrict ai = acc + i * w.n;
+        if (accumulate)
+          for (size_t r = r0; r < r1; ++r) yi[r] += float(ai[r]) * s;
+        else
+          for (size_t r = r0; r < r1; ++r) yi[r] = float(ai[r]) * s;
       }
       break;
     }
@@ -267,11 +279,13 @@ void Context::rescore_head(size_t n_out, int ith, int nth) {
     const bool all = n <= K;
     const HeadCandidate last = all ? HeadCandidate{} : kth_best(merged, n, K);
     float* logits = logits_.data() + i * V;
-    // This worker's members, gathered at the front of its list (the merged copy is done with).
-    HeadCandidate* mine = candidates(ith, i);
+    // This worker's members, gathered into its own merge buffer (done with): its candidate list
+    // stays as it is, since the other workers may still be reading it.
+    const HeadCandidate* mine = candidates(ith, i);
     size_t members = 0;
     for (size_t c = 0; c < count(ith, i); ++c)
-      if (all || !ranks_before(last, mine[c])) mine[members++] = mine[c];
+      if (all || !ranks_before(last, mine[c])) merged[members++] = mine[c];
+    mine = merged;
     // The rows are scattered over the exact matrix: fetch the next one while this one is summed
     // (the hardware prefetchers do not guess the jump).
     for (size_t c = 0; c < members; ++c) {
@@ -282,6 +296,8 @@ void Context::rescore_head(size_t n_out, int ith, int nth) {
 }
 
 void Context::linear_residual(const WeightView& w, const LinearInput& in, size_t m, int ith, int nth) {
+  // Ternary weights add their scaled sums straight into x (one pass less over the rows).
+  if (is_ternary(w.format)) return linear(w, in, x_.data(), m, ith, nth, true);
   // Each worker adds exactly the rows linear() gave it, so no barrier is needed between.
   linear(w, in, tmp_.data(), m, ith, nth);
   size_t r0, r1;
@@ -330,15 +346,21 @@ void Context::forward(int ith, int nth) {
       k.rope.fn(kc + (pos0 + i) * kvd, size_t(cfg_.n_kv_heads), hd, cs, sn, cfg_.rope_style);
     }
     pool.barrier();
-    // Causal GQA attention: each (token, head) pair is one work item
+    // Causal GQA attention: a work item is the query heads of one KV head (or a part of them,
+    // when there are few tokens) for one token, in one call that reads each cached key and
+    // value row once for all of them. Items run KV head by KV head, so a worker's consecutive
+    // items share that head's cache rows.
     {
-      const size_t heads = size_t(cfg_.n_heads), group = heads / size_t(cfg_.n_kv_heads);
+      const size_t kv_heads = size_t(cfg_.n_kv_heads), group = size_t(cfg_.n_heads) / kv_heads;
+      size_t part = group;  // query heads per item
+      while (part % 2 == 0 && m * kv_heads * (group / part) < 4 * size_t(nth)) part /= 2;
+      const size_t parts = group / part, per_kv = m * parts;
       const float scale = 1.0f / std::sqrt(float(hd));
-      float* scores = scores_.data() + size_t(ith) * N;
-      for (size_t item = size_t(ith); item < m * heads; item += size_t(nth)) {
-        size_t i = item / heads, h = item % heads, kvh = h / group;
-        k.attention.fn(q_.data() + i * qd + h * hd, kc + kvh * hd, vc + kvh * hd, pos0 + i + 1,
-                       hd, kvd, scale, scores, att_.data() + i * qd + h * hd);
+      float* scores = scores_.data() + size_t(ith) * group * N;
+      for (size_t item = size_t(ith); item < kv_heads * per_kv; item += size_t(nth)) {
+        const size_t kvh = item / per_kv, i = item % per_kv / parts, h = kvh * group + item % parts * part;
+        k.attention_gqa.fn(q_.data() + i * qd + h * hd, part, kc + kvh * hd, vc + kvh * hd, pos0 + i + 1,
+                           hd, kvd, scale, scores, att_.data() + i * qd + h * hd);
       }
     }
     pool.barrier();

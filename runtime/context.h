@@ -64,7 +64,9 @@ class Context {
     const uint8_t* tables;  // token i's at tables + i * table_stride_
     const uint8_t* bp_tables;  // bit-plane tables: token i's at bp_tables + i * bp_table_stride_
   };
-  void linear(const WeightView& w, const LinearInput& in, float* y, size_t m, int ith, int nth);
+  // y = W in for this worker's rows; accumulate (ternary formats only): y += W in.
+  void linear(const WeightView& w, const LinearInput& in, float* y, size_t m, int ith, int nth,
+              bool accumulate = false);
   // Float-format weights (f32, f16, bq with float activations): rows [r0, r1) of y = W x.
   static void gemm_float(const WeightView& w, const float* x, float* y, size_t m, size_t r0, size_t r1);
   // The head's second stage (runtime/head.h) on logits_ of n_out tokens: the best candidates

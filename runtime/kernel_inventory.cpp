@@ -96,6 +96,16 @@ constexpr Variant<GemmTernaryFn> gemm_t3_madd_variants[] = {
 #endif
 };
 
+// Only x86 has a fused form yet: where the chosen one is the scalar reference, Context converts
+// gemm_t3_madd's sums itself.
+constexpr Variant<GemmTernaryScaledFn> gemm_t3_madd_scaled_variants[] = {
+    {"t3-qs8-gemm-madd-scaled-scalar", Isa::scalar, lutra_t3_qs8_gemm_madd_scaled__scalar},
+#if defined(__x86_64__)
+    {"t3-qs8-gemm-madd32x12-scaled-avx512", Isa::avx512, lutra_t3_qs8_gemm_madd32x12_scaled__avx512},
+    {"t3-qs8-gemm-madd32x12-scaled-avx512vnni", Isa::avx512vnni, lutra_t3_qs8_gemm_madd32x12_scaled__avx512vnni},
+#endif
+};
+
 constexpr Variant<QuantizeI8Fn> quantize_i8_variants[] = {
     {"f32-qs8-quantize-scalar", Isa::scalar, lutra_f32_qs8_quantize__scalar},
 #if defined(__x86_64__)
@@ -128,6 +138,10 @@ constexpr Variant<SoftmaxFn> softmax_variants[] = {
 
 constexpr Variant<RopeFn> rope_variants[] = {
     {"f32-rope-scalar", Isa::scalar, lutra_f32_rope__scalar},
+#if defined(__x86_64__)
+    {"f32-rope-avx2", Isa::avx2, lutra_f32_rope__avx2},
+    {"f32-rope-avx512", Isa::avx512, lutra_f32_rope__avx512},
+#endif
 #if defined(__aarch64__)
     {"f32-rope-neon", Isa::neon, lutra_f32_rope__neon},
 #endif
@@ -143,6 +157,17 @@ constexpr Variant<AttentionFn> attention_variants[] = {
 #endif
 };
 
+constexpr Variant<AttentionGqaFn> attention_gqa_variants[] = {
+    {"f32-attention-gqa-scalar", Isa::scalar, lutra_f32_attention_gqa__scalar},
+#if defined(__x86_64__)
+    {"f32-attention-gqa-avx2", Isa::avx2, lutra_f32_attention_gqa__avx2},
+    {"f32-attention-gqa-avx512", Isa::avx512, lutra_f32_attention_gqa__avx512},
+#endif
+#if defined(__aarch64__)
+    {"f32-attention-gqa-neon", Isa::neon, lutra_f32_attention_gqa__neon},
+#endif
+};
+
 constexpr Variant<GluFn> silu_mul_variants[] = {
     {"f32-silu-mul-scalar", Isa::scalar, lutra_f32_silu_mul__scalar},
 #if defined(__x86_64__)
@@ -155,6 +180,10 @@ constexpr Variant<GluFn> silu_mul_variants[] = {
 
 constexpr Variant<GluFn> relu2_mul_variants[] = {
     {"f32-relu2-mul-scalar", Isa::scalar, lutra_f32_relu2_mul__scalar},
+#if defined(__x86_64__)
+    {"f32-relu2-mul-avx2", Isa::avx2, lutra_f32_relu2_mul__avx2},
+    {"f32-relu2-mul-avx512", Isa::avx512, lutra_f32_relu2_mul__avx512},
+#endif
 #if defined(__aarch64__)
     {"f32-relu2-mul-neon", Isa::neon, lutra_f32_relu2_mul__neon},
 #endif
@@ -240,11 +269,13 @@ const KernelInventory& kernel_inventory() {
       .lut_build_t3 = lut_build_t3_variants,
       .gemm_t3 = gemm_t3_variants,
       .gemm_t3_madd = gemm_t3_madd_variants,
+      .gemm_t3_madd_scaled = gemm_t3_madd_scaled_variants,
       .quantize_i8 = quantize_i8_variants,
       .rmsnorm = rmsnorm_variants,
       .softmax = softmax_variants,
       .rope = rope_variants,
       .attention = attention_variants,
+      .attention_gqa = attention_gqa_variants,
       .silu_mul = silu_mul_variants,
       .relu2_mul = relu2_mul_variants,
       .dequant_row = dequant_row_variants,

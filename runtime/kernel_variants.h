@@ -29,6 +29,9 @@ void lutra_t3_qs8_gemm__scalar(const WeightView& w, const uint8_t* tables, size_
                                int32_t* acc, size_t m, size_t n_begin, size_t n_end);
 void lutra_t3_qs8_gemm_madd__scalar(const WeightView& w, const int8_t* xq, int32_t* acc,
                                     size_t m, size_t n_begin, size_t n_end);
+void lutra_t3_qs8_gemm_madd_scaled__scalar(const WeightView& w, const int8_t* xq, const float* xs,
+                                           float* y, size_t m, size_t n_begin, size_t n_end,
+                                           bool accumulate);
 void lutra_t5_lut_build__scalar(const int8_t* xq, size_t k, size_t group_begin,
                                  size_t group_end, uint8_t* table);
 void lutra_t5_qs8_gemm__scalar(const WeightView& w, const uint8_t* tables, size_t table_stride,
@@ -41,6 +44,9 @@ void lutra_f32_rope__scalar(float* v, size_t n_heads, size_t head_dim, const flo
 void lutra_f32_attention__scalar(const float* q, const float* k, const float* v, size_t n_pos,
                                  size_t head_dim, size_t kv_stride, float scale, float* scores,
                                  float* out);
+void lutra_f32_attention_gqa__scalar(const float* q, size_t n_q, const float* k, const float* v,
+                                     size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
+                                     float* scores, float* out);
 void lutra_f32_silu_mul__scalar(const float* gate, const float* up, float* out, size_t n);
 void lutra_f32_relu2_mul__scalar(const float* gate, const float* up, float* out, size_t n);
 void lutra_dequant_row__scalar(const WeightView& w, size_t r, float* out);
@@ -83,11 +89,23 @@ float lutra_f32_qs8_quantize__avx2(const float* x, size_t k, int8_t* xq);
 void lutra_f32_attention__avx2(const float* q, const float* k, const float* v, size_t n_pos,
                                size_t head_dim, size_t kv_stride, float scale, float* scores,
                                float* out);
+void lutra_f32_attention_gqa__avx2(const float* q, size_t n_q, const float* k, const float* v,
+                                   size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
+                                   float* scores, float* out);
 void lutra_f32_rmsnorm__avx2(const float* x, const float* w, float* y, size_t n, float eps);
 void lutra_f32_softmax__avx2(float* x, size_t n);
 void lutra_f32_silu_mul__avx2(const float* gate, const float* up, float* out, size_t n);
+void lutra_f32_relu2_mul__avx2(const float* gate, const float* up, float* out, size_t n);
+void lutra_f32_rope__avx2(float* v, size_t n_heads, size_t head_dim, const float* cos,
+                          const float* sin, RopeStyle style);
 
 // ---- AVX-512 F/BW/VL/DQ (kernels_x86/*/*-avx512.cpp) ----------------------------------------
+void lutra_f32_attention_gqa__avx512(const float* q, size_t n_q, const float* k, const float* v,
+                                     size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
+                                     float* scores, float* out);
+void lutra_f32_relu2_mul__avx512(const float* gate, const float* up, float* out, size_t n);
+void lutra_f32_rope__avx512(float* v, size_t n_heads, size_t head_dim, const float* cos,
+                            const float* sin, RopeStyle style);
 void lutra_f16_f32_gemm_1x4__avx512(const WeightView& w, const float* x, float* y, size_t m,
                                     size_t n_begin, size_t n_end);
 void lutra_t2_qs8_gemm_1x4__avx512(const WeightView& w, const int8_t* xq, int32_t* acc,
@@ -103,6 +121,12 @@ void lutra_t3_qs8_gemm_madd32x12__avx512(const WeightView& w, const int8_t* xq, 
 void lutra_t3_qs8_gemm_madd32x12__avx512vnni(const WeightView& w, const int8_t* xq,
                                              int32_t* acc, size_t m, size_t n_begin,
                                              size_t n_end);
+void lutra_t3_qs8_gemm_madd32x12_scaled__avx512(const WeightView& w, const int8_t* xq,
+                                                const float* xs, float* y, size_t m,
+                                                size_t n_begin, size_t n_end, bool accumulate);
+void lutra_t3_qs8_gemm_madd32x12_scaled__avx512vnni(const WeightView& w, const int8_t* xq,
+                                                    const float* xs, float* y, size_t m,
+                                                    size_t n_begin, size_t n_end, bool accumulate);
 void lutra_t3_qs8_gemm_1x32__avx512(const WeightView& w, const uint8_t* tables,
                                     size_t table_stride, int32_t* acc, size_t m,
                                     size_t n_begin, size_t n_end);
@@ -183,6 +207,9 @@ void lutra_f32_rope__neon(float* v, size_t n_heads, size_t head_dim, const float
 void lutra_f32_attention__neon(const float* q, const float* k, const float* v, size_t n_pos,
                                size_t head_dim, size_t kv_stride, float scale, float* scores,
                                float* out);
+void lutra_f32_attention_gqa__neon(const float* q, size_t n_q, const float* k, const float* v,
+                                   size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
+                                   float* scores, float* out);
 void lutra_f32_silu_mul__neon(const float* gate, const float* up, float* out, size_t n);
 void lutra_f32_relu2_mul__neon(const float* gate, const float* up, float* out, size_t n);
 #endif

@@ -45,6 +45,13 @@ using GemmFloatFn = void (*)(const WeightView& w, const float* x, float* y, size
 // acc[i][r] = sum_j Wq[r][j] * xq[i][j], exact, for ternary (t2) weights.
 using GemmTernaryFn = void (*)(const WeightView& w, const int8_t* xq, int32_t* acc, size_t m,
                                size_t n_begin, size_t n_end);
+// The same sums turned into the BitLinear output in the same pass, for t3 by multiply-add (the
+// prefill path): y[i][r] = float(acc[i][r]) * (w.scale / xs[i]), accumulate: y[i][r] += that.
+// The float operations of converting GemmTernaryFn's sums that way, so bit-identical to it; what
+// it saves is writing the int32 sums out and reading them back.
+using GemmTernaryScaledFn = void (*)(const WeightView& w, const int8_t* xq, const float* xs,
+                                     float* y, size_t m, size_t n_begin, size_t n_end,
+                                     bool accumulate);
 // ---- table-lookup (LUT) ternary kernels -------------------------------------------------------
 // A LUT weight format travels with a table layout: lut_build turns one token's int8
 // activations into the tables its GEMM indexes with the packed weight bits (design.md §3).
@@ -108,6 +115,14 @@ using RopeFn = void (*)(float* v, size_t n_heads, size_t head_dim, const float* 
 using AttentionFn = void (*)(const float* q, const float* k, const float* v, size_t n_pos,
                              size_t head_dim, size_t kv_stride, float scale, float* scores,
                              float* out);
+// The n_q query heads that share one KV head (grouped-query attention), query g at q + g *
+// head_dim, its output at out + g * head_dim: each exactly as AttentionFn computes it (the same
+// float operations in the same order per head), so one call equals n_q calls of the reference;
+// reading each key and value row once for the whole group is what makes it faster. scores is
+// scratch of n_q * n_pos floats.
+using AttentionGqaFn = void (*)(const float* q, size_t n_q, const float* k, const float* v,
+                                size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
+                                float* scores, float* out);
 // Gated activations: out = act(gate) * up, act = SiLU (x*sigmoid(x)) or relu² (max(x,0)^2).
 using GluFn = void (*)(const float* gate, const float* up, float* out, size_t n);
 // Row r of W as floats (embedding lookup), for every weight format.
@@ -131,11 +146,13 @@ struct KernelInventory {
   std::span<const Variant<GemmLutFn>> gemm_t3;
   // t3 weights by multiply-add on the int8 activations (no tables): the prefill path.
   std::span<const Variant<GemmTernaryFn>> gemm_t3_madd;
+  std::span<const Variant<GemmTernaryScaledFn>> gemm_t3_madd_scaled;  // the same, scaled to floats
   std::span<const Variant<QuantizeI8Fn>> quantize_i8;
   std::span<const Variant<RmsNormFn>> rmsnorm;
   std::span<const Variant<SoftmaxFn>> softmax;
   std::span<const Variant<RopeFn>> rope;
   std::span<const Variant<AttentionFn>> attention;
+  std::span<const Variant<AttentionGqaFn>> attention_gqa;
   std::span<const Variant<GluFn>> silu_mul, relu2_mul;
   std::span<const Variant<DequantRowFn>> dequant_row;
   std::span<const Variant<LutBuildFn>> lut_build_t5;
@@ -153,11 +170,13 @@ struct KernelTable {
   Variant<LutBuildFn> lut_build_t3;
   Variant<GemmLutFn> gemm_t3;
   Variant<GemmTernaryFn> gemm_t3_madd;
+  Variant<GemmTernaryScaledFn> gemm_t3_madd_scaled;
   Variant<QuantizeI8Fn> quantize_i8;
   Variant<RmsNormFn> rmsnorm;
   Variant<SoftmaxFn> softmax;
   Variant<RopeFn> rope;
   Variant<AttentionFn> attention;
+  Variant<AttentionGqaFn> attention_gqa;
   Variant<GluFn> silu_mul, relu2_mul;
   Variant<DequantRowFn> dequant_row;
   Variant<LutBuildFn> lut_build_t5;

@@ -168,18 +168,35 @@ void lutra_t3_qs8_gemm__scalar(const WeightView& w, const uint8_t* tables, size_
 }
 
 // The multiply-add form of the t3 GEMM (gemm_t3_madd): the weights decoded one by one.
+namespace {
+// Row r of t3 weights times one token's k activations, exact.
+int32_t t3_row_dot(const WeightView& w, size_t r, const int8_t* x) {
+  int32_t sum = 0;
+  for (size_t j = 0; j < w.k; j++) {
+    T3Group p = t3_group(w, r, j / 3);
+    const int v = t3_weight(p.index, int(j % 3));
+    sum += (p.negative ? -v : v) * x[j];
+  }
+  return sum;
+}
+}  // namespace
+
 void lutra_t3_qs8_gemm_madd__scalar(const WeightView& w, const int8_t* xq, int32_t* acc,
                                     size_t m, size_t n_begin, size_t n_end) {
   for (size_t i = 0; i < m; i++)
+    for (size_t r = n_begin; r < n_end; r++) acc[i * w.n + r] = t3_row_dot(w, r, xq + i * w.k);
+}
+
+void lutra_t3_qs8_gemm_madd_scaled__scalar(const WeightView& w, const int8_t* xq, const float* xs,
+                                           float* y, size_t m, size_t n_begin, size_t n_end,
+                                           bool accumulate) {
+  for (size_t i = 0; i < m; i++) {
+    const float s = w.scale / xs[i];
     for (size_t r = n_begin; r < n_end; r++) {
-      int32_t sum = 0;
-      for (size_t j = 0; j < w.k; j++) {
-        T3Group p = t3_group(w, r, j / 3);
-        const int v = t3_weight(p.index, int(j % 3));
-        sum += (p.negative ? -v : v) * xq[i * w.k + j];
-      }
-      acc[i * w.n + r] = sum;
+      const float v = float(t3_row_dot(w, r, xq + i * w.k)) * s;
+      y[i * w.n + r] = accumulate ? y[i * w.n + r] + v : v;
     }
+  }
 }
 
 void lutra_t5_lut_build__scalar(const int8_t* xq, size_t k, size_t group_begin,
@@ -270,6 +287,14 @@ void lutra_f32_attention__scalar(const float* q, const float* k, const float* v,
     const float* vt = v + t * kv_stride;
     for (size_t d = 0; d < head_dim; d++) out[d] = std::fma(scores[t], vt[d], out[d]);
   }
+}
+
+void lutra_f32_attention_gqa__scalar(const float* q, size_t n_q, const float* k, const float* v,
+                                     size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
+                                     float* scores, float* out) {
+  for (size_t g = 0; g < n_q; g++)
+    lutra_f32_attention__scalar(q + g * head_dim, k, v, n_pos, head_dim, kv_stride, scale,
+                                scores + g * n_pos, out + g * head_dim);
 }
 
 void lutra_f32_silu_mul__scalar(const float* gate, const float* up, float* out, size_t n) {

@@ -385,7 +385,8 @@ TEST_CASE("softmax is stable for large inputs and matches a double-precision ref
 TEST_CASE("rope rotates interleaved and half-split pairs as their reference definitions say") {
   std::mt19937 rng(8);
   for_each_variant(kernel_inventory().rope, [&](const Variant<RopeFn>& v) {
-    for (size_t head_dim : {2, 4, 8, 64, 128}) {
+    // Ragged pair counts too (3, 9, 17, 24, 33): below, at and past the 8- and 16-pair steps.
+    for (size_t head_dim : {2, 4, 6, 8, 18, 32, 34, 48, 64, 66, 128}) {
       for (size_t n_heads : {1, 3, 5}) {
         size_t half = head_dim / 2;
         std::vector<float> angle = random_floats(rng, half, -3.0f, 3.0f), c(half), s(half);
@@ -445,6 +446,32 @@ TEST_CASE("attention over 1..40 cached positions matches a double-precision refe
   });
 }
 
+TEST_CASE("grouped-query attention variants equal one scalar reference call per head, bit for bit") {
+  std::mt19937 rng(19);
+  for_each_variant(kernel_inventory().attention_gqa, [&](const Variant<AttentionGqaFn>& v) {
+    for (size_t head_dim : {1, 7, 16, 17, 64, 65, 128}) {
+      for (size_t n_q : {1, 2, 3, 4, 5, 8}) {
+        for (size_t n_pos : {1, 2, 3, 4, 5, 7, 8, 9, 31, 100}) {
+          const size_t stride = head_dim * 5 + 3;  // other KV heads' slices lie between positions
+          std::vector<float> q = random_floats(rng, n_q * head_dim, -2.0f, 2.0f);
+          std::vector<float> k = random_floats(rng, n_pos * stride, -2.0f, 2.0f);
+          std::vector<float> val = random_floats(rng, n_pos * stride);
+          const float scale = 1.0f / std::sqrt(float(head_dim));
+          // out in a wider buffer, so writes outside the n_q heads show
+          std::vector<float> scores(n_q * n_pos), out(n_q * head_dim + 8, 5.0f), want(n_q * head_dim + 8, 5.0f);
+          std::vector<float> one_scores(n_pos);
+          for (size_t g = 0; g < n_q; g++)
+            lutra_f32_attention__scalar(q.data() + g * head_dim, k.data(), val.data(), n_pos, head_dim, stride, scale,
+                                        one_scores.data(), want.data() + g * head_dim);
+          v.fn(q.data(), n_q, k.data(), val.data(), n_pos, head_dim, stride, scale, scores.data(), out.data());
+          INFO("head_dim " << head_dim << ", n_q " << n_q << ", n_pos " << n_pos);
+          CHECK(std::memcmp(out.data(), want.data(), out.size() * 4) == 0);
+        }
+      }
+    }
+  });
+}
+
 TEST_CASE("silu and relu-squared gating match their definitions") {
   std::mt19937 rng(10);
   for (size_t n : kKs) {
@@ -469,6 +496,34 @@ TEST_CASE("silu and relu-squared gating match their definitions") {
       }
     });
   }
+}
+
+TEST_CASE("relu-squared gating variants equal the scalar reference bit for bit on infinities, signed zeros and subnormals, and give NaN where it does") {
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  const float tiny = std::numeric_limits<float>::denorm_min(), small = 1e-20f;
+  const std::vector<float> specials = {nan, -nan, inf, -inf, 0.0f, -0.0f, tiny, -tiny, small, -small, 1.0f, -1.0f, 3e19f};
+  // Every (gate, up) pair of specials, in a ragged length so each lands in the vector body and the tail.
+  std::vector<float> g, u;
+  for (float a : specials)
+    for (float b : specials) g.push_back(a), u.push_back(b);
+  g.push_back(2.0f), u.push_back(nan);
+  const size_t n = g.size();
+  std::vector<float> want(n), out(n);
+  lutra_f32_relu2_mul__scalar(g.data(), u.data(), want.data(), n);
+  for_each_variant(kernel_inventory().relu2_mul, [&](const Variant<GluFn>& v) {
+    for (size_t off : {size_t(0), size_t(1), size_t(5)}) {  // every element at another lane
+      std::fill(out.begin(), out.end(), 7.0f);
+      v.fn(g.data() + off, u.data() + off, out.data() + off, n - off);
+      // Bit for bit, except which payload a NaN result carries when two NaNs meet: C++ leaves
+      // it open (a compiler may swap a commutative multiply's operands; GCC does for aarch64).
+      for (size_t j = off; j < n; j++) {
+        INFO("gate " << g[j] << ", up " << u[j]);
+        if (std::isnan(want[j])) CHECK(std::isnan(out[j]));
+        else CHECK(std::memcmp(&out[j], &want[j], 4) == 0);
+      }
+      for (size_t j = 0; j < off; j++) CHECK(out[j] == 7.0f);  // nothing written before
+    }
+  });
 }
 
 TEST_CASE("dequant_row reads back every weight format") {
@@ -502,7 +557,8 @@ TEST_CASE("an ISA cap limits every chosen kernel and the default picks the stron
     return std::vector<Isa>{t.gemm_f32.isa,    t.gemm_f16.isa, t.gemm_bq.isa,   t.gemm_t2.isa,
                             t.quantize_i8.isa, t.rmsnorm.isa,  t.softmax.isa,   t.rope.isa,
                             t.attention.isa,   t.silu_mul.isa, t.relu2_mul.isa, t.dequant_row.isa,
-                            t.lut_build_t5.isa, t.gemm_t5.isa};
+                            t.lut_build_t5.isa, t.gemm_t5.isa, t.attention_gqa.isa,
+                            t.gemm_t3_madd_scaled.isa};
   };
   const Isa saved = isa_cap();
   set_isa_cap(Isa::scalar);

@@ -260,8 +260,8 @@ TEST_CASE("t3 lut gemm variants equal the t2 multiply-add reference bit for bit 
 
 // The multiply-add (prefill) form of t3: token counts that fill the 12-token (AVX-512), 4-token
 // (sdot) and 8-token (smmla: 4 pairs) register tiles, leave every remainder of them (odd counts:
-// a half pair), and (k = 2560, m = 150) cross the 144-token (AVX-512) and 96-token (NEON)
-// activation chunks.
+// a half pair), and (k = 2560, m = 220) cross the 96-token (NEON) activation chunk, (k = 6912,
+// m = 620) the 606-token one of AVX-512 (4 MiB of activations in whole 12-token tiles).
 TEST_CASE("t3 multiply-add gemm variants equal the t2 multiply-add reference bit for bit over ragged shapes, token tiles and row splits") {
   std::mt19937 rng(17);
   const auto gemms = runnable(kernel_inventory().gemm_t3_madd);
@@ -271,7 +271,8 @@ TEST_CASE("t3 multiply-add gemm variants equal the t2 multiply-add reference bit
     for (size_t k : kKs)
       for (size_t m : {size_t(1), size_t(3), size_t(5), size_t(7), size_t(12), size_t(13), size_t(25)})
         if (k < 2560 || m <= 5) shapes.emplace_back(n, k, m);
-  shapes.emplace_back(33, 2560, 150);
+  shapes.emplace_back(33, 2560, 220);
+  shapes.emplace_back(9, 6912, 620);
   size_t cases = 0;
   for (auto [n, k, m] : shapes) {
     const WKind wk[] = {WKind::random, WKind::minus_one, WKind::plus_one, WKind::sparse};
@@ -307,6 +308,67 @@ TEST_CASE("t3 multiply-add gemm variants equal the t2 multiply-add reference bit
                 ok &= got[i * n + r] == (r >= r0 && r < r1 ? want[i * n + r] : kUntouched);
             CAPTURE(r0);
             CAPTURE(r1);
+            REQUIRE(ok);
+          }
+        }
+      }
+    }
+  }
+}
+
+// The scaled form: y = float(sum) * (scale / xs[i]) (or y += that), every variant bit for bit
+// against the plain multiply-add reference's sums converted so, for both modes, over ragged
+// shapes, token tiles and row splits; rows outside the split keep their old values.
+TEST_CASE("scaled t3 multiply-add gemm variants equal the reference sums scaled to floats bit for bit, written or added, over ragged shapes and row splits") {
+  std::mt19937 rng(23);
+  const auto gemms = runnable(kernel_inventory().gemm_t3_madd_scaled);
+  std::vector<std::tuple<size_t, size_t, size_t>> shapes;  // n, k, m
+  for (size_t n : {size_t(1), size_t(17), size_t(32), size_t(33), size_t(64), size_t(100)})
+    for (size_t k : {size_t(1), size_t(5), size_t(31), size_t(64), size_t(127), size_t(256)})
+      for (size_t m : {size_t(1), size_t(7), size_t(12), size_t(13), size_t(25)}) shapes.emplace_back(n, k, m);
+  shapes.emplace_back(40, 2560, 30);
+  for (auto [n, k, m] : shapes) {
+    CAPTURE(n);
+    CAPTURE(k);
+    CAPTURE(m);
+    std::vector<uint8_t> t2 = make_t2(rng, n, k, WKind::random);
+    std::vector<uint8_t> t3(weight_bytes(WeightFormat::t3, n, k));
+    pack_t3_from_t2(t2.data(), n, k, t3.data());
+    const WeightView w3{.format = WeightFormat::t3, .n = n, .k = k, .data = t3.data(), .scale = 0.37f};
+    std::vector<int8_t> x = make_acts(rng, m * k, Acts::random);
+    std::uniform_real_distribution<float> scale_d(0.5f, 300.0f), y_d(-50.0f, 50.0f);
+    std::vector<float> xs(m), y0(m * n);
+    for (float& v : xs) v = scale_d(rng);
+    for (float& v : y0) v = y_d(rng);
+    std::vector<int32_t> sums(m * n);
+    lutra_t3_qs8_gemm_madd__scalar(w3, x.data(), sums.data(), m, 0, n);
+    for (bool accumulate : {false, true}) {
+      CAPTURE(accumulate);
+      std::vector<float> want = y0;
+      for (size_t i = 0; i < m; i++) {
+        const float s = w3.scale / xs[i];
+        for (size_t r = 0; r < n; r++) {
+          const float v = float(sums[i * n + r]) * s;
+          want[i * n + r] = accumulate ? want[i * n + r] + v : v;
+        }
+      }
+      for (const auto& g : gemms) {
+        const std::string gemm = g.name;
+        CAPTURE(gemm);
+        for (const auto& cut : splits_of_32(rng, n)) {
+          std::vector<float> got = y0;
+          for (size_t p = 0; p + 1 < cut.size(); p++) g.fn(w3, x.data(), xs.data(), got.data(), m, cut[p], cut[p + 1], accumulate);
+          REQUIRE(std::memcmp(got.data(), want.data(), got.size() * 4) == 0);
+          // one piece alone: the other rows untouched
+          if (cut.size() > 2) {
+            std::vector<float> one = y0;
+            g.fn(w3, x.data(), xs.data(), one.data(), m, cut[0], cut[1], accumulate);
+            bool ok = true;
+            for (size_t i = 0; i < m; i++)
+              for (size_t r = 0; r < n; r++) {
+                const float e = r < cut[1] ? want[i * n + r] : y0[i * n + r];
+                ok &= std::memcmp(&one[i * n + r], &e, 4) == 0;
+              }
             REQUIRE(ok);
           }
         }
@@ -372,13 +434,16 @@ TEST_CASE("the dispatcher picks the t3 multiply-add variant of the ISA cap") {
   const Isa before = isa_cap();
   set_isa_cap(Isa::scalar);
   CHECK(std::string(kernels().gemm_t3_madd.name) == "t3-qs8-gemm-madd-scalar");
+  CHECK(std::string(kernels().gemm_t3_madd_scaled.name) == "t3-qs8-gemm-madd-scaled-scalar");
   if (cpu_supports(Isa::avx512)) {
     set_isa_cap(Isa::avx512);
     CHECK(std::string(kernels().gemm_t3_madd.name) == "t3-qs8-gemm-madd32x12-avx512");
+    CHECK(std::string(kernels().gemm_t3_madd_scaled.name) == "t3-qs8-gemm-madd32x12-scaled-avx512");
   }
   if (cpu_supports(Isa::avx512vnni)) {
     set_isa_cap(Isa::avx512vnni);
     CHECK(std::string(kernels().gemm_t3_madd.name) == "t3-qs8-gemm-madd32x12-avx512vnni");
+    CHECK(std::string(kernels().gemm_t3_madd_scaled.name) == "t3-qs8-gemm-madd32x12-scaled-avx512vnni");
   }
   if (cpu_supports(Isa::neon)) {  // no plain NEON multiply-add: prefill keeps table lookup
     set_isa_cap(Isa::neon);

@@ -33,6 +33,7 @@ void print_kernels() {
   row("lut_build_t3", k.lut_build_t3.name);
   row("gemm_t3", k.gemm_t3.name);
   row("gemm_t3_madd", k.gemm_t3_madd.name);
+  row("gemm_t3_madd_scaled", k.gemm_t3_madd_scaled.name);
   row("lut_build_t5", k.lut_build_t5.name);
   row("gemm_t5", k.gemm_t5.name);
   row("gemm_bq_i8", k.gemm_bq_i8.name);
@@ -41,6 +42,7 @@ void print_kernels() {
   row("softmax", k.softmax.name);
   row("rope", k.rope.name);
   row("attention", k.attention.name);
+  row("attention_gqa", k.attention_gqa.name);
   row("silu_mul", k.silu_mul.name);
   row("relu2_mul", k.relu2_mul.name);
   row("dequant_row", k.dequant_row.name);

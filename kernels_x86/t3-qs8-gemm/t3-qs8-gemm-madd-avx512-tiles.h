@@ -6,12 +6,15 @@
 //
 // Each 32-row tile is decoded once into a buffer of codes w+1 (0/1/2, unsigned bytes for
 // vpdpbusd/maddubs), 4 columns per 32-bit lane, lanes = rows: per 4 columns d, two vectors of
-// 16 rows (rows 0-15, 16-31). The activations stay in their natural order (copied once per call
-// into zero-padded rows), and each token's 4 bytes at column 4d are broadcast, so the tile's 32
-// rows for T tokens stay in 2T int32 accumulators with no horizontal sums.
+// 16 rows (rows 0-15, 16-31). The activations stay where they are, in their natural order, and
+// each token's 4 bytes at column 4d are broadcast, so the tile's 32 rows for T tokens stay in 2T
+// int32 accumulators with no horizontal sums; whole tiles store them straight into acc.
 // Exact: sum code*x - sum x = sum w*x, all in int32 (maddubs pairs are <= 2*2*128, no
 // saturation), so every variant is bit-identical to the lookup kernels and the scalar
-// reference (padded columns are zero weights, code 1, against zero activations).
+// reference. The columns past k (the packer's zero-weight padding) decode to code 0, not 1, so
+// they add nothing whatever bytes lie against them: the activations are read in place (rows k
+// bytes apart), lanes wholly past k are skipped, and a lane that k ends inside is read by its
+// live bytes only.
 //
 // Decode of one (block p, group L, 16-row half h): the 16 index nibbles widen to dwords, the
 // 16 sign bits come out of the sign word by one test against per-row bit masks, and a 32-entry
@@ -24,6 +27,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "kernels_x86/avx512-masked.h"
@@ -33,7 +37,7 @@ namespace lutra {
 namespace {
 
 constexpr int kTokens = 12;                // register tile: 32 rows x 12 tokens = 24 zmm sums
-constexpr size_t kChunkBytes = 512 << 10;  // activations of one token chunk (L2)
+constexpr size_t kChunkBytes = 4 << 20;  // activations of one token chunk (L3; see t3_gemm_madd)
 
 #define LUTRA_UNROLL _Pragma("GCC unroll 16")
 
@@ -55,8 +59,8 @@ inline void pin(__m512i& v) { asm("" : "+v"(v)); }
 inline size_t lanes_per_row(size_t groups) { return (3 * groups + 3) / 4; }
 
 // Decodes tile `tile` into buf: 128 bytes per 4 columns (lanes_per_row(groups) of them), rows
-// 0-15 then 16-31, a dword of 4 codes per row.
-inline void decode_tile(const uint8_t* tile, size_t groups, uint8_t* buf) {
+// 0-15 then 16-31, a dword of 4 codes per row; columns k and up get code 0.
+inline void decode_tile(const uint8_t* tile, size_t groups, size_t k, uint8_t* buf) {
   __m512i lo_tab, hi_tab;
   {
     alignas(64) int32_t e[32];
@@ -104,7 +108,7 @@ inline void decode_tile(const uint8_t* tile, size_t groups, uint8_t* buf) {
       store(lane + 2, h, _mm512_or_si512(shr(cd[h][0], 16), shl(cd[h][1], 8)));
     }
   }
-  if (p < blocks) {  // a last pair of groups -> 2 lanes (past its 6 columns x is 0)
+  if (p < blocks) {  // a last pair of groups -> 2 lanes (their last 2 columns code 0)
     __m512i ab[2][2];
     block_codes(p, ab);
     for (int h = 0; h < 2; h++) {
@@ -112,92 +116,183 @@ inline void decode_tile(const uint8_t* tile, size_t groups, uint8_t* buf) {
       store(lane + 1, h, shr(ab[h][1], 8));
     }
   }
+  // The padding columns k .. 3 * groups - 1 (zero weights, code 1) -> code 0.
+  for (size_t c = k; c < 3 * groups; c++)
+    for (size_t r = 0; r < 32; r++) buf[128 * (c / 4) + 64 * (r / 16) + 4 * (r % 16) + c % 4] = 0;
 }
 
-// One token's k activations, zero padded to `bytes`; returns their sum.
-inline int32_t pad_token(const int8_t* x, size_t k, size_t bytes, int8_t* dst) {
-  std::memcpy(dst, x, k);
-  std::memset(dst + k, 0, bytes - k);
+template <size_t N>
+inline int32_t load_bytes(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, N);
+  return v;
+}
+// The first `live` (< 4) bytes at p, the rest 0.
+inline int32_t load_live(const int8_t* p, size_t live) {
+  int32_t v = 0;
+  std::memcpy(&v, p, live);
+  return v;
+}
+
+// One token's k activations summed.
+inline int32_t token_sum(const int8_t* x, size_t k) {
   int32_t sum = 0;
   for (size_t j = 0; j < k; j++) sum += x[j];
   return sum;
 }
 
-// out[i * n + r] (r < 32) = the tile's sums for M tokens from xp (stride bytes apart).
-template <bool kVnni, int M>
-inline void tile_tokens(const uint8_t* buf, size_t lanes, const int8_t* xp, size_t stride,
-                        const int32_t* x_sum, int32_t (*out)[32]) {
+// out[i * out_stride + r] (r < 32) = the tile's sums for M tokens of k activations from xp
+// (stride bytes apart): lanes [0, k / 4) whole, then the live k % 4 bytes of one more lane.
+// T = float: out = float(sum) * scale[i] (accumulate: out += that), instead of the sums.
+// Never inlined: inlined into the GEMM's loop, GCC 12 spills the accumulators of the small M.
+template <bool kVnni, int M, class T>
+__attribute__((noinline)) void tile_tokens(const uint8_t* buf, size_t k, const int8_t* xp,
+                                           size_t stride, const int32_t* x_sum, T* out,
+                                           size_t out_stride, const float* scale, bool accumulate) {
   __m512i acc[2][M];
   LUTRA_UNROLL for (int i = 0; i < M; i++) acc[0][i] = acc[1][i] = _mm512_setzero_si512();
   const __m512i ones = _mm512_set1_epi16(1);
-  for (size_t d = 0; d < lanes; d++) {
-    const __m512i w0 = _mm512_loadu_si512(buf + 128 * d);
-    const __m512i w1 = _mm512_loadu_si512(buf + 128 * d + 64);
-    LUTRA_UNROLL for (int i = 0; i < M; i++) {
-      int32_t xv;
-      std::memcpy(&xv, xp + i * stride + 4 * d, 4);
-      const __m512i x = _mm512_set1_epi32(xv);
-      if constexpr (kVnni) {
-        acc[0][i] = _mm512_dpbusd_epi32(acc[0][i], w0, x);
-        acc[1][i] = _mm512_dpbusd_epi32(acc[1][i], w1, x);
-      } else {
-        acc[0][i] = _mm512_add_epi32(acc[0][i], _mm512_madd_epi16(_mm512_maddubs_epi16(w0, x), ones));
-        acc[1][i] = _mm512_add_epi32(acc[1][i], _mm512_madd_epi16(_mm512_maddubs_epi16(w1, x), ones));
-      }
-      pin(acc[0][i]);
-      pin(acc[1][i]);
-    }
-  }
+  // One lane d for the M tokens, token i's 4 bytes read by LOAD_X(p) at p. (A macro, not a
+  // lambda: with a lambda GCC 12 keeps the accumulators on the stack.)
+#define LUTRA_T3_LANE(d, LOAD_X)                                                                 \
+  do {                                                                                           \
+    const __m512i w0 = _mm512_loadu_si512(buf + 128 * (d));                                      \
+    const __m512i w1 = _mm512_loadu_si512(buf + 128 * (d) + 64);                                 \
+    LUTRA_UNROLL for (int i = 0; i < M; i++) {                                                   \
+      const int8_t* p = xp + i * stride + 4 * (d);                                               \
+      const __m512i x = _mm512_set1_epi32(LOAD_X);                                               \
+      if constexpr (kVnni) {                                                                     \
+        acc[0][i] = _mm512_dpbusd_epi32(acc[0][i], w0, x);                                       \
+        acc[1][i] = _mm512_dpbusd_epi32(acc[1][i], w1, x);                                       \
+      } else {                                                                                   \
+        acc[0][i] = _mm512_add_epi32(acc[0][i], _mm512_madd_epi16(_mm512_maddubs_epi16(w0, x), ones)); \
+        acc[1][i] = _mm512_add_epi32(acc[1][i], _mm512_madd_epi16(_mm512_maddubs_epi16(w1, x), ones)); \
+      }                                                                                          \
+      pin(acc[0][i]);                                                                            \
+      pin(acc[1][i]);                                                                            \
+    }                                                                                            \
+  } while (0)
+  const size_t full = k / 4, live = k % 4;
+  for (size_t d = 0; d < full; d++) LUTRA_T3_LANE(d, load_bytes<4>(p));
+  if (live) LUTRA_T3_LANE(full, load_live(p, live));  // the bytes past k stay 0
+#undef LUTRA_T3_LANE
   LUTRA_UNROLL for (int i = 0; i < M; i++) {
     const __m512i s = _mm512_set1_epi32(x_sum[i]);
-    _mm512_storeu_si512(out[i], _mm512_sub_epi32(acc[0][i], s));
-    _mm512_storeu_si512(out[i] + 16, _mm512_sub_epi32(acc[1][i], s));
+    const __m512i sum0 = _mm512_sub_epi32(acc[0][i], s), sum1 = _mm512_sub_epi32(acc[1][i], s);
+    T* o = out + i * out_stride;
+    if constexpr (std::is_same_v<T, float>) {  // float(sum) * scale, rounded as C++ rounds them
+      const __m512 f = _mm512_set1_ps(scale[i]);
+      __m512 y0 = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(kAll16, sum0), f), y1 = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(kAll16, sum1), f);
+      if (accumulate) {
+        y0 = _mm512_add_ps(_mm512_loadu_ps(o), y0);
+        y1 = _mm512_add_ps(_mm512_loadu_ps(o + 16), y1);
+      }
+      _mm512_storeu_ps(o, y0);
+      _mm512_storeu_ps(o + 16, y1);
+    } else {
+      _mm512_storeu_si512(o, sum0);
+      _mm512_storeu_si512(o + 16, sum1);
+    }
   }
 }
+
+// Prefetches of the next tile's weights, spread over a tile's token blocks: the tile bytes
+// come from memory (the model is far larger than the L3), and decoding them waited for each
+// line in turn (~15 % of the kernel's time at m = 128, cold weights against hot).
+struct Prefetch {
+  const uint8_t* next = nullptr;  // the next tile's bytes still to prefetch
+  const uint8_t* end = nullptr;
+  size_t per_block = 0;  // bytes per token block
+  void step() {
+    const uint8_t* stop = next + std::min<size_t>(size_t(end - next), per_block);
+    for (; next < stop; next += 64) _mm_prefetch(reinterpret_cast<const char*>(next), _MM_HINT_T0);
+  }
+};
 
 // All mc tokens of a chunk, M at a time (the last ones fewer).
-template <bool kVnni, int M>
-inline void tile_all_tokens(const uint8_t* buf, size_t lanes, const int8_t* xp, size_t stride,
-                            const int32_t* x_sum, int32_t (*out)[32], size_t mc) {
+template <bool kVnni, int M, class T>
+inline void tile_all_tokens(const uint8_t* buf, size_t k, const int8_t* xp, const int32_t* x_sum,
+                            T* out, size_t out_stride, const float* scale, bool accumulate,
+                            size_t mc, Prefetch& pf) {
   size_t i = 0;
-  for (; i + M <= mc; i += M)
-    tile_tokens<kVnni, M>(buf, lanes, xp + i * stride, stride, x_sum + i, out + i);
+  for (; i + M <= mc; i += M) {
+    tile_tokens<kVnni, M, T>(buf, k, xp + i * k, k, x_sum + i, out + i * out_stride, out_stride,
+                             scale + i, accumulate);
+    pf.step();
+  }
   if constexpr (M > 1) {
-    if (i < mc) tile_all_tokens<kVnni, M - 1>(buf, lanes, xp + i * stride, stride, x_sum + i, out + i, mc - i);
+    if (i < mc)
+      tile_all_tokens<kVnni, M - 1, T>(buf, k, xp + i * k, x_sum + i, out + i * out_stride,
+                                       out_stride, scale + i, accumulate, mc - i, pf);
   }
 }
 
-// The whole GEMM (GemmTernaryFn on a t3 WeightView).
-template <bool kVnni>
-void t3_gemm_madd(const WeightView& w, const int8_t* xq, int32_t* acc, size_t m, size_t n_begin,
-                  size_t n_end) {
+// The whole GEMM: T = int32_t, the sums into acc (GemmTernaryFn on a t3 WeightView); T = float,
+// y = float(sum) * (w.scale / xs[i]) (accumulate: y += that; GemmTernaryScaledFn).
+template <bool kVnni, class T>
+void t3_gemm_madd(const WeightView& w, const int8_t* xq, const float* xs, T* y, size_t m,
+                  size_t n_begin, size_t n_end, bool accumulate) {
   if (n_begin >= n_end) return;
   const size_t k = w.k, groups = lut_groups(WeightFormat::t3, k), tile_bytes = t3_tile_bytes(k);
-  const size_t lanes = lanes_per_row(groups), stride = (4 * lanes + 63) / 64 * 64;
-  thread_local std::vector<int8_t> xp;     // padded activations
+  const size_t lanes = lanes_per_row(groups);
   thread_local std::vector<int32_t> x_sum;
+  thread_local std::vector<float> scale;  // per token: w.scale / xs[i] (T = float)
   thread_local std::vector<uint8_t> buf;   // one decoded tile
-  thread_local std::vector<int32_t> out;   // a chunk's sums for one tile, [token][32]
-  if (xp.size() < m * stride) xp.resize(m * stride);
+  thread_local std::vector<int32_t> out;   // a chunk's sums for a partial tile, [token][32]
   if (x_sum.size() < m) x_sum.resize(m);
+  if constexpr (std::is_same_v<T, float>) {
+    if (scale.size() < m) scale.resize(m);
+    for (size_t i = 0; i < m; i++) scale[i] = w.scale / xs[i];
+  }
   if (buf.size() < 128 * lanes) buf.resize(128 * lanes);
-  const size_t chunk = std::max<size_t>(kTokens, kChunkBytes / stride / kTokens * kTokens);
+  const size_t chunk = std::max<size_t>(kTokens, kChunkBytes / k / kTokens * kTokens);
   if (out.size() < 32 * std::min(m, chunk)) out.resize(32 * std::min(m, chunk));
-  for (size_t i = 0; i < m; i++) x_sum[i] = pad_token(xq + i * k, k, stride, xp.data() + i * stride);
-  auto* o = reinterpret_cast<int32_t(*)[32]>(out.data());
+  for (size_t i = 0; i < m; i++) x_sum[i] = token_sum(xq + i * k, k);
 
-  // Chunks of tokens whose activations stay in L2 while every tile passes over them; each tile
-  // is decoded once per chunk.
+  // Chunks of tokens whose activations stay in the L3 while every tile passes over them; each
+  // tile is decoded once per chunk. 4 MiB holds the 512 tokens of a long prefill even at
+  // k = 6912: decoding each down_proj tile once instead of 8 times (512 KiB chunks, sized for
+  // the L2) measured 6-8 % faster there (m = 512, cold weights) and the same at k = 2560. A
+  // 12-token block reads 12 sequential activation rows from the L3 at ~4 bytes per cycle, well
+  // within what the prefetchers keep up with.
   for (size_t i0 = 0; i0 < m; i0 += chunk) {
     const size_t mc = std::min(chunk, m - i0);
     for (size_t t = n_begin / t3_tile_rows; t * t3_tile_rows < n_end; t++) {
       const size_t r0 = std::max(n_begin, t * t3_tile_rows);
       const size_t r1 = std::min(n_end, (t + 1) * t3_tile_rows);
-      decode_tile(w.data + t * tile_bytes, groups, buf.data());
-      tile_all_tokens<kVnni, kTokens>(buf.data(), lanes, xp.data() + i0 * stride, stride,
-                                      x_sum.data() + i0, o, mc);
-      for (size_t i = 0; i < mc; i++)
-        std::memcpy(acc + (i0 + i) * w.n + r0, o[i] + (r0 - t * t3_tile_rows), (r1 - r0) * 4);
+      decode_tile(w.data + t * tile_bytes, groups, k, buf.data());
+      Prefetch pf;
+      if ((t + 1) * t3_tile_rows < n_end) {
+        pf.next = w.data + (t + 1) * tile_bytes;
+        pf.end = pf.next + tile_bytes;
+        const size_t blocks = (mc + kTokens - 1) / kTokens;
+        pf.per_block = (tile_bytes + blocks - 1) / blocks;  // the last block's tail: M < 12
+      }
+      // A whole tile stores its results in place; a partial one (a split or n inside it) its
+      // sums in out first.
+      const bool whole = r0 == t * t3_tile_rows && r1 == r0 + t3_tile_rows;
+      const float* sc = std::is_same_v<T, float> ? scale.data() + i0 : nullptr;
+      if (whole)
+        tile_all_tokens<kVnni, kTokens, T>(buf.data(), k, xq + i0 * k, x_sum.data() + i0, y + i0 * w.n + r0,
+                                           w.n, sc, accumulate, mc, pf);
+      else
+        tile_all_tokens<kVnni, kTokens, int32_t>(buf.data(), k, xq + i0 * k, x_sum.data() + i0, out.data(),
+                                                 32, nullptr, false, mc, pf);
+      pf.per_block = tile_bytes;  // whatever is left (a ragged last block)
+      pf.step();
+      if (!whole)
+        for (size_t i = 0; i < mc; i++) {
+          const int32_t* sums = out.data() + 32 * i + (r0 - t * t3_tile_rows);
+          T* yi = y + (i0 + i) * w.n + r0;
+          if constexpr (std::is_same_v<T, float>) {
+            for (size_t r = 0; r < r1 - r0; r++) {
+              const float v = float(sums[r]) * scale[i0 + i];
+              yi[r] = accumulate ? yi[r] + v : v;
+            }
+          } else {
+            std::memcpy(yi, sums, (r1 - r0) * 4);
+          }
+        }
     }
   }
 }

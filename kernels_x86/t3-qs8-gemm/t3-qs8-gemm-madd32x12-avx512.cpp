@@ -1,4 +1,5 @@
-// t3 x int8 GEMM by multiply-add (prefill), AVX-512BW maddubs + madd (see t3-qs8-gemm-madd-avx512-tiles.h).
+// t3 x int8 GEMM by multiply-add (prefill), AVX-512BW maddubs + madd (see t3-qs8-gemm-madd-avx512-tiles.h);
+// the scaled form converts the sums to the layer's floats in the same pass.
 #include "kernels_x86/t3-qs8-gemm/t3-qs8-gemm-madd-avx512-tiles.h"
 #include "runtime/kernel_variants.h"
 
@@ -6,7 +7,13 @@ namespace lutra {
 
 void lutra_t3_qs8_gemm_madd32x12__avx512(const WeightView& w, const int8_t* xq, int32_t* acc,
                                        size_t m, size_t n_begin, size_t n_end) {
-  t3_gemm_madd<false>(w, xq, acc, m, n_begin, n_end);
+  t3_gemm_madd<false, int32_t>(w, xq, nullptr, acc, m, n_begin, n_end, false);
+}
+
+void lutra_t3_qs8_gemm_madd32x12_scaled__avx512(const WeightView& w, const int8_t* xq, const float* xs,
+                                               float* y, size_t m, size_t n_begin, size_t n_end,
+                                               bool accumulate) {
+  t3_gemm_madd<false, float>(w, xq, xs, y, m, n_begin, n_end, accumulate);
 }
 
 }  // namespace lutra
