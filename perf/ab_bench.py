@@ -5,8 +5,10 @@ hits each alike: every round runs `lutra bench` once per binary for pp128 (-r 3)
 
   perf/ab_bench.py MODEL ROUNDS BINARY...      e.g. perf/ab_bench.py /tmp/hp/m.lutra 4 old/lutra build/lutra
 
-Evict a freshly converted model from the page cache first (it sits there in 4 KiB folios,
-which slows weight streaming 2-3x on this VM): os.posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED).
+`lutra convert` drops the file it wrote from the page cache, so the first run reads it back in
+large folios (2 MiB pages); a model copied or written by another program may sit there in
+4 KiB folios, which slows weight streaming 2-3x on this VM: evict it first with
+os.posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) (`lutra bench` says how much is in 2 MiB pages).
 """
 import collections
 import json
