@@ -41,10 +41,11 @@ TEST_CASE("decoding tokens (forward pass, sampling, detokenizing) allocates noth
     const char *weights, *embedding;
     bool bq_int8;
   };
-  // The default (t2 layers, f16 head), both table-lookup ternary layouts, b-bit heads through
-  // float activations (4-bit and odd-width paths), multiply-add with int8 activations and
-  // bit-serial tables.
-  for (Recipe recipe : {Recipe{"", "", false}, Recipe{"t3", "b4g32", true}, Recipe{"t3", "b4g32", false},
+  // The default (tiny's t2 layers; the two-stage head: a b4g32 screen on int8 activations, its
+  // candidates rescored from the f16 embedding), the same on float activations, both
+  // table-lookup ternary layouts, b-bit heads through float activations (4-bit and odd-width
+  // paths), multiply-add with int8 activations and bit-serial tables.
+  for (Recipe recipe : {Recipe{"", "", true}, Recipe{"", "", false}, Recipe{"t3", "b4g32", true}, Recipe{"t3", "b4g32", false},
                         Recipe{"t2", "b3g32", false}, Recipe{"t5", "p4g32", false}}) {
     CAPTURE(recipe.weights);
     ConvertOptions opts;
