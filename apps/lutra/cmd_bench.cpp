@@ -141,6 +141,17 @@ int cmd_bench(int argc, char** argv) {
   std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 2654435761u + 7) % uint32_t(c.vocab_size));
 
+  // One untimed token per context first (llama-bench warms up too): it reads every weight once,
+  // so the first timed run does not pay for page faults, or for reading the file back from disk
+  // where the kernel has evicted idle page cache (seen here: DAMON's pageout of pages unused for
+  // a minute, which made the first of two runs 2.5x slower).
+  for (int t : threads) {
+    Context& ctx = *contexts[t];
+    ctx.reset();
+    const int32_t tok = c.bos_id;
+    if (Status s = ctx.eval(std::span<const int32_t>(&tok, 1)); !s.ok()) return fail(s.message());
+  }
+
   std::map<int, std::vector<double>> pp, tg;
   for (int rep = 0; rep < reps; ++rep) {
     for (int t : threads) {
