@@ -54,6 +54,7 @@ constexpr Variant<GemmTernaryFn> gemm_t2_variants[] = {
 constexpr Variant<GemmBqI8Fn> gemm_bq_i8_variants[] = {
     {"bq-qs8-gemm-scalar", Isa::scalar, lutra_bq_qs8_gemm__scalar},
 #if defined(__x86_64__)
+    {"bq-qs8-gemm-1x8-avx2", Isa::avx2, lutra_bq_qs8_gemm_1x8__avx2},
     {"bq-qs8-gemm-1x4-avx512", Isa::avx512, lutra_bq_qs8_gemm_1x4__avx512},
 #endif
 #if defined(__aarch64__)
