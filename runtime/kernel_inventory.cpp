@@ -56,6 +56,7 @@ constexpr Variant<GemmBqI8Fn> gemm_bq_i8_variants[] = {
 #if defined(__x86_64__)
     {"bq-qs8-gemm-1x8-avx2", Isa::avx2, lutra_bq_qs8_gemm_1x8__avx2},
     {"bq-qs8-gemm-1x4-avx512", Isa::avx512, lutra_bq_qs8_gemm_1x4__avx512},
+    {"bq-qs8-gemm-1x4-avx512vnni", Isa::avx512vnni, lutra_bq_qs8_gemm_1x4__avx512vnni},
 #endif
 #if defined(__aarch64__)
     {"bq-qs8-gemm-1x4-neon", Isa::neon, lutra_bq_qs8_gemm_1x4__neon},

@@ -118,6 +118,8 @@ void lutra_bq_f32_gemm_1x4__avx512(const WeightView& w, const float* x, float* y
                                    size_t n_begin, size_t n_end);
 void lutra_bq_qs8_gemm_1x4__avx512(const WeightView& w, const int8_t* xq, const float* xs,
                                    float* y, size_t m, size_t n_begin, size_t n_end);
+void lutra_bq_qs8_gemm_1x4__avx512vnni(const WeightView& w, const int8_t* xq, const float* xs,
+                                       float* y, size_t m, size_t n_begin, size_t n_end);
 void lutra_t3_qs8_gemm_madd32x12__avx512(const WeightView& w, const int8_t* xq, int32_t* acc,
                                          size_t m, size_t n_begin, size_t n_end);
 void lutra_t3_qs8_gemm_madd32x12__avx512vnni(const WeightView& w, const int8_t* xq,

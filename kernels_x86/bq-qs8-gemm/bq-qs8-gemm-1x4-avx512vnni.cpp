@@ -1,0 +1,11 @@
+// bq x int8 GEMM, AVX-512 (see bq-qs8-gemm-avx512-tiles.h): vpdpbusd for the 4-bit products.
+#include "kernels_x86/bq-qs8-gemm/bq-qs8-gemm-avx512-tiles.h"
+
+namespace lutra {
+
+void lutra_bq_qs8_gemm_1x4__avx512vnni(const WeightView& w, const int8_t* xq, const float* xs, float* y,
+                                size_t m, size_t n_begin, size_t n_end) {
+  gemm_bq_qs8<true>(w, xq, xs, y, m, n_begin, n_end);
+}
+
+}  // namespace lutra
