@@ -2,6 +2,7 @@
 // tokens allocates nothing), the worker pool, and the forward pass.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
@@ -45,10 +46,16 @@ class Context {
   int n_ctx() const { return n_ctx_; }
   int n_batch() const { return n_batch_; }  // tokens per forward pass: logits(i) covers one
   int n_threads() const { return pool_->size(); }
-  void reset() {
-    n_past_ = 0;
+  void reset() { truncate(0); }
+  // Keeps the first n cached positions (n <= n_past()) and forgets the rest: the next eval
+  // continues at position n (a benchmark's fixed depth; a prompt that shares a prefix).
+  void truncate(int n) {
+    n_past_ = std::clamp(n, 0, n_past_);
     logits_last_ = nullptr;
   }
+  // Bytes of the KV cache (both K and V, every layer and position) and of one position of it.
+  size_t kv_cache_bytes() const { return (k_cache_.size() + v_cache_.size()) * sizeof(float); }
+  size_t kv_bytes_per_position() const { return kv_cache_bytes() / size_t(n_ctx_); }
   const Model& model() const { return model_; }
 
  private:

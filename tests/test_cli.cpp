@@ -287,6 +287,28 @@ TEST_CASE("lutra run with a fixed seed prints the same text with 1 and 2 worker 
   CHECK(two.out == one.out);
 }
 
+TEST_CASE("lutra bench -d measures at each depth, counts the KV cache read per token and reports peak RSS") {
+  fs::path m = Models::get().tiny();
+  ProcessResult r = lutra({"bench", "-m", m.string(), "-p", "8", "-n", "4", "-r", "1", "-t", "1",
+                           "-d", "0,32", "--no-bandwidth", "--json"});
+  INFO("stderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  REQUIRE(j.is_array());
+  REQUIRE(j.size() == 4);  // pp8 and tg4 at depths 0 and 32
+  for (const auto& e : j) {
+    CHECK(e["tokens_per_s_median"].get<double>() > 0);
+    CHECK(e["peak_rss_bytes"].get<double>() > e["kv_cache_bytes"].get<double>());
+    CHECK(e["kv_cache_bytes"].get<double>() > 0);
+    CHECK((e["kv_bytes_per_token"].get<double>() > 0) == (e["test"] == "tg4"));  // counted for decode
+  }
+  // A deeper cache is more to read per generated token.
+  CHECK(j[3]["kv_bytes_per_token"].get<double>() > j[1]["kv_bytes_per_token"].get<double>());
+  ProcessResult bad = lutra({"bench", "-m", m.string(), "-d", "-5"});
+  CHECK(bad.exit_code != 0);
+  CHECK(contains(bad.err, "-d"));
+}
+
 // ---- kernels and the ISA cap -------------------------------------------------------------------
 
 TEST_CASE("lutra info --verify names the chosen kernels and finds every tensor checksum matching") {

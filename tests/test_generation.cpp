@@ -186,6 +186,30 @@ TEST_CASE("batched prefill gives the same next-token argmax as one token at a ti
   }
 }
 
+TEST_CASE("truncating the cache to a prefix and evaluating new tokens gives the logits of a fresh evaluation") {
+  TempDir tmp;
+  auto model = load_stories(tmp);
+  if (!model) return;
+  const size_t V = size_t(model->config().vocab_size);
+  const std::vector<int32_t> a = model->tokenizer().encode("Once upon a time, there was a big dog", true);
+  const std::vector<int32_t> b = model->tokenizer().encode("Once upon a time, a little girl", true);
+  size_t common = 0;
+  while (common < a.size() && common < b.size() && a[common] == b[common]) common++;
+  REQUIRE(common > 2);
+  REQUIRE(common < b.size());
+  auto reused = make_context(*model, kMaxThreads, 4);
+  REQUIRE(reused->eval(a).ok());
+  reused->truncate(int(common));
+  CHECK(reused->n_past() == int(common));
+  CHECK(reused->logits() == nullptr);
+  REQUIRE(reused->eval(std::span<const int32_t>(b.data() + common, b.size() - common)).ok());
+  auto fresh = make_context(*model, kMaxThreads, 4);
+  REQUIRE(fresh->eval(b).ok());
+  CHECK(std::memcmp(reused->logits(), fresh->logits(), V * sizeof(float)) == 0);
+  reused->truncate(1000);  // never beyond what is cached
+  CHECK(reused->n_past() == int(b.size()));
+}
+
 TEST_CASE("a prompt longer than the context makes eval fail with a context message") {
   TempDir tmp;
   auto model = load_stories(tmp);

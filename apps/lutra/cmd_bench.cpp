@@ -2,6 +2,7 @@
 // bandwidth of this machine measured in the same run so decode speed can be read against
 // its floor (bytes of weights per token / bandwidth).
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <chrono>
@@ -86,6 +87,7 @@ int cmd_bench(int argc, char** argv) {
       ("n,n-gen", "tokens generated one at a time (0: skip)", cxxopts::value<int>()->default_value("64"))
       ("t,threads", "comma-separated thread counts", cxxopts::value<std::string>()->default_value("1,2"))
       ("b,batch-size", "prompt batch", cxxopts::value<int>()->default_value("128"))
+      ("d,n-depth", "comma-separated KV cache depths: tokens already in the cache before each test (llama-bench's -d)", cxxopts::value<std::string>()->default_value("0"))
       ("r,repetitions", "runs of each test (interleaved across thread counts)", cxxopts::value<int>()->default_value("3"))
       ("bandwidth", "measure the machine's read bandwidth at each thread count (on by default with a model)")
       ("no-bandwidth", "skip the bandwidth measurement")
@@ -96,7 +98,7 @@ int cmd_bench(int argc, char** argv) {
   int code;
   if (!parse(o, argc, argv, r, code)) return code;
   if (Status s = apply_isa_option(r); !s.ok()) return fail(s.message());
-  std::vector<int> threads;
+  std::vector<int> threads, depths;
   try {
     threads = parse_int_list(r["threads"].as<std::string>());
   } catch (const std::exception&) {
@@ -104,6 +106,13 @@ int cmd_bench(int argc, char** argv) {
   }
   if (threads.empty() || *std::min_element(threads.begin(), threads.end()) < 1)
     return fail("-t takes thread counts >= 1");
+  try {
+    depths = parse_int_list(r["n-depth"].as<std::string>());
+  } catch (const std::exception&) {
+    return fail("-d takes a comma-separated list of depths, e.g. 0,1024,4096");
+  }
+  if (depths.empty() || *std::min_element(depths.begin(), depths.end()) < 0)
+    return fail("-d takes depths >= 0");
   const int n_prompt = r["n-prompt"].as<int>(), n_gen = r["n-gen"].as<int>(), reps = r["repetitions"].as<int>();
   if (n_prompt < 0 || n_gen < 0 || reps < 1) return fail("-p and -n must be >= 0 and -r >= 1");
   const bool want_bw = !r.count("no-bandwidth");
@@ -127,19 +136,26 @@ int cmd_bench(int argc, char** argv) {
   if (want_bw)
     for (int t : threads) bandwidth[t] = measure_bandwidth(t, size_t(1) << 30);
 
+  const int max_depth = *std::max_element(depths.begin(), depths.end());
   std::map<int, std::unique_ptr<Context>> contexts;
   for (int t : threads) {
     ContextParams p = base;
     p.n_threads = t;
-    p.n_ctx = std::max(n_prompt, n_gen) + 1;
+    p.n_ctx = max_depth + std::max(n_prompt, n_gen) + 1;
     p.n_batch = std::max(1, r["batch-size"].as<int>());
     auto ctx = Context::create(m, p);
     if (!ctx.ok()) return fail(ctx.message());
     contexts[t] = std::move(ctx.value());
   }
-  // Deterministic pseudo-random prompt ids (any id is a valid input).
-  std::vector<int32_t> prompt(static_cast<size_t>(n_prompt));
-  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 2654435761u + 7) % uint32_t(c.vocab_size));
+  // Deterministic pseudo-random ids (any id is a valid input): the prompt, and the tokens that
+  // fill the cache to each depth.
+  auto pseudo_ids = [&](size_t n, uint32_t salt) {
+    std::vector<int32_t> ids(n);
+    for (size_t i = 0; i < n; ++i) ids[i] = int32_t(((i + salt) * 2654435761u + 7) % uint32_t(c.vocab_size));
+    return ids;
+  };
+  const std::vector<int32_t> prompt = pseudo_ids(size_t(n_prompt), 0);
+  const std::vector<int32_t> filler = pseudo_ids(size_t(max_depth), 12345);
 
   // One untimed token per context first (llama-bench warms up too): it reads every weight once,
   // so the first timed run does not pay for page faults, or for reading the file back from disk
@@ -152,28 +168,48 @@ int cmd_bench(int argc, char** argv) {
     if (Status s = ctx.eval(std::span<const int32_t>(&tok, 1)); !s.ok()) return fail(s.message());
   }
 
-  std::map<int, std::vector<double>> pp, tg;
-  for (int rep = 0; rep < reps; ++rep) {
+  // Samples per (depth, threads): the cache is filled to the depth once (untimed), and each
+  // run starts from there (Context::truncate), as llama-bench's -d runs do.
+  using Key = std::pair<int, int>;
+  std::map<Key, std::vector<double>> pp, tg;
+  for (int d : depths) {
     for (int t : threads) {
       Context& ctx = *contexts[t];
-      if (n_prompt > 0) {
-        ctx.reset();
-        auto t0 = Clock::now();
-        if (Status s = ctx.eval(prompt); !s.ok()) return fail(s.message());
-        pp[t].push_back(double(n_prompt) / seconds(t0, Clock::now()));
-      }
-      if (n_gen > 0) {
-        ctx.reset();
-        int32_t tok = c.bos_id;
-        auto t0 = Clock::now();
-        for (int i = 0; i < n_gen; ++i) {
-          if (Status s = ctx.eval(std::span<const int32_t>(&tok, 1)); !s.ok()) return fail(s.message());
-          tok = int32_t(std::max_element(ctx.logits(), ctx.logits() + c.vocab_size) - ctx.logits());
+      ctx.reset();
+      if (Status s = ctx.eval(std::span<const int32_t>(filler.data(), size_t(d))); d > 0 && !s.ok())
+        return fail(s.message());
+    }
+    for (int rep = 0; rep < reps; ++rep) {
+      for (int t : threads) {
+        Context& ctx = *contexts[t];
+        if (n_prompt > 0) {
+          ctx.truncate(d);
+          auto t0 = Clock::now();
+          if (Status s = ctx.eval(prompt); !s.ok()) return fail(s.message());
+          pp[{d, t}].push_back(double(n_prompt) / seconds(t0, Clock::now()));
         }
-        tg[t].push_back(double(n_gen) / seconds(t0, Clock::now()));
+        if (n_gen > 0) {
+          ctx.truncate(d);
+          int32_t tok = c.bos_id;
+          auto t0 = Clock::now();
+          for (int i = 0; i < n_gen; ++i) {
+            if (Status s = ctx.eval(std::span<const int32_t>(&tok, 1)); !s.ok()) return fail(s.message());
+            tok = int32_t(std::max_element(ctx.logits(), ctx.logits() + c.vocab_size) - ctx.logits());
+          }
+          tg[{d, t}].push_back(double(n_gen) / seconds(t0, Clock::now()));
+        }
       }
     }
   }
+  // Peak resident memory of the whole run: the pages of the file it read, every context's KV
+  // cache and buffers, and the bandwidth probe's 1 GiB buffer if it ran (its pages are gone, but
+  // the peak keeps them; --no-bandwidth leaves it out).
+  struct rusage ru {};
+  ::getrusage(RUSAGE_SELF, &ru);
+  const double peak_rss = double(ru.ru_maxrss) * 1024.0;
+  double kv_bytes = 0;
+  for (const auto& [t, ctx] : contexts) kv_bytes += double(ctx->kv_cache_bytes());
+  const double kv_per_position = double(contexts.begin()->second->kv_bytes_per_position());
 
   // Weights streamed from 4 KiB pages run 2-3x slower on some machines (a page walk each):
   // say how much of the file the kernel maps with 2 MiB pages, now that the runs have read it
@@ -188,24 +224,31 @@ int cmd_bench(int argc, char** argv) {
     run_text += ", " + std::to_string(base.head_candidates) + " head candidates rescored";
 
   nlohmann::json results = nlohmann::json::array();
-  auto record = [&](int t, const std::string& test, const std::vector<double>& v) {
+  auto record = [&](int d, int t, const std::string& test, const std::vector<double>& v) {
     Spread s = spread(v);
+    // A generated token reads the weights and the KV cache so far: on average depth + n/2
+    // positions of it during a tg run.
+    const double kv_read = test.rfind("tg", 0) == 0 ? kv_per_position * (d + (n_gen - 1) / 2.0) : 0.0;
     nlohmann::json j = {{"model", m.file().path()}, {"arch", c.arch}, {"model_bytes", m.file().size()},
-                        {"weight_bytes_per_token", bytes_per_token}, {"threads", t}, {"test", test},
+                        {"weight_bytes_per_token", bytes_per_token}, {"kv_bytes_per_token", kv_read},
+                        {"depth", d}, {"threads", t}, {"test", test},
                         {"tokens_per_s_mean", s.mean}, {"tokens_per_s_stddev", s.stddev},
                         {"tokens_per_s_median", s.median}, {"samples", v},
                         {"recipe", recipe}, {"bq_int8", base.bq_int8}, {"head_candidates", base.head_candidates},
-                        {"huge_page_bytes", huge_bytes}, {"kernel_gemm_t2", kernels().gemm_t2.name}};
+                        {"huge_page_bytes", huge_bytes}, {"peak_rss_bytes", peak_rss},
+                        {"kv_cache_bytes", kv_bytes}, {"kernel_gemm_t2", kernels().gemm_t2.name}};
     if (bandwidth.count(t)) {
       j["bandwidth_gb_s"] = bandwidth[t];
-      if (test.rfind("tg", 0) == 0) j["floor_fraction"] = s.median * bytes_per_token / (bandwidth[t] * 1e9);
+      if (test.rfind("tg", 0) == 0)
+        j["floor_fraction"] = s.median * (bytes_per_token + kv_read) / (bandwidth[t] * 1e9);
     }
     results.push_back(j);
   };
-  for (int t : threads) {
-    if (n_prompt > 0) record(t, "pp" + std::to_string(n_prompt), pp[t]);
-    if (n_gen > 0) record(t, "tg" + std::to_string(n_gen), tg[t]);
-  }
+  for (int d : depths)
+    for (int t : threads) {
+      if (n_prompt > 0) record(d, t, "pp" + std::to_string(n_prompt), pp[{d, t}]);
+      if (n_gen > 0) record(d, t, "tg" + std::to_string(n_gen), tg[{d, t}]);
+    }
 
   if (json_out) {
     std::printf("%s\n", results.dump(2).c_str());
@@ -215,8 +258,11 @@ int cmd_bench(int argc, char** argv) {
               m.file().path().c_str(), c.arch.c_str(), double(m.file().size()) / 1e9, bytes_per_token / 1e6, reps);
   std::printf("recipe: %s\nrun: %s; %.1f MB of the file mapped in 2 MiB pages\n",
               recipe_text.empty() ? "(not recorded)" : recipe_text.c_str(), run_text.c_str(), huge_bytes / 1e6);
-  std::printf("| threads | test | tokens/s (mean ± sd) | median | read GB/s | machine GB/s | of floor |\n");
-  std::printf("|---:|---|---:|---:|---:|---:|---:|\n");
+  std::printf("memory: peak RSS %.1f MB (KV cache %.1f MB in %zu context%s of %d positions%s)\n", peak_rss / 1e6,
+              kv_bytes / 1e6, contexts.size(), contexts.size() == 1 ? "" : "s", contexts.begin()->second->n_ctx(),
+              want_bw ? "; the bandwidth probe's 1 GiB buffer counts too" : "");
+  std::printf("| threads | depth | test | tokens/s (mean ± sd) | median | read GB/s (KV) | machine GB/s | of floor |\n");
+  std::printf("|---:|---:|---|---:|---:|---:|---:|---:|\n");
   auto num = [](double v) {
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.1f", v);
@@ -226,14 +272,16 @@ int cmd_bench(int argc, char** argv) {
     const std::string test = j["test"];
     const bool gen = test.rfind("tg", 0) == 0;
     const double med = j["tokens_per_s_median"];
-    const std::string read_gbs = gen ? num(med * bytes_per_token / 1e9) : "-";
+    const double kv_read = j["kv_bytes_per_token"];
+    char read_gbs[48] = "-";
+    if (gen) std::snprintf(read_gbs, sizeof read_gbs, "%.1f (%.1f)", med * (bytes_per_token + kv_read) / 1e9, med * kv_read / 1e9);
     const std::string machine_gbs = j.contains("bandwidth_gb_s") ? num(j["bandwidth_gb_s"].get<double>()) : "-";
     const std::string floor = gen && j.contains("floor_fraction")
                                   ? std::to_string(std::lround(j["floor_fraction"].get<double>() * 100)) + " %"
                                   : "-";
-    std::printf("| %d | %s | %.2f ± %.2f | %.2f | %s | %s | %s |\n", j["threads"].get<int>(), test.c_str(),
+    std::printf("| %d | %d | %s | %.2f ± %.2f | %.2f | %s | %s | %s |\n", j["threads"].get<int>(), j["depth"].get<int>(), test.c_str(),
                 j["tokens_per_s_mean"].get<double>(), j["tokens_per_s_stddev"].get<double>(), med,
-                read_gbs.c_str(), machine_gbs.c_str(), floor.c_str());
+                read_gbs, machine_gbs.c_str(), floor.c_str());
   }
   return 0;
 }
