@@ -98,21 +98,19 @@ int cmd_bench(int argc, char** argv) {
   int code;
   if (!parse(o, argc, argv, r, code)) return code;
   if (Status s = apply_isa_option(r); !s.ok()) return fail(s.message());
-  std::vector<int> threads, depths;
-  try {
-    threads = parse_int_list(r["threads"].as<std::string>());
-  } catch (const std::exception&) {
-    return fail("-t takes a comma-separated list of thread counts, e.g. 1,2");
-  }
-  if (threads.empty() || *std::min_element(threads.begin(), threads.end()) < 1)
-    return fail("-t takes thread counts >= 1");
-  try {
-    depths = parse_int_list(r["n-depth"].as<std::string>());
-  } catch (const std::exception&) {
-    return fail("-d takes a comma-separated list of depths, e.g. 0,1024,4096");
-  }
-  if (depths.empty() || *std::min_element(depths.begin(), depths.end()) < 0)
-    return fail("-d takes depths >= 0");
+  // A comma-separated list of integers >= lowest, or an empty list.
+  auto int_list = [&](const char* option, int lowest) {
+    std::vector<int> v;
+    try {
+      v = parse_int_list(r[option].as<std::string>());
+    } catch (const std::exception&) {
+      return std::vector<int>{};
+    }
+    return !v.empty() && *std::min_element(v.begin(), v.end()) >= lowest ? v : std::vector<int>{};
+  };
+  const std::vector<int> threads = int_list("threads", 1), depths = int_list("n-depth", 0);
+  if (threads.empty()) return fail("-t takes a comma-separated list of thread counts >= 1, e.g. 1,2");
+  if (depths.empty()) return fail("-d takes a comma-separated list of depths >= 0, e.g. 0,1024,4096");
   const int n_prompt = r["n-prompt"].as<int>(), n_gen = r["n-gen"].as<int>(), reps = r["repetitions"].as<int>();
   if (n_prompt < 0 || n_gen < 0 || reps < 1) return fail("-p and -n must be >= 0 and -r >= 1");
   const bool want_bw = !r.count("no-bandwidth");

@@ -25,6 +25,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels_common/bq-qs8-gemm-tiles.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
@@ -35,16 +36,6 @@ constexpr size_t kPrefetch = 8192;  // at least this many bytes ahead
 constexpr size_t kRows = 8;         // output rows per tile (their sums run in the lanes of a vector)
 
 enum class Path { u4, u8, bytes };
-
-struct Plan {
-  Path path;
-  size_t k, n, gpr, group, row_bytes, steps;
-  const uint8_t* codes;
-  const uint16_t* scales;
-  const uint16_t* zeros;
-  float zsym;
-  int bits;
-};
 
 // Per-thread scratch, grown once.
 struct Scratch {
@@ -180,48 +171,21 @@ inline float sum_row(const float* t, size_t gpr, float xs) {
 
 // Row r, token i: the terms of its sum into t.
 template <Path P, bool kPrefetchW>
-inline void row_terms(const Plan& pl, Scratch& sc, size_t r, size_t i, float* t, size_t prefetch,
+inline void row_terms(const BqI8Plan& pl, Scratch& sc, size_t r, size_t i, float* t, size_t prefetch,
                       size_t xstride, size_t gstride) {
   const uint8_t* row = pl.codes + r * pl.row_bytes;
   int32_t* parts = sc.parts.data();
   if constexpr (P == Path::u4) parts_u4<kPrefetchW>(row, pl.row_bytes, sc.xp.data() + i * xstride, prefetch, parts);
   else if constexpr (P == Path::u8) parts_u8<kPrefetchW>(row, pl.row_bytes, sc.xw.data() + i * xstride, prefetch, parts);
   else parts_u8<false>(sc.unpacked.data(), pl.k, sc.xw.data() + i * xstride, 0, parts);
-  const size_t per = pl.group / 32;
-  const int32_t* acc = parts;
-  if (per > 1) {
-    for (size_t g = 0; g < pl.gpr; g++) {
-      int32_t a = 0;
-      for (size_t p = 0; p < per; p++) a += parts[g * per + p];
-      sc.acc[g] = a;
-    }
-    acc = sc.acc.data();
-  }
+  const int32_t* acc = bq_group_sums(pl, parts, sc.acc.data());
   const uint16_t* zeros = pl.zeros ? pl.zeros + r * pl.gpr : nullptr;
-  if constexpr (kPrefetchW) {
-    // The scales (and zeros) streams, as many rows ahead as the codes (left to the hardware
-    // prefetchers they are demand misses; measured 2x slower in the AVX-512 kernel).
-    const size_t ahead = prefetch / pl.row_bytes * pl.gpr * 2;
-    const char* sp = reinterpret_cast<const char*>(pl.scales + r * pl.gpr) + ahead;
-    for (size_t b = 0; b < pl.gpr * 2; b += 64) _mm_prefetch(sp + b, _MM_HINT_T0);
-    if (zeros) {
-      const char* zp = reinterpret_cast<const char*>(zeros) + ahead;
-      for (size_t b = 0; b < pl.gpr * 2; b += 64) _mm_prefetch(zp + b, _MM_HINT_T0);
-    }
-  }
+  if constexpr (kPrefetchW) bq_prefetch_scales(pl, r, prefetch);
   terms(acc, pl.gpr, pl.scales + r * pl.gpr, zeros, pl.zsym, sc.xsumf.data() + i * gstride, t);
 }
 
-// Code j of a little-endian bitstream (bits <= 8).
-inline uint32_t code_at(const uint8_t* row, size_t j, int bits) {
-  const size_t bit = j * size_t(bits);
-  uint32_t v = row[bit / 8];
-  if (bit % 8 + size_t(bits) > 8) v |= uint32_t(row[bit / 8 + 1]) << 8;
-  return (v >> (bit % 8)) & ((1u << bits) - 1);
-}
-
 template <Path P>
-void gemm(const Plan& pl, const float* xs, float* y, size_t m, size_t n_begin, size_t n_end,
+void gemm(const BqI8Plan& pl, const float* xs, float* y, size_t m, size_t n_begin, size_t n_end,
           Scratch& sc, size_t xstride, size_t gstride) {
   const size_t prefetch = pl.row_bytes * ((kPrefetch + pl.row_bytes - 1) / pl.row_bytes);
   float* t = sc.t.data();
@@ -232,7 +196,7 @@ void gemm(const Plan& pl, const float* xs, float* y, size_t m, size_t n_begin, s
         const size_t r = r0 + rr;
         if constexpr (P == Path::bytes) {
           const uint8_t* row = pl.codes + r * pl.row_bytes;
-          for (size_t j = 0; j < pl.k; j++) sc.unpacked[j] = uint8_t(code_at(row, j, pl.bits));
+          for (size_t j = 0; j < pl.k; j++) sc.unpacked[j] = uint8_t(bq_code_at(row, j, pl.bits));
         }
         if (i == 0) row_terms<P, true>(pl, sc, r, i, t + rr * gstride, prefetch, xstride, gstride);
         else row_terms<P, false>(pl, sc, r, i, t + rr * gstride, prefetch, xstride, gstride);
@@ -254,23 +218,12 @@ void lutra_bq_qs8_gemm_1x8__avx2(const WeightView& w, const int8_t* xq, const fl
     lutra_bq_qs8_gemm__scalar(w, xq, xs, y, m, n_begin, n_end);
     return;
   }
-  Plan pl;
-  pl.k = w.k;
-  pl.n = w.n;
-  pl.gpr = w.groups_per_row();
-  pl.group = size_t(w.group);
-  pl.bits = w.bits;
-  pl.row_bytes = bq_code_bytes_per_row(w.k, w.bits);
-  pl.steps = (w.k + kStep - 1) / kStep;
-  pl.codes = w.bq_codes();
-  pl.scales = w.bq_scales();
-  pl.zeros = w.bq_zeros();
-  pl.zsym = float(1u << (w.bits - 1));
-  pl.path = w.bits == 4 ? Path::u4 : w.bits == 8 ? Path::u8 : Path::bytes;
+  const BqI8Plan pl(w, kStep);
+  const Path path = w.bits == 4 ? Path::u4 : w.bits == 8 ? Path::u8 : Path::bytes;
 
   thread_local Scratch sc;
   const size_t xstride = pl.steps * kStep, gstride = (pl.gpr + 7) / 8 * 8;
-  if (pl.path == Path::u4) {
+  if (path == Path::u4) {
     if (sc.xp.size() < m * xstride) sc.xp.resize(m * xstride);
   } else if (sc.xw.size() < m * xstride) {
     sc.xw.resize(m * xstride);
@@ -279,26 +232,14 @@ void lutra_bq_qs8_gemm_1x8__avx2(const WeightView& w, const int8_t* xq, const fl
   if (sc.parts.size() < pl.steps * 8) sc.parts.resize(pl.steps * 8);
   if (sc.acc.size() < gstride) sc.acc.resize(gstride);
   if (sc.t.size() < kRows * gstride) sc.t.resize(kRows * gstride);
-  if (pl.path == Path::bytes && sc.unpacked.size() < pl.k) sc.unpacked.resize(pl.k);
-  // Activations, once per token: permuted (4-bit) or widened (byte paths), and the group sums.
-  for (size_t i = 0; i < m; i++) {
-    const int8_t* xi = xq + i * w.k;
-    for (size_t g = 0; g < pl.gpr; g++) {
-      int32_t s = 0;
-      for (size_t j = g * pl.group; j < (g + 1) * pl.group; j++) s += xi[j];
-      sc.xsumf[i * gstride + g] = float(s);
-    }
-    if (pl.path == Path::u4) {
-      int8_t* d = sc.xp.data() + i * xstride;
-      std::fill(d, d + xstride, int8_t(0));
-      for (size_t j = 0; j < w.k; j++) d[j / 64 * 64 + (j % 2) * 32 + (j % 64) / 2] = xi[j];
-    } else {
-      int16_t* d = sc.xw.data() + i * xstride;
-      std::fill(d, d + xstride, int16_t(0));
-      for (size_t j = 0; j < w.k; j++) d[j] = xi[j];
-    }
-  }
-  switch (pl.path) {
+  if (path == Path::bytes && sc.unpacked.size() < pl.k) sc.unpacked.resize(pl.k);
+  // Activations, once per token: permuted (4-bit, per 64 codes) or widened (byte paths), and
+  // the group sums.
+  for (size_t i = 0; i < m; i++)
+    bq_i8_prepare_token(pl, xq + i * w.k, sc.xsumf.data() + i * gstride,
+                        path == Path::u4 ? sc.xp.data() + i * xstride : nullptr, 64,
+                        path == Path::u4 ? nullptr : sc.xw.data() + i * xstride, xstride);
+  switch (path) {
     case Path::u4: gemm<Path::u4>(pl, xs, y, m, n_begin, n_end, sc, xstride, gstride); break;
     case Path::u8: gemm<Path::u8>(pl, xs, y, m, n_begin, n_end, sc, xstride, gstride); break;
     case Path::bytes: gemm<Path::bytes>(pl, xs, y, m, n_begin, n_end, sc, xstride, gstride); break;
