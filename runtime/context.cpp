@@ -1,6 +1,8 @@
 #include "runtime/context.h"
+#include "runtime/half.h"
 
 #include <algorithm>
+#include <cstring>
 #include <cmath>
 #include <cstdlib>
 #include <string_view>
@@ -60,8 +62,11 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
   const size_t dim = size_t(c.dim), qd = size_t(c.q_dim()), kvd = size_t(c.kv_dim()),
                hid = size_t(c.hidden_dim), hd = size_t(c.head_dim);
   ctx->max_width_ = std::max({dim, qd, hid});
-  ctx->k_cache_.assign(size_t(c.n_layers) * N * kvd, 0.0f);
-  ctx->v_cache_.assign(size_t(c.n_layers) * N * kvd, 0.0f);
+  ctx->kv_type_ = p.kv_type;
+  ctx->k_cache_.assign(size_t(c.n_layers) * N * kvd * kv_type_bytes(p.kv_type), 0);
+  ctx->v_cache_.assign(size_t(c.n_layers) * N * kvd * kv_type_bytes(p.kv_type), 0);
+  ctx->k_new_.assign(B * kvd, 0.0f);
+  ctx->v_new_.assign(B * kvd, 0.0f);
   ctx->x_.assign(B * dim, 0.0f);
   ctx->xb_.assign(B * std::max(dim, qd), 0.0f);
   ctx->q_.assign(B * qd, 0.0f);
@@ -327,23 +332,38 @@ void Context::forward(int ith, int nth) {
 
   for (size_t l = 0; l < W.layers.size(); ++l) {
     const LayerWeights& L = W.layers[l];
-    float* kc = k_cache_.data() + l * N * kvd;  // (n_ctx, kv_dim)
-    float* vc = v_cache_.data() + l * N * kvd;
+    const size_t eb = kv_type_bytes(kv_type_);
+    uint8_t* kc = k_cache_.data() + l * N * kvd * eb;  // (n_ctx, kv_dim)
+    uint8_t* vc = v_cache_.data() + l * N * kvd * eb;
 
     // ---- attention ----
     // xb = rmsnorm(x) (and its int8 form / tables for ternary weights)
     prepare_input(x_.data(), L.attn_norm, dim, xb_.data(), m, {&L.wq, &L.wk, &L.wv}, ith, nth);
-    // q = Wq xb; k, v = Wk xb, Wv xb written straight into the cache rows of these positions
+    // q = Wq xb; k, v = Wk xb, Wv xb
     linear(L.wq, xb_in, q_.data(), m, ith, nth);
-    linear(L.wk, xb_in, kc + pos0 * kvd, m, ith, nth);
-    linear(L.wv, xb_in, vc + pos0 * kvd, m, ith, nth);
+    linear(L.wk, xb_in, k_new_.data(), m, ith, nth);
+    linear(L.wv, xb_in, v_new_.data(), m, ith, nth);
     pool.barrier();
-    // RoPE on q and k
+    // RoPE on q and k, then k and v into the cache rows of these positions
     for (size_t i = size_t(ith); i < m; i += size_t(nth)) {
       const float* cs = rope_cos_.data() + (pos0 + i) * hd / 2;
       const float* sn = rope_sin_.data() + (pos0 + i) * hd / 2;
+      float* ki = k_new_.data() + i * kvd;
+      const float* vi = v_new_.data() + i * kvd;
       k.rope.fn(q_.data() + i * qd, size_t(cfg_.n_heads), hd, cs, sn, cfg_.rope_style);
-      k.rope.fn(kc + (pos0 + i) * kvd, size_t(cfg_.n_kv_heads), hd, cs, sn, cfg_.rope_style);
+      k.rope.fn(ki, size_t(cfg_.n_kv_heads), hd, cs, sn, cfg_.rope_style);
+      if (kv_type_ == KvType::f16) {
+        // Rounded to nearest even by one scalar routine, so every ISA caches the same bits.
+        uint16_t* kd = reinterpret_cast<uint16_t*>(kc) + (pos0 + i) * kvd;
+        uint16_t* vd = reinterpret_cast<uint16_t*>(vc) + (pos0 + i) * kvd;
+        for (size_t j = 0; j < kvd; j++) {
+          kd[j] = f32_to_f16(ki[j]);
+          vd[j] = f32_to_f16(vi[j]);
+        }
+      } else {
+        std::memcpy(kc + (pos0 + i) * kvd * 4, ki, kvd * 4);
+        std::memcpy(vc + (pos0 + i) * kvd * 4, vi, kvd * 4);
+      }
     }
     pool.barrier();
     // Causal GQA attention: a work item is the query heads of one KV head (or a part of them,
@@ -359,8 +379,8 @@ void Context::forward(int ith, int nth) {
       float* scores = scores_.data() + size_t(ith) * group * N;
       for (size_t item = size_t(ith); item < kv_heads * per_kv; item += size_t(nth)) {
         const size_t kvh = item / per_kv, i = item % per_kv / parts, h = kvh * group + item % parts * part;
-        k.attention_gqa.fn(q_.data() + i * qd + h * hd, part, kc + kvh * hd, vc + kvh * hd, pos0 + i + 1,
-                           hd, kvd, scale, scores, att_.data() + i * qd + h * hd);
+        k.attention_gqa.fn(q_.data() + i * qd + h * hd, part, kc + kvh * hd * eb, vc + kvh * hd * eb, kv_type_,
+                           pos0 + i + 1, hd, kvd, scale, scores, att_.data() + i * qd + h * hd);
       }
     }
     pool.barrier();

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "runtime/head.h"
+#include "runtime/kernels.h"
 #include "runtime/model.h"
 #include "runtime/thread_pool.h"
 
@@ -28,6 +29,9 @@ struct ContextParams {
   // best `head_candidates` by the screen's logits. 0: the screen's logits only. Models
   // without exact rows ignore it.
   int head_candidates = kDefaultHeadCandidates;
+  // The KV cache's element type (runtime/kernels.h): f16 halves what attention reads per token
+  // at depth and the cache's memory; f32 is exact (the reference comparisons use it).
+  KvType kv_type = KvType::f16;
   // Bit-plane (bp) weights through int8 tables (the fast, approximate mode; its measured error
   // is in tests/test_bp.cpp). Off: exact int16 tables, bit-identical to bq with bq_int8.
   bool bp_fast = false;
@@ -54,7 +58,8 @@ class Context {
     logits_last_ = nullptr;
   }
   // Bytes of the KV cache (both K and V, every layer and position) and of one position of it.
-  size_t kv_cache_bytes() const { return (k_cache_.size() + v_cache_.size()) * sizeof(float); }
+  size_t kv_cache_bytes() const { return k_cache_.size() + v_cache_.size(); }
+  KvType kv_type() const { return kv_type_; }
   size_t kv_bytes_per_position() const { return kv_cache_bytes() / size_t(n_ctx_); }
   const Model& model() const { return model_; }
 
@@ -100,8 +105,11 @@ class Context {
   std::span<const int32_t> batch_;
   int batch_pos_ = 0;
 
-  // KV cache, (layer, n_ctx, kv_dim) each.
-  std::vector<float> k_cache_, v_cache_;
+  // KV cache, (layer, n_ctx, kv_dim) elements of kv_type_ each, as bytes; the new tokens' keys
+  // and values are computed in float first (k_new_, v_new_: n_batch x kv_dim), then stored.
+  KvType kv_type_ = KvType::f16;
+  std::vector<uint8_t> k_cache_, v_cache_;
+  std::vector<float> k_new_, v_new_;
   // RoPE angles: cos and sin, (n_ctx, head_dim/2).
   std::vector<float> rope_cos_, rope_sin_;
   // Activations, (n_batch, width).

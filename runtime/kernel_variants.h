@@ -41,10 +41,10 @@ void lutra_f32_rmsnorm__scalar(const float* x, const float* w, float* y, size_t 
 void lutra_f32_softmax__scalar(float* x, size_t n);
 void lutra_f32_rope__scalar(float* v, size_t n_heads, size_t head_dim, const float* cos,
                             const float* sin, RopeStyle style);
-void lutra_f32_attention__scalar(const float* q, const float* k, const float* v, size_t n_pos,
+void lutra_f32_attention__scalar(const float* q, const void* k, const void* v, KvType kv_type, size_t n_pos,
                                  size_t head_dim, size_t kv_stride, float scale, float* scores,
                                  float* out);
-void lutra_f32_attention_gqa__scalar(const float* q, size_t n_q, const float* k, const float* v,
+void lutra_f32_attention_gqa__scalar(const float* q, size_t n_q, const void* k, const void* v, KvType kv_type,
                                      size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
                                      float* scores, float* out);
 void lutra_f32_silu_mul__scalar(const float* gate, const float* up, float* out, size_t n);
@@ -88,10 +88,10 @@ void lutra_bp_qs8_gemm_fast_1x32__avx2(const WeightView& w, const uint8_t* table
                                        size_t table_stride, const float* xs, float* y, size_t m,
                                        size_t n_begin, size_t n_end);
 float lutra_f32_qs8_quantize__avx2(const float* x, size_t k, int8_t* xq);
-void lutra_f32_attention__avx2(const float* q, const float* k, const float* v, size_t n_pos,
+void lutra_f32_attention__avx2(const float* q, const void* k, const void* v, KvType kv_type, size_t n_pos,
                                size_t head_dim, size_t kv_stride, float scale, float* scores,
                                float* out);
-void lutra_f32_attention_gqa__avx2(const float* q, size_t n_q, const float* k, const float* v,
+void lutra_f32_attention_gqa__avx2(const float* q, size_t n_q, const void* k, const void* v, KvType kv_type,
                                    size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
                                    float* scores, float* out);
 void lutra_f32_rmsnorm__avx2(const float* x, const float* w, float* y, size_t n, float eps);
@@ -102,7 +102,7 @@ void lutra_f32_rope__avx2(float* v, size_t n_heads, size_t head_dim, const float
                           const float* sin, RopeStyle style);
 
 // ---- AVX-512 F/BW/VL/DQ (kernels_x86/*/*-avx512.cpp) ----------------------------------------
-void lutra_f32_attention_gqa__avx512(const float* q, size_t n_q, const float* k, const float* v,
+void lutra_f32_attention_gqa__avx512(const float* q, size_t n_q, const void* k, const void* v, KvType kv_type,
                                      size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
                                      float* scores, float* out);
 void lutra_f32_relu2_mul__avx512(const float* gate, const float* up, float* out, size_t n);
@@ -208,10 +208,10 @@ void lutra_f32_rmsnorm__neon(const float* x, const float* w, float* y, size_t n,
 void lutra_f32_softmax__neon(float* x, size_t n);
 void lutra_f32_rope__neon(float* v, size_t n_heads, size_t head_dim, const float* cos,
                           const float* sin, RopeStyle style);
-void lutra_f32_attention__neon(const float* q, const float* k, const float* v, size_t n_pos,
+void lutra_f32_attention__neon(const float* q, const void* k, const void* v, KvType kv_type, size_t n_pos,
                                size_t head_dim, size_t kv_stride, float scale, float* scores,
                                float* out);
-void lutra_f32_attention_gqa__neon(const float* q, size_t n_q, const float* k, const float* v,
+void lutra_f32_attention_gqa__neon(const float* q, size_t n_q, const void* k, const void* v, KvType kv_type,
                                    size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
                                    float* scores, float* out);
 void lutra_f32_silu_mul__neon(const float* gate, const float* up, float* out, size_t n);

@@ -109,10 +109,16 @@ enum class RopeStyle : uint8_t {
 using RopeFn = void (*)(float* v, size_t n_heads, size_t head_dim, const float* cos,
                         const float* sin, RopeStyle style);
 
+// The KV cache's element type: f16 by default (half the bytes a decode step reads at depth),
+// f32 the exact option. The attention kernels widen f16 to f32 on load (exact), so both run the
+// same float operations in the same order.
+enum class KvType : uint8_t { f32, f16 };
+inline constexpr size_t kv_type_bytes(KvType t) { return t == KvType::f32 ? 4 : 2; }
+
 // One query head over n_pos cached positions: out = softmax(q·K^T * scale) · V.
-// k and v point at this head's slice of position 0; consecutive positions are kv_stride
-// floats apart. scores is scratch of n_pos floats.
-using AttentionFn = void (*)(const float* q, const float* k, const float* v, size_t n_pos,
+// k and v point at this head's slice of position 0, elements of kv_type; consecutive positions
+// are kv_stride elements apart. scores is scratch of n_pos floats.
+using AttentionFn = void (*)(const float* q, const void* k, const void* v, KvType kv_type, size_t n_pos,
                              size_t head_dim, size_t kv_stride, float scale, float* scores,
                              float* out);
 // The n_q query heads that share one KV head (grouped-query attention), query g at q + g *
@@ -120,8 +126,8 @@ using AttentionFn = void (*)(const float* q, const float* k, const float* v, siz
 // float operations in the same order per head), so one call equals n_q calls of the reference;
 // reading each key and value row once for the whole group is what makes it faster. scores is
 // scratch of n_q * n_pos floats.
-using AttentionGqaFn = void (*)(const float* q, size_t n_q, const float* k, const float* v,
-                                size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
+using AttentionGqaFn = void (*)(const float* q, size_t n_q, const void* k, const void* v,
+                                KvType kv_type, size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
                                 float* scores, float* out);
 // Gated activations: out = act(gate) * up, act = SiLU (x*sigmoid(x)) or relu² (max(x,0)^2).
 using GluFn = void (*)(const float* gate, const float* up, float* out, size_t n);

@@ -275,25 +275,46 @@ void lutra_f32_rope__scalar(float* v, size_t n_heads, size_t head_dim, const flo
   }
 }
 
-void lutra_f32_attention__scalar(const float* q, const float* k, const float* v, size_t n_pos,
-                                 size_t head_dim, size_t kv_stride, float scale, float* scores,
-                                 float* out) {
+namespace {
+
+// A cached K or V element as a float (f16 widens exactly).
+inline float kv_float(const float* p, size_t j) { return p[j]; }
+inline float kv_float(const uint16_t* p, size_t j) { return f16_to_f32(p[j]); }
+
+template <class T>
+void attention(const float* q, const T* k, const T* v, size_t n_pos, size_t head_dim, size_t kv_stride,
+               float scale, float* scores, float* out) {
   for (size_t t = 0; t < n_pos; t++) {
-    scores[t] = dot_canonical(q, k + t * kv_stride, head_dim) * scale;
+    const T* kt = k + t * kv_stride;
+    // fma(k, q, lane) is fma(q, k, lane): the canonical q·k, with k widened as it is read.
+    scores[t] = dot_canonical_fn([kt](size_t j) { return kv_float(kt, j); }, q, head_dim) * scale;
   }
   lutra_f32_softmax__scalar(scores, n_pos);
   for (size_t d = 0; d < head_dim; d++) out[d] = 0.0f;
   for (size_t t = 0; t < n_pos; t++) {
-    const float* vt = v + t * kv_stride;
-    for (size_t d = 0; d < head_dim; d++) out[d] = std::fma(scores[t], vt[d], out[d]);
+    const T* vt = v + t * kv_stride;
+    for (size_t d = 0; d < head_dim; d++) out[d] = std::fma(scores[t], kv_float(vt, d), out[d]);
   }
 }
 
-void lutra_f32_attention_gqa__scalar(const float* q, size_t n_q, const float* k, const float* v,
+}  // namespace
+
+void lutra_f32_attention__scalar(const float* q, const void* k, const void* v, KvType kv_type, size_t n_pos,
+                                 size_t head_dim, size_t kv_stride, float scale, float* scores,
+                                 float* out) {
+  if (kv_type == KvType::f16)
+    attention(q, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), n_pos, head_dim, kv_stride,
+              scale, scores, out);
+  else
+    attention(q, static_cast<const float*>(k), static_cast<const float*>(v), n_pos, head_dim, kv_stride, scale,
+              scores, out);
+}
+
+void lutra_f32_attention_gqa__scalar(const float* q, size_t n_q, const void* k, const void* v, KvType kv_type,
                                      size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
                                      float* scores, float* out) {
   for (size_t g = 0; g < n_q; g++)
-    lutra_f32_attention__scalar(q + g * head_dim, k, v, n_pos, head_dim, kv_stride, scale,
+    lutra_f32_attention__scalar(q + g * head_dim, k, v, kv_type, n_pos, head_dim, kv_stride, scale,
                                 scores + g * n_pos, out + g * head_dim);
 }
 

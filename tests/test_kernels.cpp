@@ -413,62 +413,93 @@ TEST_CASE("rope rotates interleaved and half-split pairs as their reference defi
   });
 }
 
-TEST_CASE("attention over 1..40 cached positions matches a double-precision reference") {
+namespace {
+
+// Cache rows of x in a KV type: the bytes the kernels read, and the floats they stand for (x
+// rounded to f16 for an f16 cache).
+struct KvRows {
+  std::vector<uint8_t> bytes;
+  std::vector<float> value;
+};
+KvRows kv_rows(const std::vector<float>& x, KvType type) {
+  KvRows r{std::vector<uint8_t>(x.size() * kv_type_bytes(type)), x};
+  for (size_t i = 0; i < x.size(); i++) {
+    if (type == KvType::f16) {
+      const uint16_t h = f32_to_f16(x[i]);
+      std::memcpy(r.bytes.data() + 2 * i, &h, 2);
+      r.value[i] = f16_to_f32(h);
+    } else {
+      std::memcpy(r.bytes.data() + 4 * i, &x[i], 4);
+    }
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("attention over 1..40 cached positions, f32 or f16 cache, matches a double-precision reference") {
   std::mt19937 rng(9);
   for_each_variant(kernel_inventory().attention, [&](const Variant<AttentionFn>& v) {
-    for (size_t head_dim : {1, 7, 64, 128}) {
-      for (size_t n_pos = 1; n_pos <= 40; n_pos++) {
-        size_t stride = head_dim * 3 + 1;  // other heads' slices lie between positions
-        std::vector<float> q = random_floats(rng, head_dim, -2.0f, 2.0f);
-        std::vector<float> k = random_floats(rng, n_pos * stride, -2.0f, 2.0f);
-        std::vector<float> val = random_floats(rng, n_pos * stride);
-        float scale = 1.0f / std::sqrt(float(head_dim));
-        std::vector<float> scores(n_pos), out(head_dim), want(head_dim);
-        v.fn(q.data(), k.data(), val.data(), n_pos, head_dim, stride, scale, scores.data(), out.data());
-        lutra_f32_attention__scalar(q.data(), k.data(), val.data(), n_pos, head_dim, stride, scale, scores.data(),
-                                    want.data());
-        CHECK(std::memcmp(out.data(), want.data(), head_dim * 4) == 0);  // the canonical order
-        std::vector<double> p(n_pos);
-        double mx = -1e300, sum = 0;
-        for (size_t t = 0; t < n_pos; t++) {
-          double d = 0;
-          for (size_t j = 0; j < head_dim; j++) d += double(q[j]) * k[t * stride + j];
-          mx = std::max(mx, p[t] = d * scale);
-        }
-        for (double& x : p) sum += (x = std::exp(x - mx));
-        for (size_t j = 0; j < head_dim; j++) {
-          double ref = 0;
-          for (size_t t = 0; t < n_pos; t++) ref += p[t] / sum * val[t * stride + j];
-          CHECK(std::fabs(out[j] - ref) <= 1e-5);  // values in [-1, 1], weights sum to 1
+    for (KvType type : {KvType::f32, KvType::f16}) {
+      for (size_t head_dim : {1, 7, 64, 128}) {
+        for (size_t n_pos = 1; n_pos <= 40; n_pos++) {
+          size_t stride = head_dim * 3 + 1;  // other heads' slices lie between positions
+          std::vector<float> q = random_floats(rng, head_dim, -2.0f, 2.0f);
+          const KvRows k = kv_rows(random_floats(rng, n_pos * stride, -2.0f, 2.0f), type);
+          const KvRows val = kv_rows(random_floats(rng, n_pos * stride), type);
+          float scale = 1.0f / std::sqrt(float(head_dim));
+          std::vector<float> scores(n_pos), out(head_dim), want(head_dim);
+          v.fn(q.data(), k.bytes.data(), val.bytes.data(), type, n_pos, head_dim, stride, scale, scores.data(),
+               out.data());
+          lutra_f32_attention__scalar(q.data(), k.bytes.data(), val.bytes.data(), type, n_pos, head_dim, stride,
+                                      scale, scores.data(), want.data());
+          INFO("f16 cache: " << (type == KvType::f16) << ", head_dim " << head_dim << ", n_pos " << n_pos);
+          CHECK(std::memcmp(out.data(), want.data(), head_dim * 4) == 0);  // the canonical order
+          std::vector<double> p(n_pos);
+          double mx = -1e300, sum = 0;
+          for (size_t t = 0; t < n_pos; t++) {
+            double d = 0;
+            for (size_t j = 0; j < head_dim; j++) d += double(q[j]) * k.value[t * stride + j];
+            mx = std::max(mx, p[t] = d * scale);
+          }
+          for (double& x : p) sum += (x = std::exp(x - mx));
+          for (size_t j = 0; j < head_dim; j++) {
+            double ref = 0;
+            for (size_t t = 0; t < n_pos; t++) ref += p[t] / sum * val.value[t * stride + j];
+            CHECK(std::fabs(out[j] - ref) <= 1e-5);  // values in [-1, 1], weights sum to 1
+          }
         }
       }
     }
   });
 }
 
-TEST_CASE("grouped-query attention variants equal one scalar reference call per head, bit for bit") {
+TEST_CASE("grouped-query attention variants equal one scalar reference call per head, bit for bit, f32 or f16 cache") {
   std::mt19937 rng(19);
   for_each_variant(kernel_inventory().attention_gqa, [&](const Variant<AttentionGqaFn>& v) {
-    for (size_t head_dim : {1, 7, 16, 17, 64, 65, 128}) {
-      for (size_t n_q : {1, 2, 3, 4, 5, 8}) {
-        for (size_t n_pos : {1, 2, 3, 4, 5, 7, 8, 9, 31, 100}) {
-          const size_t stride = head_dim * 5 + 3;  // other KV heads' slices lie between positions
-          std::vector<float> q = random_floats(rng, n_q * head_dim, -2.0f, 2.0f);
-          std::vector<float> k = random_floats(rng, n_pos * stride, -2.0f, 2.0f);
-          std::vector<float> val = random_floats(rng, n_pos * stride);
-          const float scale = 1.0f / std::sqrt(float(head_dim));
-          // out in a wider buffer, so writes outside the n_q heads show
-          std::vector<float> scores(n_q * n_pos), out(n_q * head_dim + 8, 5.0f), want(n_q * head_dim + 8, 5.0f);
-          std::vector<float> one_scores(n_pos);
-          for (size_t g = 0; g < n_q; g++)
-            lutra_f32_attention__scalar(q.data() + g * head_dim, k.data(), val.data(), n_pos, head_dim, stride, scale,
-                                        one_scores.data(), want.data() + g * head_dim);
-          v.fn(q.data(), n_q, k.data(), val.data(), n_pos, head_dim, stride, scale, scores.data(), out.data());
-          INFO("head_dim " << head_dim << ", n_q " << n_q << ", n_pos " << n_pos);
-          CHECK(std::memcmp(out.data(), want.data(), out.size() * 4) == 0);
+    for (KvType type : {KvType::f32, KvType::f16})
+      for (size_t head_dim : {1, 7, 16, 17, 64, 65, 128}) {
+        for (size_t n_q : {1, 2, 3, 4, 5, 8}) {
+          for (size_t n_pos : {1, 2, 3, 4, 5, 7, 8, 9, 31, 100}) {
+            const size_t stride = head_dim * 5 + 3;  // other KV heads' slices lie between positions
+            std::vector<float> q = random_floats(rng, n_q * head_dim, -2.0f, 2.0f);
+            const KvRows k = kv_rows(random_floats(rng, n_pos * stride, -2.0f, 2.0f), type);
+            const KvRows val = kv_rows(random_floats(rng, n_pos * stride), type);
+            const float scale = 1.0f / std::sqrt(float(head_dim));
+            // out in a wider buffer, so writes outside the n_q heads show
+            std::vector<float> scores(n_q * n_pos), out(n_q * head_dim + 8, 5.0f), want(n_q * head_dim + 8, 5.0f);
+            std::vector<float> one_scores(n_pos);
+            for (size_t g = 0; g < n_q; g++)
+              lutra_f32_attention__scalar(q.data() + g * head_dim, k.bytes.data(), val.bytes.data(), type, n_pos,
+                                          head_dim, stride, scale, one_scores.data(), want.data() + g * head_dim);
+            v.fn(q.data(), n_q, k.bytes.data(), val.bytes.data(), type, n_pos, head_dim, stride, scale,
+                 scores.data(), out.data());
+            INFO("f16 cache: " << (type == KvType::f16) << ", head_dim " << head_dim << ", n_q " << n_q
+                               << ", n_pos " << n_pos);
+            CHECK(std::memcmp(out.data(), want.data(), out.size() * 4) == 0);
+          }
         }
       }
-    }
   });
 }
 

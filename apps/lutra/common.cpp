@@ -48,7 +48,9 @@ void add_compute_options(cxxopts::Options& o) {
       ("int8-bq", "int8 activations for b-bit weights (the default; kept for old scripts)")
       ("head-candidates", "head rows rescored from the exact rows per token (0: the screen's logits only)",
        cxxopts::value<int>()->default_value(std::to_string(kDefaultHeadCandidates)))
-      ("fast-bp", "bit-plane (p<bits>g<group>) weights through int8 tables: faster, approximate");
+      ("fast-bp", "bit-plane (p<bits>g<group>) weights through int8 tables: faster, approximate")
+      ("kv-type", "KV cache elements: f16 (half the memory and the bytes read per token at depth) or f32 (exact)",
+       cxxopts::value<std::string>()->default_value("f16"));
 }
 
 Status apply_compute_options(const cxxopts::ParseResult& r, ContextParams& p) {
@@ -57,6 +59,10 @@ Status apply_compute_options(const cxxopts::ParseResult& r, ContextParams& p) {
   p.bp_fast = r.count("fast-bp") > 0;
   p.head_candidates = r["head-candidates"].as<int>();
   if (p.head_candidates < 0) return Status::error("--head-candidates must be >= 0");
+  const std::string kv = r["kv-type"].as<std::string>();
+  if (kv == "f16") p.kv_type = KvType::f16;
+  else if (kv == "f32") p.kv_type = KvType::f32;
+  else return Status::error("--kv-type takes f16 or f32, not '" + kv + "'");
   return ok_status();
 }
 

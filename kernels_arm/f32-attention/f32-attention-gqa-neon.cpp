@@ -5,11 +5,11 @@
 
 namespace lutra {
 
-void lutra_f32_attention_gqa__neon(const float* q, size_t n_q, const float* k, const float* v,
+void lutra_f32_attention_gqa__neon(const float* q, size_t n_q, const void* k, const void* v, KvType kv_type,
                                    size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
                                    float* scores, float* out) {
   for (size_t g = 0; g < n_q; g++)
-    lutra_f32_attention__neon(q + g * head_dim, k, v, n_pos, head_dim, kv_stride, scale,
+    lutra_f32_attention__neon(q + g * head_dim, k, v, kv_type, n_pos, head_dim, kv_stride, scale,
                               scores + g * n_pos, out + g * head_dim);
 }
 

@@ -1,7 +1,7 @@
 // One query head's attention over cached positions (AttentionFn), AArch64 Advanced SIMD, in the
 // canonical float order (runtime/float_order.h): each q·k dot product in four q registers of
 // lanes, the NEON softmax, then the weighted sum of V rows four dimensions at a time, positions
-// ascending with one fma each, as in the scalar reference.
+// ascending with one fma each, as in the scalar reference. f16 cache rows widen on load.
 #include <arm_neon.h>
 
 #include <cmath>
@@ -13,40 +13,58 @@
 namespace lutra {
 namespace {
 
-inline float dot(const float* a, const float* b, size_t n) {
+// 4 cache elements as floats (f16 widens exactly, fcvtl); one element.
+inline float32x4_t kv_load4(const float* p) { return vld1q_f32(p); }
+inline float32x4_t kv_load4(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
+inline float kv_float(const float* p) { return *p; }
+inline float kv_float(const uint16_t* p) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vld1_dup_u16(p))), 0); }
+
+template <class T>
+inline float dot(const float* a, const T* b, size_t n) {
   float32x4_t acc[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
-  auto step = [&](const float* pa, const float* pb) {
-    for (int c = 0; c < 4; c++) acc[c] = vfmaq_f32(acc[c], vld1q_f32(pa + 4 * c), vld1q_f32(pb + 4 * c));
+  auto step = [&](const float* pa, const auto* pb) {
+    for (int c = 0; c < 4; c++) acc[c] = vfmaq_f32(acc[c], vld1q_f32(pa + 4 * c), kv_load4(pb + 4 * c));
   };
   size_t d = 0;
   for (; d + 16 <= n; d += 16) step(a + d, b + d);
   if (d < n) {
     float ta[16] = {}, tb[16] = {};
     std::memcpy(ta, a + d, (n - d) * 4);
-    std::memcpy(tb, b + d, (n - d) * 4);
-    step(ta, tb);
+    for (size_t j = d; j < n; j++) tb[j - d] = kv_float(b + j);
+    step(ta, static_cast<const float*>(tb));
   }
   return reduce16(acc[0], acc[1], acc[2], acc[3]);
 }
 
-}  // namespace
-
-void lutra_f32_attention__neon(const float* q, const float* k, const float* v, size_t n_pos,
-                               size_t head_dim, size_t kv_stride, float scale, float* scores,
-                               float* out) {
+template <class T>
+void attention(const float* q, const T* k, const T* v, size_t n_pos, size_t head_dim, size_t kv_stride,
+               float scale, float* scores, float* out) {
   for (size_t t = 0; t < n_pos; t++) scores[t] = dot(q, k + t * kv_stride, head_dim) * scale;
   lutra_f32_softmax__neon(scores, n_pos);
   size_t d = 0;
   for (; d + 4 <= head_dim; d += 4) {
     float32x4_t acc = vdupq_n_f32(0.0f);
-    for (size_t t = 0; t < n_pos; t++) acc = vfmaq_n_f32(acc, vld1q_f32(v + t * kv_stride + d), scores[t]);
+    for (size_t t = 0; t < n_pos; t++) acc = vfmaq_n_f32(acc, kv_load4(v + t * kv_stride + d), scores[t]);
     vst1q_f32(out + d, acc);
   }
   for (; d < head_dim; d++) {
     float acc = 0.0f;
-    for (size_t t = 0; t < n_pos; t++) acc = std::fma(scores[t], v[t * kv_stride + d], acc);
+    for (size_t t = 0; t < n_pos; t++) acc = std::fma(scores[t], kv_float(v + t * kv_stride + d), acc);
     out[d] = acc;
   }
+}
+
+}  // namespace
+
+void lutra_f32_attention__neon(const float* q, const void* k, const void* v, KvType kv_type, size_t n_pos,
+                               size_t head_dim, size_t kv_stride, float scale, float* scores,
+                               float* out) {
+  if (kv_type == KvType::f16)
+    attention(q, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), n_pos, head_dim, kv_stride,
+              scale, scores, out);
+  else
+    attention(q, static_cast<const float*>(k), static_cast<const float*>(v), n_pos, head_dim, kv_stride, scale,
+              scores, out);
 }
 
 }  // namespace lutra

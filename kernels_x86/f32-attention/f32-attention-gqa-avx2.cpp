@@ -5,11 +5,12 @@
 //
 // Every key and value row is loaded once for up to 4 heads: q·K runs 4 heads at one position
 // (8 accumulators), ·V 4 heads x 16 dimensions (8 accumulators), positions innermost. The
-// softmax is the AVX2 one, bit-identical to the reference's.
+// softmax is the AVX2 one, bit-identical to the reference's. f16 cache rows widen on load.
 #include <immintrin.h>
 
 #include <algorithm>
 
+#include "kernels_x86/f32-attention/kv-load-avx2.h"
 #include "kernels_x86/float-order-avx2.h"
 #include "runtime/kernel_variants.h"
 
@@ -21,22 +22,22 @@ constexpr int kHeads = 4;  // heads per pass
 #define LUTRA_UNROLL _Pragma("GCC unroll 16")
 
 // scores[h * n_pos + t] = (q_h · k_t) * scale for h < H.
-template <int H>
-inline void qk(const float* q, const float* kt, size_t t, size_t n_pos, size_t head_dim,
+template <int H, class T>
+inline void qk(const float* q, const T* kt, size_t t, size_t n_pos, size_t head_dim,
                float scale, float* scores) {
   __m256 lo[H], hi[H];
   LUTRA_UNROLL for (int h = 0; h < H; h++) lo[h] = hi[h] = _mm256_setzero_ps();
   for (size_t d = 0; d < head_dim; d += 16) {
     const long left = long(head_dim - d);
     if (left >= 16) {
-      const __m256 k0 = _mm256_loadu_ps(kt + d), k1 = _mm256_loadu_ps(kt + d + 8);
+      const __m256 k0 = kv_load8(kt + d), k1 = kv_load8(kt + d + 8);
       LUTRA_UNROLL for (int h = 0; h < H; h++) {
         lo[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * head_dim + d), k0, lo[h]);
         hi[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * head_dim + d + 8), k1, hi[h]);
       }
     } else {  // masked lanes add fma(0, 0, +0): nothing
       const __m256i m0 = live_mask8(left), m1 = live_mask8(left - 8);
-      const __m256 k0 = _mm256_maskload_ps(kt + d, m0), k1 = _mm256_maskload_ps(kt + d + 8, m1);
+      const __m256 k0 = kv_load8_part(kt + d, left), k1 = kv_load8_part(kt + d + 8, left - 8);
       LUTRA_UNROLL for (int h = 0; h < H; h++) {
         lo[h] = _mm256_fmadd_ps(_mm256_maskload_ps(q + h * head_dim + d, m0), k0, lo[h]);
         hi[h] = _mm256_fmadd_ps(_mm256_maskload_ps(q + h * head_dim + d + 8, m1), k1, hi[h]);
@@ -48,16 +49,16 @@ inline void qk(const float* q, const float* kt, size_t t, size_t n_pos, size_t h
 
 // out[h * head_dim + d0 + j] (j < nd <= 16) = sum over t of p_h[t] * v_t[d0 + j], one fma per
 // position, ascending, from +0.
-template <int H>
-inline void pv_block(const float* probs, const float* v, size_t n_pos, size_t head_dim,
+template <int H, class T>
+inline void pv_block(const float* probs, const T* v, size_t n_pos, size_t head_dim,
                      size_t kv_stride, size_t d0, size_t nd, float* out) {
   const __m256i m0 = live_mask8(long(nd)), m1 = live_mask8(long(nd) - 8);
   __m256 lo[H], hi[H];
   LUTRA_UNROLL for (int h = 0; h < H; h++) lo[h] = hi[h] = _mm256_setzero_ps();
-  const float* vt = v + d0;
+  const T* vt = v + d0;
   if (nd == 16) {
     for (size_t t = 0; t < n_pos; t++, vt += kv_stride) {
-      const __m256 v0 = _mm256_loadu_ps(vt), v1 = _mm256_loadu_ps(vt + 8);
+      const __m256 v0 = kv_load8(vt), v1 = kv_load8(vt + 8);
       LUTRA_UNROLL for (int h = 0; h < H; h++) {
         const __m256 s = _mm256_broadcast_ss(probs + h * n_pos + t);
         lo[h] = _mm256_fmadd_ps(s, v0, lo[h]);
@@ -66,7 +67,7 @@ inline void pv_block(const float* probs, const float* v, size_t n_pos, size_t he
     }
   } else {
     for (size_t t = 0; t < n_pos; t++, vt += kv_stride) {
-      const __m256 v0 = _mm256_maskload_ps(vt, m0), v1 = _mm256_maskload_ps(vt + 8, m1);
+      const __m256 v0 = kv_load8_part(vt, long(nd)), v1 = kv_load8_part(vt + 8, long(nd) - 8);
       LUTRA_UNROLL for (int h = 0; h < H; h++) {
         const __m256 s = _mm256_broadcast_ss(probs + h * n_pos + t);
         lo[h] = _mm256_fmadd_ps(s, v0, lo[h]);
@@ -80,8 +81,8 @@ inline void pv_block(const float* probs, const float* v, size_t n_pos, size_t he
   }
 }
 
-template <int H>
-void heads(const float* q, const float* k, const float* v, size_t n_pos, size_t head_dim,
+template <int H, class T>
+void heads(const float* q, const T* k, const T* v, size_t n_pos, size_t head_dim,
            size_t kv_stride, float scale, float* scores, float* out) {
   for (size_t t = 0; t < n_pos; t++) qk<H>(q, k + t * kv_stride, t, n_pos, head_dim, scale, scores);
   LUTRA_UNROLL for (int h = 0; h < H; h++) lutra_f32_softmax__avx2(scores + h * n_pos, n_pos);
@@ -89,13 +90,9 @@ void heads(const float* q, const float* k, const float* v, size_t n_pos, size_t 
     pv_block<H>(scores, v, n_pos, head_dim, kv_stride, d0, std::min<size_t>(16, head_dim - d0), out);
 }
 
-#undef LUTRA_UNROLL
-
-}  // namespace
-
-void lutra_f32_attention_gqa__avx2(const float* q, size_t n_q, const float* k, const float* v,
-                                   size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
-                                   float* scores, float* out) {
+template <class T>
+void gqa(const float* q, size_t n_q, const T* k, const T* v, size_t n_pos, size_t head_dim, size_t kv_stride,
+         float scale, float* scores, float* out) {
   for (size_t g = 0; g < n_q; g += kHeads) {
     const float* qg = q + g * head_dim;
     float* sg = scores + g * n_pos;
@@ -107,6 +104,21 @@ void lutra_f32_attention_gqa__avx2(const float* q, size_t n_q, const float* k, c
       default: heads<1>(qg, k, v, n_pos, head_dim, kv_stride, scale, sg, og); break;
     }
   }
+}
+
+#undef LUTRA_UNROLL
+
+}  // namespace
+
+void lutra_f32_attention_gqa__avx2(const float* q, size_t n_q, const void* k, const void* v, KvType kv_type,
+                                   size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
+                                   float* scores, float* out) {
+  if (kv_type == KvType::f16)
+    gqa(q, n_q, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), n_pos, head_dim, kv_stride,
+        scale, scores, out);
+  else
+    gqa(q, n_q, static_cast<const float*>(k), static_cast<const float*>(v), n_pos, head_dim, kv_stride, scale,
+        scores, out);
 }
 
 }  // namespace lutra

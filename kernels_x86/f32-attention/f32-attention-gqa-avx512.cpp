@@ -8,6 +8,7 @@
 // heads x 4 positions (16 accumulators, their 16 reduction trees done together in 15
 // shuffle-add steps instead of one after another); ·V runs 4 heads x 64 dimensions (16
 // accumulators), positions innermost. The softmax is the AVX2 one, bit-identical to the reference's.
+// f16 cache rows widen on load (vcvtph2ps, exact).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -27,9 +28,15 @@ constexpr int kPos = 4;    // positions per q·k block
 // Lanes live (< n) of 16.
 inline __mmask16 live16(size_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1); }
 
+// 16 cache elements as floats, lanes outside m zero.
+inline __m512 kv_load16(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+inline __m512 kv_load16(__mmask16 m, const uint16_t* p) {
+  return _mm512_maskz_cvtph_ps(kAll16, _mm256_maskz_loadu_epi16(m, p));
+}
+
 // scores[h * n_pos + t + p] = (q_h · k_{t+p}) * scale for h < H, p < P.
-template <int H, int P>
-inline void qk_block(const float* q, const float* k, size_t t, size_t n_pos, size_t head_dim,
+template <int H, int P, class T>
+inline void qk_block(const float* q, const T* k, size_t t, size_t n_pos, size_t head_dim,
                      size_t kv_stride, float scale, float* scores) {
   __m512 acc[H][P];
   LUTRA_UNROLL for (int h = 0; h < H; h++)
@@ -37,7 +44,7 @@ inline void qk_block(const float* q, const float* k, size_t t, size_t n_pos, siz
   for (size_t d = 0; d < head_dim; d += 16) {
     const __mmask16 m = live16(head_dim - d);  // masked lanes add fma(0, 0, +0): nothing
     __m512 kv[P];
-    LUTRA_UNROLL for (int p = 0; p < P; p++) kv[p] = _mm512_maskz_loadu_ps(m, k + (t + p) * kv_stride + d);
+    LUTRA_UNROLL for (int p = 0; p < P; p++) kv[p] = kv_load16(m, k + (t + p) * kv_stride + d);
     LUTRA_UNROLL for (int h = 0; h < H; h++) {
       const __m512 qv = _mm512_maskz_loadu_ps(m, q + h * head_dim + d);
       LUTRA_UNROLL for (int p = 0; p < P; p++) acc[h][p] = _mm512_fmadd_ps(qv, kv[p], acc[h][p]);
@@ -77,18 +84,18 @@ inline void qk_block(const float* q, const float* k, size_t t, size_t n_pos, siz
 
 // out[h * head_dim + d0 + j] (j < nd <= 64) = sum over t of p_h[t] * v_t[d0 + j], one fma per
 // position, ascending, from +0.
-template <int H>
-inline void pv_block(const float* probs, const float* v, size_t n_pos, size_t head_dim,
+template <int H, class T>
+inline void pv_block(const float* probs, const T* v, size_t n_pos, size_t head_dim,
                      size_t kv_stride, size_t d0, size_t nd, float* out) {
   __mmask16 m[4];
   LUTRA_UNROLL for (int c = 0; c < 4; c++) m[c] = nd > size_t(16 * c) ? live16(nd - 16 * c) : __mmask16(0);
   __m512 acc[H][4];
   LUTRA_UNROLL for (int h = 0; h < H; h++)
     LUTRA_UNROLL for (int c = 0; c < 4; c++) acc[h][c] = _mm512_setzero_ps();
-  const float* vt = v + d0;
+  const T* vt = v + d0;
   for (size_t t = 0; t < n_pos; t++, vt += kv_stride) {
     __m512 vv[4];
-    LUTRA_UNROLL for (int c = 0; c < 4; c++) vv[c] = _mm512_maskz_loadu_ps(m[c], vt + 16 * c);
+    LUTRA_UNROLL for (int c = 0; c < 4; c++) vv[c] = kv_load16(m[c], vt + 16 * c);
     LUTRA_UNROLL for (int h = 0; h < H; h++) {
       const __m512 s = _mm512_set1_ps(probs[h * n_pos + t]);
       LUTRA_UNROLL for (int c = 0; c < 4; c++) acc[h][c] = _mm512_fmadd_ps(s, vv[c], acc[h][c]);
@@ -98,8 +105,8 @@ inline void pv_block(const float* probs, const float* v, size_t n_pos, size_t he
     LUTRA_UNROLL for (int c = 0; c < 4; c++) _mm512_mask_storeu_ps(out + h * head_dim + d0 + 16 * c, m[c], acc[h][c]);
 }
 
-template <int H>
-void heads(const float* q, const float* k, const float* v, size_t n_pos, size_t head_dim,
+template <int H, class T>
+void heads(const float* q, const T* k, const T* v, size_t n_pos, size_t head_dim,
            size_t kv_stride, float scale, float* scores, float* out) {
   size_t t = 0;
   for (; t + kPos <= n_pos; t += kPos) qk_block<H, kPos>(q, k, t, n_pos, head_dim, kv_stride, scale, scores);
@@ -109,13 +116,9 @@ void heads(const float* q, const float* k, const float* v, size_t n_pos, size_t 
     pv_block<H>(scores, v, n_pos, head_dim, kv_stride, d0, std::min<size_t>(64, head_dim - d0), out);
 }
 
-#undef LUTRA_UNROLL
-
-}  // namespace
-
-void lutra_f32_attention_gqa__avx512(const float* q, size_t n_q, const float* k, const float* v,
-                                     size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
-                                     float* scores, float* out) {
+template <class T>
+void gqa(const float* q, size_t n_q, const T* k, const T* v, size_t n_pos, size_t head_dim, size_t kv_stride,
+         float scale, float* scores, float* out) {
   for (size_t g = 0; g < n_q; g += kHeads) {
     const float* qg = q + g * head_dim;
     float* sg = scores + g * n_pos;
@@ -127,6 +130,21 @@ void lutra_f32_attention_gqa__avx512(const float* q, size_t n_q, const float* k,
       default: heads<1>(qg, k, v, n_pos, head_dim, kv_stride, scale, sg, og); break;
     }
   }
+}
+
+#undef LUTRA_UNROLL
+
+}  // namespace
+
+void lutra_f32_attention_gqa__avx512(const float* q, size_t n_q, const void* k, const void* v, KvType kv_type,
+                                     size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
+                                     float* scores, float* out) {
+  if (kv_type == KvType::f16)
+    gqa(q, n_q, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), n_pos, head_dim, kv_stride,
+        scale, scores, out);
+  else
+    gqa(q, n_q, static_cast<const float*>(k), static_cast<const float*>(v), n_pos, head_dim, kv_stride, scale,
+        scores, out);
 }
 
 }  // namespace lutra
