@@ -14,6 +14,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 #include <span>
 #include <string>
 
@@ -114,6 +116,24 @@ using RopeFn = void (*)(float* v, size_t n_heads, size_t head_dim, const float* 
 // same float operations in the same order.
 enum class KvType : uint8_t { f32, f16 };
 inline constexpr size_t kv_type_bytes(KvType t) { return t == KvType::f32 ? 4 : 2; }
+// Calls f(k, v) with the cache rows typed as their elements: const float* or const uint16_t*
+// (f16 bits), so a kernel writes its body once as a template over the element type.
+template <class F>
+inline void with_kv_elements(KvType t, const void* k, const void* v, F&& f) {
+  if (t == KvType::f16) f(static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v));
+  else f(static_cast<const float*>(k), static_cast<const float*>(v));
+}
+// Calls f(std::integral_constant<int, H>{}, g) for query heads g .. g+H-1 of n_q, kMax heads at
+// a time (the last group fewer): how the GQA kernels block their heads.
+template <int kMax, class F>
+inline void for_head_groups(size_t n_q, F&& f) {
+  for (size_t g = 0; g < n_q; g += size_t(kMax)) {
+    const size_t h = n_q - g < size_t(kMax) ? n_q - g : size_t(kMax);
+    [&]<int... H>(std::integer_sequence<int, H...>) {
+      ((h == size_t(H + 1) ? f(std::integral_constant<int, H + 1>{}, g) : void()), ...);
+    }(std::make_integer_sequence<int, kMax>{});
+  }
+}
 
 // One query head over n_pos cached positions: out = softmax(q·K^T * scale) · V.
 // k and v point at this head's slice of position 0, elements of kv_type; consecutive positions

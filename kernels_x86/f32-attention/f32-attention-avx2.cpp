@@ -58,12 +58,9 @@ void attention(const float* q, const T* k, const T* v, size_t n_pos, size_t head
 void lutra_f32_attention__avx2(const float* q, const void* k, const void* v, KvType kv_type, size_t n_pos,
                                size_t head_dim, size_t kv_stride, float scale, float* scores,
                                float* out) {
-  if (kv_type == KvType::f16)
-    attention(q, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), n_pos, head_dim, kv_stride,
-              scale, scores, out);
-  else
-    attention(q, static_cast<const float*>(k), static_cast<const float*>(v), n_pos, head_dim, kv_stride, scale,
-              scores, out);
+  with_kv_elements(kv_type, k, v, [&](auto kt, auto vt) {
+    attention(q, kt, vt, n_pos, head_dim, kv_stride, scale, scores, out);
+  });
 }
 
 }  // namespace lutra

@@ -119,17 +119,10 @@ void heads(const float* q, const T* k, const T* v, size_t n_pos, size_t head_dim
 template <class T>
 void gqa(const float* q, size_t n_q, const T* k, const T* v, size_t n_pos, size_t head_dim, size_t kv_stride,
          float scale, float* scores, float* out) {
-  for (size_t g = 0; g < n_q; g += kHeads) {
-    const float* qg = q + g * head_dim;
-    float* sg = scores + g * n_pos;
-    float* og = out + g * head_dim;
-    switch (std::min<size_t>(kHeads, n_q - g)) {
-      case 4: heads<4>(qg, k, v, n_pos, head_dim, kv_stride, scale, sg, og); break;
-      case 3: heads<3>(qg, k, v, n_pos, head_dim, kv_stride, scale, sg, og); break;
-      case 2: heads<2>(qg, k, v, n_pos, head_dim, kv_stride, scale, sg, og); break;
-      default: heads<1>(qg, k, v, n_pos, head_dim, kv_stride, scale, sg, og); break;
-    }
-  }
+  for_head_groups<kHeads>(n_q, [&](auto heads_in_group, size_t g) {
+    heads<heads_in_group.value>(q + g * head_dim, k, v, n_pos, head_dim, kv_stride, scale, scores + g * n_pos,
+                                out + g * head_dim);
+  });
 }
 
 #undef LUTRA_UNROLL
@@ -139,12 +132,9 @@ void gqa(const float* q, size_t n_q, const T* k, const T* v, size_t n_pos, size_
 void lutra_f32_attention_gqa__avx512(const float* q, size_t n_q, const void* k, const void* v, KvType kv_type,
                                      size_t n_pos, size_t head_dim, size_t kv_stride, float scale,
                                      float* scores, float* out) {
-  if (kv_type == KvType::f16)
-    gqa(q, n_q, static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v), n_pos, head_dim, kv_stride,
-        scale, scores, out);
-  else
-    gqa(q, n_q, static_cast<const float*>(k), static_cast<const float*>(v), n_pos, head_dim, kv_stride, scale,
-        scores, out);
+  with_kv_elements(kv_type, k, v, [&](auto kt, auto vt) {
+    gqa(q, n_q, kt, vt, n_pos, head_dim, kv_stride, scale, scores, out);
+  });
 }
 
 }  // namespace lutra

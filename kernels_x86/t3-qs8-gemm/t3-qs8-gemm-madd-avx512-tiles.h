@@ -30,14 +30,14 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels_common/t3-qs8-gemm-madd-driver.h"
 #include "kernels_x86/avx512-masked.h"
 #include "runtime/weights.h"
 
 namespace lutra {
 namespace {
 
-constexpr int kTokens = 12;                // register tile: 32 rows x 12 tokens = 24 zmm sums
-constexpr size_t kChunkBytes = 4 << 20;  // activations of one token chunk (L3; see t3_gemm_madd)
+constexpr int kTokenTile = 12;  // register tile: 32 rows x 12 tokens = 24 zmm sums
 
 #define LUTRA_UNROLL _Pragma("GCC unroll 16")
 
@@ -134,13 +134,6 @@ inline int32_t load_live(const int8_t* p, size_t live) {
   return v;
 }
 
-// One token's k activations summed.
-inline int32_t token_sum(const int8_t* x, size_t k) {
-  int32_t sum = 0;
-  for (size_t j = 0; j < k; j++) sum += x[j];
-  return sum;
-}
-
 // out[i * out_stride + r] (r < 32) = the tile's sums for M tokens of k activations from xp
 // (stride bytes apart): lanes [0, k / 4) whole, then the live k % 4 bytes of one more lane.
 // T = float: out = float(sum) * scale[i] (accumulate: out += that), instead of the sums.
@@ -196,24 +189,11 @@ __attribute__((noinline)) void tile_tokens(const uint8_t* buf, size_t k, const i
   }
 }
 
-// Prefetches of the next tile's weights, spread over a tile's token blocks: the tile bytes
-// come from memory (the model is far larger than the L3), and decoding them waited for each
-// line in turn (~15 % of the kernel's time at m = 128, cold weights against hot).
-struct Prefetch {
-  const uint8_t* next = nullptr;  // the next tile's bytes still to prefetch
-  const uint8_t* end = nullptr;
-  size_t per_block = 0;  // bytes per token block
-  void step() {
-    const uint8_t* stop = next + std::min<size_t>(size_t(end - next), per_block);
-    for (; next < stop; next += 64) _mm_prefetch(reinterpret_cast<const char*>(next), _MM_HINT_T0);
-  }
-};
-
 // All mc tokens of a chunk, M at a time (the last ones fewer).
 template <bool kVnni, int M, class T>
 inline void tile_all_tokens(const uint8_t* buf, size_t k, const int8_t* xp, const int32_t* x_sum,
                             T* out, size_t out_stride, const float* scale, bool accumulate,
-                            size_t mc, Prefetch& pf) {
+                            size_t mc, MaddPrefetch& pf) {
   size_t i = 0;
   for (; i + M <= mc; i += M) {
     tile_tokens<kVnni, M, T>(buf, k, xp + i * k, k, x_sum + i, out + i * out_stride, out_stride,
@@ -227,75 +207,18 @@ inline void tile_all_tokens(const uint8_t* buf, size_t k, const int8_t* xp, cons
   }
 }
 
-// The whole GEMM: T = int32_t, the sums into acc (GemmTernaryFn on a t3 WeightView); T = float,
-// y = float(sum) * (w.scale / xs[i]) (accumulate: y += that; GemmTernaryScaledFn).
-template <bool kVnni, class T>
-void t3_gemm_madd(const WeightView& w, const int8_t* xq, const float* xs, T* y, size_t m,
-                  size_t n_begin, size_t n_end, bool accumulate) {
-  if (n_begin >= n_end) return;
-  const size_t k = w.k, groups = lut_groups(WeightFormat::t3, k), tile_bytes = t3_tile_bytes(k);
-  const size_t lanes = lanes_per_row(groups);
-  thread_local std::vector<int32_t> x_sum;
-  thread_local std::vector<float> scale;  // per token: w.scale / xs[i] (T = float)
-  thread_local std::vector<uint8_t> buf;   // one decoded tile
-  thread_local std::vector<int32_t> out;   // a chunk's sums for a partial tile, [token][32]
-  if (x_sum.size() < m) x_sum.resize(m);
-  if constexpr (std::is_same_v<T, float>) {
-    if (scale.size() < m) scale.resize(m);
-    for (size_t i = 0; i < m; i++) scale[i] = w.scale / xs[i];
+// The variant for t3_gemm_madd (kernels_common/t3-qs8-gemm-madd-driver.h).
+template <bool kVnni>
+struct Avx512Madd {
+  static constexpr size_t kTokens = kTokenTile;
+  static size_t buf_bytes(size_t groups) { return 128 * lanes_per_row(groups); }
+  static void decode(const uint8_t* tile, size_t groups, size_t k, uint8_t* buf) { decode_tile(tile, groups, k, buf); }
+  template <class T>
+  static void tokens(const uint8_t* buf, size_t k, const int8_t* xp, const int32_t* x_sum, T* out,
+                     size_t out_stride, const float* scale, bool accumulate, size_t mc, MaddPrefetch& pf) {
+    tile_all_tokens<kVnni, kTokens, T>(buf, k, xp, x_sum, out, out_stride, scale, accumulate, mc, pf);
   }
-  if (buf.size() < 128 * lanes) buf.resize(128 * lanes);
-  const size_t chunk = std::max<size_t>(kTokens, kChunkBytes / k / kTokens * kTokens);
-  if (out.size() < 32 * std::min(m, chunk)) out.resize(32 * std::min(m, chunk));
-  for (size_t i = 0; i < m; i++) x_sum[i] = token_sum(xq + i * k, k);
-
-  // Chunks of tokens whose activations stay in the L3 while every tile passes over them; each
-  // tile is decoded once per chunk. 4 MiB holds the 512 tokens of a long prefill even at
-  // k = 6912: decoding each down_proj tile once instead of 8 times (512 KiB chunks, sized for
-  // the L2) measured 6-8 % faster there (m = 512, cold weights) and the same at k = 2560. A
-  // 12-token block reads 12 sequential activation rows from the L3 at ~4 bytes per cycle, well
-  // within what the prefetchers keep up with.
-  for (size_t i0 = 0; i0 < m; i0 += chunk) {
-    const size_t mc = std::min(chunk, m - i0);
-    for (size_t t = n_begin / t3_tile_rows; t * t3_tile_rows < n_end; t++) {
-      const size_t r0 = std::max(n_begin, t * t3_tile_rows);
-      const size_t r1 = std::min(n_end, (t + 1) * t3_tile_rows);
-      decode_tile(w.data + t * tile_bytes, groups, k, buf.data());
-      Prefetch pf;
-      if ((t + 1) * t3_tile_rows < n_end) {
-        pf.next = w.data + (t + 1) * tile_bytes;
-        pf.end = pf.next + tile_bytes;
-        const size_t blocks = (mc + kTokens - 1) / kTokens;
-        pf.per_block = (tile_bytes + blocks - 1) / blocks;  // the last block's tail: M < 12
-      }
-      // A whole tile stores its results in place; a partial one (a split or n inside it) its
-      // sums in out first.
-      const bool whole = r0 == t * t3_tile_rows && r1 == r0 + t3_tile_rows;
-      const float* sc = std::is_same_v<T, float> ? scale.data() + i0 : nullptr;
-      if (whole)
-        tile_all_tokens<kVnni, kTokens, T>(buf.data(), k, xq + i0 * k, x_sum.data() + i0, y + i0 * w.n + r0,
-                                           w.n, sc, accumulate, mc, pf);
-      else
-        tile_all_tokens<kVnni, kTokens, int32_t>(buf.data(), k, xq + i0 * k, x_sum.data() + i0, out.data(),
-                                                 32, nullptr, false, mc, pf);
-      pf.per_block = tile_bytes;  // whatever is left (a ragged last block)
-      pf.step();
-      if (!whole)
-        for (size_t i = 0; i < mc; i++) {
-          const int32_t* sums = out.data() + 32 * i + (r0 - t * t3_tile_rows);
-          T* yi = y + (i0 + i) * w.n + r0;
-          if constexpr (std::is_same_v<T, float>) {
-            for (size_t r = 0; r < r1 - r0; r++) {
-              const float v = float(sums[r]) * scale[i0 + i];
-              yi[r] = accumulate ? yi[r] + v : v;
-            }
-          } else {
-            std::memcpy(yi, sums, (r1 - r0) * 4);
-          }
-        }
-    }
-  }
-}
+};
 
 #undef LUTRA_UNROLL
 

@@ -7,13 +7,13 @@ namespace lutra {
 
 void lutra_t3_qs8_gemm_madd32x12__avx512vnni(const WeightView& w, const int8_t* xq, int32_t* acc,
                                        size_t m, size_t n_begin, size_t n_end) {
-  t3_gemm_madd<true, int32_t>(w, xq, nullptr, acc, m, n_begin, n_end, false);
+  t3_gemm_madd<Avx512Madd<true>, int32_t>(w, xq, nullptr, acc, m, n_begin, n_end, false);
 }
 
 void lutra_t3_qs8_gemm_madd32x12_scaled__avx512vnni(const WeightView& w, const int8_t* xq, const float* xs,
                                                float* y, size_t m, size_t n_begin, size_t n_end,
                                                bool accumulate) {
-  t3_gemm_madd<true, float>(w, xq, xs, y, m, n_begin, n_end, accumulate);
+  t3_gemm_madd<Avx512Madd<true>, float>(w, xq, xs, y, m, n_begin, n_end, accumulate);
 }
 
 }  // namespace lutra
