@@ -332,8 +332,11 @@ void Context::forward(int ith, int nth) {
 
   for (size_t l = 0; l < W.layers.size(); ++l) {
     const LayerWeights& L = W.layers[l];
-    const size_t eb = kv_type_bytes(kv_type_);
-    uint8_t* kc = k_cache_.data() + l * N * kvd * eb;  // (n_ctx, kv_dim)
+    // This layer's cache, (kv_heads, n_ctx, head_dim): each head's positions are one contiguous
+    // stream, which attention reads front to back (interleaved heads, 256-byte slices 1280
+    // bytes apart, left the prefetchers behind at depth).
+    const size_t eb = kv_type_bytes(kv_type_), head_bytes = N * hd * eb, kv_heads = size_t(cfg_.n_kv_heads);
+    uint8_t* kc = k_cache_.data() + l * N * kvd * eb;
     uint8_t* vc = v_cache_.data() + l * N * kvd * eb;
 
     // ---- attention ----
@@ -352,17 +355,20 @@ void Context::forward(int ith, int nth) {
       const float* vi = v_new_.data() + i * kvd;
       k.rope.fn(q_.data() + i * qd, size_t(cfg_.n_heads), hd, cs, sn, cfg_.rope_style);
       k.rope.fn(ki, size_t(cfg_.n_kv_heads), hd, cs, sn, cfg_.rope_style);
-      if (kv_type_ == KvType::f16) {
-        // Rounded to nearest even by one scalar routine, so every ISA caches the same bits.
-        uint16_t* kd = reinterpret_cast<uint16_t*>(kc) + (pos0 + i) * kvd;
-        uint16_t* vd = reinterpret_cast<uint16_t*>(vc) + (pos0 + i) * kvd;
-        for (size_t j = 0; j < kvd; j++) {
-          kd[j] = f32_to_f16(ki[j]);
-          vd[j] = f32_to_f16(vi[j]);
+      for (size_t h = 0; h < kv_heads; h++) {
+        uint8_t* kd = kc + h * head_bytes + (pos0 + i) * hd * eb;
+        uint8_t* vd = vc + h * head_bytes + (pos0 + i) * hd * eb;
+        if (kv_type_ == KvType::f16) {
+          // Rounded to nearest even by one scalar routine, so every ISA caches the same bits.
+          for (size_t j = 0; j < hd; j++) {
+            const uint16_t kh = f32_to_f16(ki[h * hd + j]), vh = f32_to_f16(vi[h * hd + j]);
+            std::memcpy(kd + 2 * j, &kh, 2);
+            std::memcpy(vd + 2 * j, &vh, 2);
+          }
+        } else {
+          std::memcpy(kd, ki + h * hd, hd * 4);
+          std::memcpy(vd, vi + h * hd, hd * 4);
         }
-      } else {
-        std::memcpy(kc + (pos0 + i) * kvd * 4, ki, kvd * 4);
-        std::memcpy(vc + (pos0 + i) * kvd * 4, vi, kvd * 4);
       }
     }
     pool.barrier();
@@ -371,7 +377,7 @@ void Context::forward(int ith, int nth) {
     // value row once for all of them. Items run KV head by KV head, so a worker's consecutive
     // items share that head's cache rows.
     {
-      const size_t kv_heads = size_t(cfg_.n_kv_heads), group = size_t(cfg_.n_heads) / kv_heads;
+      const size_t group = size_t(cfg_.n_heads) / kv_heads;
       size_t part = group;  // query heads per item
       while (part % 2 == 0 && m * kv_heads * (group / part) < 4 * size_t(nth)) part /= 2;
       const size_t parts = group / part, per_kv = m * parts;
@@ -379,8 +385,8 @@ void Context::forward(int ith, int nth) {
       float* scores = scores_.data() + size_t(ith) * group * N;
       for (size_t item = size_t(ith); item < kv_heads * per_kv; item += size_t(nth)) {
         const size_t kvh = item / per_kv, i = item % per_kv / parts, h = kvh * group + item % parts * part;
-        k.attention_gqa.fn(q_.data() + i * qd + h * hd, part, kc + kvh * hd * eb, vc + kvh * hd * eb, kv_type_,
-                           pos0 + i + 1, hd, kvd, scale, scores, att_.data() + i * qd + h * hd);
+        k.attention_gqa.fn(q_.data() + i * qd + h * hd, part, kc + kvh * head_bytes, vc + kvh * head_bytes, kv_type_,
+                           pos0 + i + 1, hd, hd, scale, scores, att_.data() + i * qd + h * hd);
       }
     }
     pool.barrier();

@@ -105,7 +105,7 @@ class Context {
   std::span<const int32_t> batch_;
   int batch_pos_ = 0;
 
-  // KV cache, (layer, n_ctx, kv_dim) elements of kv_type_ each, as bytes; the new tokens' keys
+  // KV cache, (layer, kv_head, n_ctx, head_dim) elements of kv_type_ each, as bytes; the new tokens' keys
   // and values are computed in float first (k_new_, v_new_: n_batch x kv_dim), then stored.
   KvType kv_type_ = KvType::f16;
   std::vector<uint8_t> k_cache_, v_cache_;
