@@ -372,20 +372,18 @@ void Context::forward(int ith, int nth) {
       }
     }
     pool.barrier();
-    // Causal GQA attention: a work item is the query heads of one KV head (or a part of them,
-    // when there are few tokens) for one token, in one call that reads each cached key and
-    // value row once for all of them. Items run KV head by KV head, so a worker's consecutive
-    // items share that head's cache rows.
+    // Causal GQA attention: a work item is the query heads of one KV head for one token, in
+    // one call that reads each cached key and value row once for all of them. Items run KV head
+    // by KV head, so a worker's consecutive items share that head's cache rows. (Splitting a
+    // group's heads over workers, for more items at decode, made each worker stream the whole
+    // head's cache: decode at depth 4096 then did not scale from 1 to 2 threads.)
     {
       const size_t group = size_t(cfg_.n_heads) / kv_heads;
-      size_t part = group;  // query heads per item
-      while (part % 2 == 0 && m * kv_heads * (group / part) < 4 * size_t(nth)) part /= 2;
-      const size_t parts = group / part, per_kv = m * parts;
       const float scale = 1.0f / std::sqrt(float(hd));
       float* scores = scores_.data() + size_t(ith) * group * N;
-      for (size_t item = size_t(ith); item < kv_heads * per_kv; item += size_t(nth)) {
-        const size_t kvh = item / per_kv, i = item % per_kv / parts, h = kvh * group + item % parts * part;
-        k.attention_gqa.fn(q_.data() + i * qd + h * hd, part, kc + kvh * head_bytes, vc + kvh * head_bytes, kv_type_,
+      for (size_t item = size_t(ith); item < kv_heads * m; item += size_t(nth)) {
+        const size_t kvh = item / m, i = item % m, h = kvh * group;
+        k.attention_gqa.fn(q_.data() + i * qd + h * hd, group, kc + kvh * head_bytes, vc + kvh * head_bytes, kv_type_,
                            pos0 + i + 1, hd, hd, scale, scores, att_.data() + i * qd + h * hd);
       }
     }

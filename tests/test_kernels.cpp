@@ -480,7 +480,7 @@ TEST_CASE("grouped-query attention variants equal one scalar reference call per 
     for (KvType type : {KvType::f32, KvType::f16})
       for (size_t head_dim : {1, 7, 16, 17, 64, 65, 128}) {
         for (size_t n_q : {1, 2, 3, 4, 5, 8}) {
-          for (size_t n_pos : {1, 2, 3, 4, 5, 7, 8, 9, 31, 100}) {
+          for (size_t n_pos : {1, 2, 3, 4, 5, 7, 8, 9, 31, 32, 33, 64, 100, 300}) {
             const size_t stride = head_dim * 5 + 3;  // other KV heads' slices lie between positions
             std::vector<float> q = random_floats(rng, n_q * head_dim, -2.0f, 2.0f);
             const KvRows k = kv_rows(random_floats(rng, n_pos * stride, -2.0f, 2.0f), type);

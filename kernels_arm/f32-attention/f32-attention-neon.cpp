@@ -7,17 +7,12 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels_arm/f32-attention/kv-load-neon.h"
 #include "kernels_arm/float-order-neon.h"
 #include "runtime/kernel_variants.h"
 
 namespace lutra {
 namespace {
-
-// 4 cache elements as floats (f16 widens exactly, fcvtl); one element.
-inline float32x4_t kv_load4(const float* p) { return vld1q_f32(p); }
-inline float32x4_t kv_load4(const uint16_t* p) { return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p))); }
-inline float kv_float(const float* p) { return *p; }
-inline float kv_float(const uint16_t* p) { return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vld1_dup_u16(p))), 0); }
 
 template <class T>
 inline float dot(const float* a, const T* b, size_t n) {

@@ -7,12 +7,16 @@
 // heads, and the independent chains are many enough to keep both fma pipes busy. q·K runs 4
 // heads x 4 positions (16 accumulators, their 16 reduction trees done together in 15
 // shuffle-add steps instead of one after another); ·V runs 4 heads x 64 dimensions (16
-// accumulators), positions innermost. The softmax is the AVX2 one, bit-identical to the reference's.
-// f16 cache rows widen on load (vcvtph2ps, exact).
+// accumulators), positions innermost, over chunks of kPvChunk positions so that the second
+// 64-dimension pass reads the chunk's rows from L1, not again from memory (each chain stops at the
+// chunk's end in out and goes on from there: a store and a load, exact). Both streams prefetch
+// rows ahead (kernels_common/kv-prefetch.h). The softmax is the AVX2 one, bit-identical to the
+// reference's. f16 cache rows widen on load (vcvtph2ps, exact).
 #include <immintrin.h>
 
 #include <algorithm>
 
+#include "kernels_common/kv-prefetch.h"
 #include "kernels_x86/avx512-masked.h"
 #include "kernels_x86/float-order-avx512.h"
 #include "runtime/kernel_variants.h"
@@ -22,6 +26,7 @@ namespace {
 
 constexpr int kHeads = 4;  // heads per pass
 constexpr int kPos = 4;    // positions per q·k block
+constexpr size_t kPvChunk = 32;  // positions per ·V chunk: 8 KiB of f16 rows at head_dim 128
 
 #define LUTRA_UNROLL _Pragma("GCC unroll 16")
 
@@ -82,18 +87,20 @@ inline void qk_block(const float* q, const T* k, size_t t, size_t n_pos, size_t 
   }
 }
 
-// out[h * head_dim + d0 + j] (j < nd <= 64) = sum over t of p_h[t] * v_t[d0 + j], one fma per
-// position, ascending, from +0.
+// out[h * head_dim + d0 + j] (j < nd <= 64) = sum over t in [t0, t1) of p_h[t] * v_t[d0 + j], one
+// fma per position, ascending, from +0 (t0 = 0) or from out (the chain so far).
 template <int H, class T>
-inline void pv_block(const float* probs, const T* v, size_t n_pos, size_t head_dim,
+inline void pv_block(const float* probs, const T* v, size_t t0, size_t t1, size_t n_pos, size_t head_dim,
                      size_t kv_stride, size_t d0, size_t nd, float* out) {
   __mmask16 m[4];
   LUTRA_UNROLL for (int c = 0; c < 4; c++) m[c] = nd > size_t(16 * c) ? live16(nd - 16 * c) : __mmask16(0);
   __m512 acc[H][4];
   LUTRA_UNROLL for (int h = 0; h < H; h++)
-    LUTRA_UNROLL for (int c = 0; c < 4; c++) acc[h][c] = _mm512_setzero_ps();
-  const T* vt = v + d0;
-  for (size_t t = 0; t < n_pos; t++, vt += kv_stride) {
+    LUTRA_UNROLL for (int c = 0; c < 4; c++)
+      acc[h][c] = t0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m[c], out + h * head_dim + d0 + 16 * c);
+  const T* vt = v + t0 * kv_stride + d0;
+  for (size_t t = t0; t < t1; t++, vt += kv_stride) {
+    if (d0 == 0) prefetch_kv_ahead(v, t, n_pos, kv_stride, head_dim);
     __m512 vv[4];
     LUTRA_UNROLL for (int c = 0; c < 4; c++) vv[c] = kv_load16(m[c], vt + 16 * c);
     LUTRA_UNROLL for (int h = 0; h < H; h++) {
@@ -109,11 +116,16 @@ template <int H, class T>
 void heads(const float* q, const T* k, const T* v, size_t n_pos, size_t head_dim,
            size_t kv_stride, float scale, float* scores, float* out) {
   size_t t = 0;
-  for (; t + kPos <= n_pos; t += kPos) qk_block<H, kPos>(q, k, t, n_pos, head_dim, kv_stride, scale, scores);
+  for (; t + kPos <= n_pos; t += kPos) {
+    for (size_t p = 0; p < size_t(kPos); p++) prefetch_kv_ahead(k, t + p, n_pos, kv_stride, head_dim);
+    qk_block<H, kPos>(q, k, t, n_pos, head_dim, kv_stride, scale, scores);
+  }
   for (; t < n_pos; t++) qk_block<H, 1>(q, k, t, n_pos, head_dim, kv_stride, scale, scores);
   LUTRA_UNROLL for (int h = 0; h < H; h++) lutra_f32_softmax__avx2(scores + h * n_pos, n_pos);
-  for (size_t d0 = 0; d0 < head_dim; d0 += 64)
-    pv_block<H>(scores, v, n_pos, head_dim, kv_stride, d0, std::min<size_t>(64, head_dim - d0), out);
+  for (size_t t0 = 0; t0 < n_pos; t0 += kPvChunk)
+    for (size_t d0 = 0; d0 < head_dim; d0 += 64)
+      pv_block<H>(scores, v, t0, std::min(n_pos, t0 + kPvChunk), n_pos, head_dim, kv_stride, d0,
+                  std::min<size_t>(64, head_dim - d0), out);
 }
 
 template <class T>
