@@ -1,6 +1,9 @@
 // Picks one variant of each kernel kind from the CPU's features (read once through cpuinfo)
 // and the ISA cap (LUTRA_ISA or set_isa_cap), so one binary runs, and tests, every ISA path.
 #include <cpuinfo.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +18,7 @@ namespace {
 
 struct Features {
   bool avx2 = false, avx512 = false, neon = false, neondot = false, neoni8mm = false;
+  bool avxvnni = false;                         // on top of avx2
   bool avx512vnni = false, avx512vbmi = false;  // each on top of avx512
 };
 
@@ -26,6 +30,10 @@ const Features& features() {
     r.avx2 = cpuinfo_has_x86_avx2() && cpuinfo_has_x86_fma3() && cpuinfo_has_x86_f16c();
     r.avx512 = r.avx2 && cpuinfo_has_x86_avx512f() && cpuinfo_has_x86_avx512bw() &&
                cpuinfo_has_x86_avx512vl() && cpuinfo_has_x86_avx512dq();
+    // Debian 12's cpuinfo has no AVX-VNNI query: CPUID leaf 7, sub-leaf 1, EAX bit 4. (Its ymm
+    // state is the OS support avx2 already needs.)
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    r.avxvnni = r.avx2 && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx) && (eax & (1u << 4));
     r.avx512vnni = r.avx512 && cpuinfo_has_x86_avx512vnni();
     r.avx512vbmi = r.avx512 && cpuinfo_has_x86_avx512vbmi();
 #elif defined(__aarch64__) || defined(__arm__)
@@ -42,16 +50,19 @@ const Features& features() {
   return f;
 }
 
-// Position of an ISA within its architecture's chain (scalar < avx2 < avx512 < avx512vnni <
-// avx512vbmi, scalar < neon < neondot < neoni8mm). The x86 chain is only an order for the cap: each
+// Position of an ISA within its architecture's chain (scalar < avx2 < avxvnni < avx512 <
+// avx512vnni < avx512vbmi, scalar < neon < neondot < neoni8mm). The x86 chain is only an order for the cap: each
 // variant still needs cpu_supports(its own ISA).
 int rank(Isa isa) {
   switch (isa) {
     case Isa::scalar: return 0;
     case Isa::avx2: case Isa::neon: return 1;
-    case Isa::avx512: case Isa::neondot: return 2;
-    case Isa::avx512vnni: case Isa::neoni8mm: return 3;
-    case Isa::avx512vbmi: return 4;
+    case Isa::neondot: return 2;
+    case Isa::neoni8mm: return 3;
+    case Isa::avxvnni: return 2;
+    case Isa::avx512: return 3;
+    case Isa::avx512vnni: return 4;
+    case Isa::avx512vbmi: return 5;
   }
   return 0;
 }
@@ -143,6 +154,7 @@ const char* to_string(Isa isa) {
     case Isa::neondot: return "neondot";
     case Isa::avx512vnni: return "avx512vnni";
     case Isa::avx512vbmi: return "avx512vbmi";
+    case Isa::avxvnni: return "avxvnni";
     case Isa::neoni8mm: return "neoni8mm";
   }
   return "?";
@@ -169,6 +181,7 @@ bool cpu_supports(Isa isa) {
     case Isa::neondot: return f.neondot;
     case Isa::avx512vnni: return f.avx512vnni;
     case Isa::avx512vbmi: return f.avx512vbmi;
+    case Isa::avxvnni: return f.avxvnni;
     case Isa::neoni8mm: return f.neoni8mm;
   }
   return false;

@@ -90,6 +90,7 @@ constexpr Variant<GemmTernaryFn> gemm_t3_madd_variants[] = {
     {"t3-qs8-gemm-madd-scalar", Isa::scalar, lutra_t3_qs8_gemm_madd__scalar},
 #if defined(__x86_64__)
     {"t3-qs8-gemm-madd32x2-avx2", Isa::avx2, lutra_t3_qs8_gemm_madd32x2__avx2},
+    {"t3-qs8-gemm-madd32x2-avxvnni", Isa::avxvnni, lutra_t3_qs8_gemm_madd32x2__avxvnni},
     {"t3-qs8-gemm-madd32x12-avx512", Isa::avx512, lutra_t3_qs8_gemm_madd32x12__avx512},
     {"t3-qs8-gemm-madd32x12-avx512vnni", Isa::avx512vnni, lutra_t3_qs8_gemm_madd32x12__avx512vnni},
 #endif
@@ -105,6 +106,7 @@ constexpr Variant<GemmTernaryScaledFn> gemm_t3_madd_scaled_variants[] = {
     {"t3-qs8-gemm-madd-scaled-scalar", Isa::scalar, lutra_t3_qs8_gemm_madd_scaled__scalar},
 #if defined(__x86_64__)
     {"t3-qs8-gemm-madd32x2-scaled-avx2", Isa::avx2, lutra_t3_qs8_gemm_madd32x2_scaled__avx2},
+    {"t3-qs8-gemm-madd32x2-scaled-avxvnni", Isa::avxvnni, lutra_t3_qs8_gemm_madd32x2_scaled__avxvnni},
     {"t3-qs8-gemm-madd32x12-scaled-avx512", Isa::avx512, lutra_t3_qs8_gemm_madd32x12_scaled__avx512},
     {"t3-qs8-gemm-madd32x12-scaled-avx512vnni", Isa::avx512vnni, lutra_t3_qs8_gemm_madd32x12_scaled__avx512vnni},
 #endif

@@ -75,6 +75,10 @@ void lutra_t3_qs8_gemm_madd32x2__avx2(const WeightView& w, const int8_t* xq, int
                                       size_t n_begin, size_t n_end);
 void lutra_t3_qs8_gemm_madd32x2_scaled__avx2(const WeightView& w, const int8_t* xq, const float* xs, float* y,
                                              size_t m, size_t n_begin, size_t n_end, bool accumulate);
+void lutra_t3_qs8_gemm_madd32x2__avxvnni(const WeightView& w, const int8_t* xq, int32_t* acc, size_t m,
+                                         size_t n_begin, size_t n_end);
+void lutra_t3_qs8_gemm_madd32x2_scaled__avxvnni(const WeightView& w, const int8_t* xq, const float* xs, float* y,
+                                                size_t m, size_t n_begin, size_t n_end, bool accumulate);
 void lutra_bq_qs8_gemm_1x8__avx2(const WeightView& w, const int8_t* xq, const float* xs, float* y,
                                  size_t m, size_t n_begin, size_t n_end);
 void lutra_t3_lut_build__avx2(const int8_t* xq, size_t k, size_t group_begin, size_t group_end,

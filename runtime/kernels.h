@@ -24,17 +24,19 @@
 namespace lutra {
 
 // Instruction sets a variant can need. Ranks within each architecture (the cap chain):
-// scalar < avx2 < avx512 < avx512vnni < avx512vbmi, scalar < neon < neondot < neoni8mm. avx512 is
-// F/BW/VL/DQ; avx512vnni and avx512vbmi each add one extension to it (a CPU can have either
-// without the other: cpu_supports checks each for real, so a cap at avx512vbmi still skips
-// VNNI variants where VNNI is missing).
+// scalar < avx2 < avxvnni < avx512 < avx512vnni < avx512vbmi, scalar < neon < neondot < neoni8mm.
+// avx2 includes FMA and F16C; avxvnni adds AVX-VNNI (the VEX-encoded 256-bit vpdpbusd of Alder
+// Lake and later Intel laptops, which lack AVX-512). avx512 is F/BW/VL/DQ; avx512vnni and
+// avx512vbmi each add one extension to it. A CPU can have any of the extensions without the
+// others (Zen 4: AVX-512 VNNI, no AVX-VNNI): cpu_supports checks each for real, so a cap at
+// avx512vbmi still skips VNNI variants where VNNI is missing.
 // neondot is AArch64 Advanced SIMD with the dot-product instructions (sdot), neoni8mm adds the
 // int8 matrix multiply (smmla).
-enum class Isa : uint8_t { scalar, avx2, avx512, neon, neondot, avx512vnni, avx512vbmi, neoni8mm };
+enum class Isa : uint8_t { scalar, avx2, avx512, neon, neondot, avx512vnni, avx512vbmi, neoni8mm, avxvnni };
 const char* to_string(Isa isa);
 // Every ISA, x86's chain then ARM's (for listing, parsing and help texts).
-inline constexpr Isa kAllIsas[] = {Isa::scalar,     Isa::avx2, Isa::avx512,  Isa::avx512vnni,
-                                   Isa::avx512vbmi, Isa::neon, Isa::neondot, Isa::neoni8mm};
+inline constexpr Isa kAllIsas[] = {Isa::scalar,     Isa::avx2,       Isa::avxvnni, Isa::avx512, Isa::avx512vnni,
+                                   Isa::avx512vbmi, Isa::neon,       Isa::neondot, Isa::neoni8mm};
 // "scalar, avx2, ..., neoni8mm": the names a cap accepts.
 std::string isa_names();
 

@@ -601,8 +601,18 @@ TEST_CASE("an ISA cap limits every chosen kernel and the default picks the stron
     return isa == Isa::avx512 || isa == Isa::avx512vnni || isa == Isa::avx512vbmi;
   };
   set_isa_cap(Isa::avx2);
-  for (Isa isa : isas(kernels())) CHECK(!is_avx512(isa));
+  for (Isa isa : isas(kernels())) {
+    CHECK(!is_avx512(isa));
+    CHECK(isa != Isa::avxvnni);
+  }
   if (cpu_supports(Isa::avx2)) CHECK(kernels().gemm_t2.isa == Isa::avx2);
+
+  // avxvnni: the laptop level between avx2 and avx512. Its prefill kernel where the CPU has
+  // AVX-VNNI, else the AVX2 one; never an AVX-512 variant.
+  set_isa_cap(Isa::avxvnni);
+  for (Isa isa : isas(kernels())) CHECK(!is_avx512(isa));
+  if (cpu_supports(Isa::avxvnni)) CHECK(kernels().gemm_t3_madd_scaled.isa == Isa::avxvnni);
+  else if (cpu_supports(Isa::avx2)) CHECK(kernels().gemm_t3_madd_scaled.isa == Isa::avx2);
 
   set_isa_cap(Isa::avx512);
   for (Isa isa : isas(kernels())) {

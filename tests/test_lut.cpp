@@ -19,6 +19,7 @@
 #include "runtime/model.h"
 #include "runtime/model_file.h"
 #include "tests/kernel_cases.h"
+#include "tests/kernel_twins/kernel_twins.h"
 #include "tests/test_data.h"
 
 using namespace lutra;
@@ -264,7 +265,8 @@ TEST_CASE("t3 lut gemm variants equal the t2 multiply-add reference bit for bit 
 // m = 620) the 606-token one of AVX-512 (4 MiB of activations in whole 12-token tiles).
 TEST_CASE("t3 multiply-add gemm variants equal the t2 multiply-add reference bit for bit over ragged shapes, token tiles and row splits") {
   std::mt19937 rng(17);
-  const auto gemms = runnable(kernel_inventory().gemm_t3_madd);
+  std::vector<Variant<GemmTernaryFn>> gemms = runnable(kernel_inventory().gemm_t3_madd);
+  for (const auto& twin : runnable<GemmTernaryFn>(t3_madd_twins())) gemms.push_back(twin);
   constexpr int32_t kUntouched = 0x7eadbeef;
   std::vector<std::tuple<size_t, size_t, size_t>> shapes;  // n, k, m
   for (size_t n : kNs)
@@ -321,7 +323,8 @@ TEST_CASE("t3 multiply-add gemm variants equal the t2 multiply-add reference bit
 // shapes, token tiles and row splits; rows outside the split keep their old values.
 TEST_CASE("scaled t3 multiply-add gemm variants equal the reference sums scaled to floats bit for bit, written or added, over ragged shapes and row splits") {
   std::mt19937 rng(23);
-  const auto gemms = runnable(kernel_inventory().gemm_t3_madd_scaled);
+  std::vector<Variant<GemmTernaryScaledFn>> gemms = runnable(kernel_inventory().gemm_t3_madd_scaled);
+  for (const auto& twin : runnable<GemmTernaryScaledFn>(t3_madd_scaled_twins())) gemms.push_back(twin);
   std::vector<std::tuple<size_t, size_t, size_t>> shapes;  // n, k, m
   for (size_t n : {size_t(1), size_t(17), size_t(32), size_t(33), size_t(64), size_t(100)})
     for (size_t k : {size_t(1), size_t(5), size_t(31), size_t(64), size_t(127), size_t(256)})
