@@ -6,6 +6,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "runtime/kernels.h"
 
 namespace lutra {
 namespace {
@@ -19,7 +23,8 @@ template <class T>
 inline void prefetch_kv_ahead(const T* rows, size_t t, size_t n_pos, size_t kv_stride, size_t head_dim) {
   if (t + kKvPrefetchRows >= n_pos) return;
   const char* p = reinterpret_cast<const char*>(rows + (t + kKvPrefetchRows) * kv_stride);
-  for (size_t b = 0; b < head_dim * sizeof(T); b += 64) __builtin_prefetch(p + b, 0, 3);
+  const KvType type = std::is_same_v<T, int8_t> ? KvType::q8 : sizeof(T) == 2 ? KvType::f16 : KvType::f32;
+  for (size_t b = 0; b < kv_row_bytes(type, head_dim); b += 64) __builtin_prefetch(p + b, 0, 3);
 }
 
 }  // namespace

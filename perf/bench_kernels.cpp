@@ -723,32 +723,27 @@ void register_all() {
 }
 
 // Attention of one token's GQA group at the 2B4T shape (4 query heads sharing a KV head, head
-// dim 128, 5 KV heads between positions: kv_stride 640) over n_pos cached positions, K and V
-// cache-resident, in each KV cache type: the single-head kind called per head, and the group
-// kind once. Names: attention/<kernel>@<f32|f16>/pos<n_pos>; ops = 4 heads x 2 x 2 x n_pos x 128
+// dim 128, the KV head's positions contiguous as the runtime lays them out) over n_pos cached
+// positions, in each KV cache type: the single-head kind called per head, and the group kind
+// once. Names: attention/<kernel>@<f32|f16|q8>/pos<n_pos>; ops = 4 heads x 2 x 2 x n_pos x 128
 // per call as a rate.
 void register_attention() {
-  constexpr size_t kGroup = 4, kHeadDim = 128, kStride = 640;
+  constexpr size_t kGroup = 4, kHeadDim = 128;
   const KernelInventory& inv = kernel_inventory();
   using Call = std::function<void(const float*, const void*, const void*, KvType, size_t, float*, float*)>;
   auto add_one = [](const std::string& name, size_t n_pos, KvType type, Call call) {
-    const std::string full = "attention/" + name + (type == KvType::f16 ? "@f16" : "@f32") + "/pos" + std::to_string(n_pos);
+    const std::string full = "attention/" + name + "@" + kv_type_name(type) + "/pos" + std::to_string(n_pos);
     benchmark::RegisterBenchmark(full.c_str(), [n_pos, type, call](benchmark::State& st) {
-      std::vector<float> q(kGroup * kHeadDim), kf(n_pos * kStride), vf(n_pos * kStride);
+      std::vector<float> q(kGroup * kHeadDim), kf(n_pos * kHeadDim), vf(n_pos * kHeadDim);
       std::vector<float> scores(kGroup * n_pos), out(kGroup * kHeadDim);
       uint32_t seed = 1;
       for (auto* vec : {&q, &kf, &vf})
         for (float& x : *vec) x = float((seed = seed * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
-      std::vector<uint8_t> k(kf.size() * kv_type_bytes(type)), v(vf.size() * kv_type_bytes(type));
-      for (size_t i = 0; i < kf.size(); i++) {
-        if (type == KvType::f16) {
-          const uint16_t hk = f32_to_f16(kf[i]), hv = f32_to_f16(vf[i]);
-          std::memcpy(k.data() + 2 * i, &hk, 2);
-          std::memcpy(v.data() + 2 * i, &hv, 2);
-        } else {
-          std::memcpy(k.data() + 4 * i, &kf[i], 4);
-          std::memcpy(v.data() + 4 * i, &vf[i], 4);
-        }
+      const size_t row = kv_row_bytes(type, kHeadDim);
+      std::vector<uint8_t> k(n_pos * row), v(n_pos * row);
+      for (size_t t = 0; t < n_pos; t++) {
+        kv_store_row(type, kf.data() + t * kHeadDim, kHeadDim, k.data() + t * row);
+        kv_store_row(type, vf.data() + t * kHeadDim, kHeadDim, v.data() + t * row);
       }
       for (auto _ : st) {
         call(q.data(), k.data(), v.data(), type, n_pos, scores.data(), out.data());
@@ -759,20 +754,20 @@ void register_attention() {
     })->Unit(benchmark::kMicrosecond);
   };
   for (size_t n_pos : {size_t(128), size_t(512), size_t(4096)})
-    for (KvType type : {KvType::f32, KvType::f16}) {
+    for (KvType type : {KvType::f32, KvType::f16, KvType::q8}) {
       for (const auto& a : inv.attention) {
         if (!cpu_supports(a.isa)) continue;
         add_one(a.name, n_pos, type, [fn = a.fn](const float* q, const void* k, const void* v, KvType t, size_t n,
                                                  float* sc, float* o) {
           for (size_t g = 0; g < kGroup; g++)
-            fn(q + g * kHeadDim, k, v, t, n, kHeadDim, kStride, 0.088f, sc + g * n, o + g * kHeadDim);
+            fn(q + g * kHeadDim, k, v, t, n, kHeadDim, kv_row_units(t, kHeadDim), 0.088f, sc + g * n, o + g * kHeadDim);
         });
       }
       for (const auto& a : inv.attention_gqa) {
         if (!cpu_supports(a.isa)) continue;
         add_one(a.name, n_pos, type, [fn = a.fn](const float* q, const void* k, const void* v, KvType t, size_t n,
                                                  float* sc, float* o) {
-          fn(q, kGroup, k, v, t, n, kHeadDim, kStride, 0.088f, sc, o);
+          fn(q, kGroup, k, v, t, n, kHeadDim, kv_row_units(t, kHeadDim), 0.088f, sc, o);
         });
       }
     }

@@ -63,8 +63,9 @@ Result<std::unique_ptr<Context>> Context::create(const Model& model, const Conte
                hid = size_t(c.hidden_dim), hd = size_t(c.head_dim);
   ctx->max_width_ = std::max({dim, qd, hid});
   ctx->kv_type_ = p.kv_type;
-  ctx->k_cache_.assign(size_t(c.n_layers) * N * kvd * kv_type_bytes(p.kv_type), 0);
-  ctx->v_cache_.assign(size_t(c.n_layers) * N * kvd * kv_type_bytes(p.kv_type), 0);
+  const size_t kv_layer_bytes = size_t(c.n_kv_heads) * N * kv_row_bytes(p.kv_type, hd);
+  ctx->k_cache_.assign(size_t(c.n_layers) * kv_layer_bytes, 0);
+  ctx->v_cache_.assign(size_t(c.n_layers) * kv_layer_bytes, 0);
   ctx->k_new_.assign(B * kvd, 0.0f);
   ctx->v_new_.assign(B * kvd, 0.0f);
   ctx->x_.assign(B * dim, 0.0f);
@@ -335,9 +336,10 @@ void Context::forward(int ith, int nth) {
     // This layer's cache, (kv_heads, n_ctx, head_dim): each head's positions are one contiguous
     // stream, which attention reads front to back (interleaved heads, 256-byte slices 1280
     // bytes apart, left the prefetchers behind at depth).
-    const size_t eb = kv_type_bytes(kv_type_), head_bytes = N * hd * eb, kv_heads = size_t(cfg_.n_kv_heads);
-    uint8_t* kc = k_cache_.data() + l * N * kvd * eb;
-    uint8_t* vc = v_cache_.data() + l * N * kvd * eb;
+    const size_t kv_heads = size_t(cfg_.n_kv_heads), row_bytes = kv_row_bytes(kv_type_, hd),
+                 head_bytes = N * row_bytes;
+    uint8_t* kc = k_cache_.data() + l * kv_heads * head_bytes;
+    uint8_t* vc = v_cache_.data() + l * kv_heads * head_bytes;
 
     // ---- attention ----
     // xb = rmsnorm(x) (and its int8 form / tables for ternary weights)
@@ -356,19 +358,8 @@ void Context::forward(int ith, int nth) {
       k.rope.fn(q_.data() + i * qd, size_t(cfg_.n_heads), hd, cs, sn, cfg_.rope_style);
       k.rope.fn(ki, size_t(cfg_.n_kv_heads), hd, cs, sn, cfg_.rope_style);
       for (size_t h = 0; h < kv_heads; h++) {
-        uint8_t* kd = kc + h * head_bytes + (pos0 + i) * hd * eb;
-        uint8_t* vd = vc + h * head_bytes + (pos0 + i) * hd * eb;
-        if (kv_type_ == KvType::f16) {
-          // Rounded to nearest even by one scalar routine, so every ISA caches the same bits.
-          for (size_t j = 0; j < hd; j++) {
-            const uint16_t kh = f32_to_f16(ki[h * hd + j]), vh = f32_to_f16(vi[h * hd + j]);
-            std::memcpy(kd + 2 * j, &kh, 2);
-            std::memcpy(vd + 2 * j, &vh, 2);
-          }
-        } else {
-          std::memcpy(kd, ki + h * hd, hd * 4);
-          std::memcpy(vd, vi + h * hd, hd * 4);
-        }
+        kv_store_row(kv_type_, ki + h * hd, hd, kc + h * head_bytes + (pos0 + i) * row_bytes);
+        kv_store_row(kv_type_, vi + h * hd, hd, vc + h * head_bytes + (pos0 + i) * row_bytes);
       }
     }
     pool.barrier();
@@ -384,7 +375,7 @@ void Context::forward(int ith, int nth) {
       for (size_t item = size_t(ith); item < kv_heads * m; item += size_t(nth)) {
         const size_t kvh = item / m, i = item % m, h = kvh * group;
         k.attention_gqa.fn(q_.data() + i * qd + h * hd, group, kc + kvh * head_bytes, vc + kvh * head_bytes, kv_type_,
-                           pos0 + i + 1, hd, hd, scale, scores, att_.data() + i * qd + h * hd);
+                           pos0 + i + 1, hd, kv_row_units(kv_type_, hd), scale, scores, att_.data() + i * qd + h * hd);
       }
     }
     pool.barrier();

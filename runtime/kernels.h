@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <utility>
 #include <span>
@@ -114,15 +115,39 @@ using RopeFn = void (*)(float* v, size_t n_heads, size_t head_dim, const float* 
                         const float* sin, RopeStyle style);
 
 // The KV cache's element type: f16 by default (half the bytes a decode step reads at depth),
-// f32 the exact option. The attention kernels widen f16 to f32 on load (exact), so both run the
-// same float operations in the same order.
-enum class KvType : uint8_t { f32, f16 };
-inline constexpr size_t kv_type_bytes(KvType t) { return t == KvType::f32 ? 4 : 2; }
-// Calls f(k, v) with the cache rows typed as their elements: const float* or const uint16_t*
-// (f16 bits), so a kernel writes its body once as a template over the element type.
+// f32 the exact option, q8 the small one (a bit over a quarter of f32's bytes). The attention
+// kernels widen f16 to f32 on load (exact) and q8 to q * scale (one rounding, the same on every
+// ISA), so all of them run the same float operations in the same order.
+enum class KvType : uint8_t { f32, f16, q8 };
+inline const char* kv_type_name(KvType t) { return t == KvType::f32 ? "f32" : t == KvType::f16 ? "f16" : "q8"; }
+// A q8 row (one position of one KV head): head_dim int8 values, then one f32 scale per block of
+// kKvQ8Block values (the block's absmax / 127). The kernels' vector loads (4, 8 or 16 values at
+// a multiple of their width) never straddle a block.
+inline constexpr size_t kKvQ8Block = 32;
+// Storage units (floats, f16 halves, or bytes) of one cached row of head_dim values: a row's
+// kv_stride in a contiguous cache.
+inline constexpr size_t kv_row_units(KvType t, size_t head_dim) {
+  return t == KvType::q8 ? head_dim + 4 * ((head_dim + kKvQ8Block - 1) / kKvQ8Block) : head_dim;
+}
+inline constexpr size_t kv_row_bytes(KvType t, size_t head_dim) {
+  return kv_row_units(t, head_dim) * (t == KvType::f32 ? 4 : t == KvType::f16 ? 2 : 1);
+}
+// The scale of value d of a q8 row.
+inline float kv_q8_scale(const int8_t* row, size_t d, size_t head_dim) {
+  float s;
+  std::memcpy(&s, row + head_dim + 4 * (d / kKvQ8Block), 4);
+  return s;
+}
+// Writes head_dim floats as one cache row of type t (f16 rounded to nearest even, q8 by the
+// block scales above): one scalar routine, so every ISA caches the same bits.
+void kv_store_row(KvType t, const float* x, size_t head_dim, void* row);
+// Calls f(k, v) with the cache rows typed as their elements: const float*, const uint16_t* (f16
+// bits) or const int8_t* (q8 rows), so a kernel writes its body once as a template over the
+// element type. Kernels load through (row, d, head_dim), which a q8 row needs for its scale.
 template <class F>
 inline void with_kv_elements(KvType t, const void* k, const void* v, F&& f) {
   if (t == KvType::f16) f(static_cast<const uint16_t*>(k), static_cast<const uint16_t*>(v));
+  else if (t == KvType::q8) f(static_cast<const int8_t*>(k), static_cast<const int8_t*>(v));
   else f(static_cast<const float*>(k), static_cast<const float*>(v));
 }
 // Calls f(std::integral_constant<int, H>{}, g) for query heads g .. g+H-1 of n_q, kMax heads at

@@ -277,9 +277,12 @@ void lutra_f32_rope__scalar(float* v, size_t n_heads, size_t head_dim, const flo
 
 namespace {
 
-// A cached K or V element as a float (f16 widens exactly).
-inline float kv_float(const float* p, size_t j) { return p[j]; }
-inline float kv_float(const uint16_t* p, size_t j) { return f16_to_f32(p[j]); }
+// Value j of a cached K or V row as a float (f16 widens exactly, q8 is q * its block's scale).
+inline float kv_float(const float* row, size_t j, size_t) { return row[j]; }
+inline float kv_float(const uint16_t* row, size_t j, size_t) { return f16_to_f32(row[j]); }
+inline float kv_float(const int8_t* row, size_t j, size_t head_dim) {
+  return float(row[j]) * kv_q8_scale(row, j, head_dim);
+}
 
 template <class T>
 void attention(const float* q, const T* k, const T* v, size_t n_pos, size_t head_dim, size_t kv_stride,
@@ -287,13 +290,13 @@ void attention(const float* q, const T* k, const T* v, size_t n_pos, size_t head
   for (size_t t = 0; t < n_pos; t++) {
     const T* kt = k + t * kv_stride;
     // fma(k, q, lane) is fma(q, k, lane): the canonical q·k, with k widened as it is read.
-    scores[t] = dot_canonical_fn([kt](size_t j) { return kv_float(kt, j); }, q, head_dim) * scale;
+    scores[t] = dot_canonical_fn([kt, head_dim](size_t j) { return kv_float(kt, j, head_dim); }, q, head_dim) * scale;
   }
   lutra_f32_softmax__scalar(scores, n_pos);
   for (size_t d = 0; d < head_dim; d++) out[d] = 0.0f;
   for (size_t t = 0; t < n_pos; t++) {
     const T* vt = v + t * kv_stride;
-    for (size_t d = 0; d < head_dim; d++) out[d] = std::fma(scores[t], kv_float(vt, d), out[d]);
+    for (size_t d = 0; d < head_dim; d++) out[d] = std::fma(scores[t], kv_float(vt, d, head_dim), out[d]);
   }
 }
 
@@ -313,6 +316,31 @@ void lutra_f32_attention_gqa__scalar(const float* q, size_t n_q, const void* k, 
   for (size_t g = 0; g < n_q; g++)
     lutra_f32_attention__scalar(q + g * head_dim, k, v, kv_type, n_pos, head_dim, kv_stride, scale,
                                 scores + g * n_pos, out + g * head_dim);
+}
+
+void kv_store_row(KvType t, const float* x, size_t head_dim, void* row) {
+  if (t == KvType::f32) {
+    std::memcpy(row, x, head_dim * 4);
+  } else if (t == KvType::f16) {
+    for (size_t j = 0; j < head_dim; j++) {
+      const uint16_t h = f32_to_f16(x[j]);
+      std::memcpy(static_cast<uint8_t*>(row) + 2 * j, &h, 2);
+    }
+  } else {
+    int8_t* q = static_cast<int8_t*>(row);
+    for (size_t b = 0; b < head_dim; b += kKvQ8Block) {
+      const size_t n = std::min(kKvQ8Block, head_dim - b);
+      float amax = 0.0f;
+      for (size_t j = 0; j < n; j++) amax = std::max(amax, std::fabs(x[b + j]));
+      const float scale = amax / 127.0f;
+      const float inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+      for (size_t j = 0; j < n; j++) {  // nearest, ties to even; out of range clamps, NaN is 0
+        const float r = std::nearbyint(x[b + j] * inv);
+        q[b + j] = int8_t(r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r == r ? r : 0.0f);
+      }
+      std::memcpy(q + head_dim + 4 * (b / kKvQ8Block), &scale, 4);
+    }
+  }
 }
 
 void lutra_f32_silu_mul__scalar(const float* gate, const float* up, float* out, size_t n) {

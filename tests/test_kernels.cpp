@@ -415,21 +415,29 @@ TEST_CASE("rope rotates interleaved and half-split pairs as their reference defi
 
 namespace {
 
-// Cache rows of x in a KV type: the bytes the kernels read, and the floats they stand for (x
-// rounded to f16 for an f16 cache).
+// n_pos cache rows of head_dim values, row t from x + t * x_stride (the values between rows
+// stand for other heads' slices), in a KV type: the bytes the kernels read, their row stride in
+// the type's units (x_stride's gap kept), and the floats they stand for at x's indices (x rounded
+// to f16 or q8 as the cache holds it).
 struct KvRows {
   std::vector<uint8_t> bytes;
+  size_t stride;
   std::vector<float> value;
 };
-KvRows kv_rows(const std::vector<float>& x, KvType type) {
-  KvRows r{std::vector<uint8_t>(x.size() * kv_type_bytes(type)), x};
-  for (size_t i = 0; i < x.size(); i++) {
-    if (type == KvType::f16) {
-      const uint16_t h = f32_to_f16(x[i]);
-      std::memcpy(r.bytes.data() + 2 * i, &h, 2);
-      r.value[i] = f16_to_f32(h);
-    } else {
-      std::memcpy(r.bytes.data() + 4 * i, &x[i], 4);
+KvRows kv_rows(const std::vector<float>& x, size_t n_pos, size_t head_dim, size_t x_stride, KvType type) {
+  const size_t units = kv_row_units(type, head_dim), unit_bytes = kv_row_bytes(type, head_dim) / units;
+  KvRows r{{}, units + (x_stride - head_dim), x};
+  r.bytes.assign(n_pos * r.stride * unit_bytes, 0x55);  // gaps: bytes no kernel may read
+  for (size_t t = 0; t < n_pos; t++) {
+    uint8_t* row = r.bytes.data() + t * r.stride * unit_bytes;
+    kv_store_row(type, x.data() + t * x_stride, head_dim, row);
+    for (size_t j = 0; j < head_dim; j++) {
+      float& v = r.value[t * x_stride + j];
+      if (type == KvType::f16) v = f16_to_f32(f32_to_f16(v));
+      if (type == KvType::q8) {
+        const int8_t* q = reinterpret_cast<const int8_t*>(row);
+        v = float(q[j]) * kv_q8_scale(q, j, head_dim);
+      }
     }
   }
   return r;
@@ -437,23 +445,23 @@ KvRows kv_rows(const std::vector<float>& x, KvType type) {
 
 }  // namespace
 
-TEST_CASE("attention over 1..40 cached positions, f32 or f16 cache, matches a double-precision reference") {
+TEST_CASE("attention over 1..40 cached positions, f32, f16 or q8 cache, matches a double-precision reference") {
   std::mt19937 rng(9);
   for_each_variant(kernel_inventory().attention, [&](const Variant<AttentionFn>& v) {
-    for (KvType type : {KvType::f32, KvType::f16}) {
+    for (KvType type : {KvType::f32, KvType::f16, KvType::q8}) {
       for (size_t head_dim : {1, 7, 64, 128}) {
         for (size_t n_pos = 1; n_pos <= 40; n_pos++) {
           size_t stride = head_dim * 3 + 1;  // other heads' slices lie between positions
           std::vector<float> q = random_floats(rng, head_dim, -2.0f, 2.0f);
-          const KvRows k = kv_rows(random_floats(rng, n_pos * stride, -2.0f, 2.0f), type);
-          const KvRows val = kv_rows(random_floats(rng, n_pos * stride), type);
+          const KvRows k = kv_rows(random_floats(rng, n_pos * stride, -2.0f, 2.0f), n_pos, head_dim, stride, type);
+          const KvRows val = kv_rows(random_floats(rng, n_pos * stride), n_pos, head_dim, stride, type);
           float scale = 1.0f / std::sqrt(float(head_dim));
           std::vector<float> scores(n_pos), out(head_dim), want(head_dim);
-          v.fn(q.data(), k.bytes.data(), val.bytes.data(), type, n_pos, head_dim, stride, scale, scores.data(),
+          v.fn(q.data(), k.bytes.data(), val.bytes.data(), type, n_pos, head_dim, k.stride, scale, scores.data(),
                out.data());
-          lutra_f32_attention__scalar(q.data(), k.bytes.data(), val.bytes.data(), type, n_pos, head_dim, stride,
+          lutra_f32_attention__scalar(q.data(), k.bytes.data(), val.bytes.data(), type, n_pos, head_dim, k.stride,
                                       scale, scores.data(), want.data());
-          INFO("f16 cache: " << (type == KvType::f16) << ", head_dim " << head_dim << ", n_pos " << n_pos);
+          INFO("cache " << kv_type_name(type) << ", head_dim " << head_dim << ", n_pos " << n_pos);
           CHECK(std::memcmp(out.data(), want.data(), head_dim * 4) == 0);  // the canonical order
           std::vector<double> p(n_pos);
           double mx = -1e300, sum = 0;
@@ -474,27 +482,27 @@ TEST_CASE("attention over 1..40 cached positions, f32 or f16 cache, matches a do
   });
 }
 
-TEST_CASE("grouped-query attention variants equal one scalar reference call per head, bit for bit, f32 or f16 cache") {
+TEST_CASE("grouped-query attention variants equal one scalar reference call per head, bit for bit, f32, f16 or q8 cache") {
   std::mt19937 rng(19);
   for_each_variant(kernel_inventory().attention_gqa, [&](const Variant<AttentionGqaFn>& v) {
-    for (KvType type : {KvType::f32, KvType::f16})
+    for (KvType type : {KvType::f32, KvType::f16, KvType::q8})
       for (size_t head_dim : {1, 7, 16, 17, 64, 65, 128}) {
         for (size_t n_q : {1, 2, 3, 4, 5, 8}) {
           for (size_t n_pos : {1, 2, 3, 4, 5, 7, 8, 9, 31, 32, 33, 64, 100, 300}) {
             const size_t stride = head_dim * 5 + 3;  // other KV heads' slices lie between positions
             std::vector<float> q = random_floats(rng, n_q * head_dim, -2.0f, 2.0f);
-            const KvRows k = kv_rows(random_floats(rng, n_pos * stride, -2.0f, 2.0f), type);
-            const KvRows val = kv_rows(random_floats(rng, n_pos * stride), type);
+            const KvRows k = kv_rows(random_floats(rng, n_pos * stride, -2.0f, 2.0f), n_pos, head_dim, stride, type);
+            const KvRows val = kv_rows(random_floats(rng, n_pos * stride), n_pos, head_dim, stride, type);
             const float scale = 1.0f / std::sqrt(float(head_dim));
             // out in a wider buffer, so writes outside the n_q heads show
             std::vector<float> scores(n_q * n_pos), out(n_q * head_dim + 8, 5.0f), want(n_q * head_dim + 8, 5.0f);
             std::vector<float> one_scores(n_pos);
             for (size_t g = 0; g < n_q; g++)
               lutra_f32_attention__scalar(q.data() + g * head_dim, k.bytes.data(), val.bytes.data(), type, n_pos,
-                                          head_dim, stride, scale, one_scores.data(), want.data() + g * head_dim);
-            v.fn(q.data(), n_q, k.bytes.data(), val.bytes.data(), type, n_pos, head_dim, stride, scale,
+                                          head_dim, k.stride, scale, one_scores.data(), want.data() + g * head_dim);
+            v.fn(q.data(), n_q, k.bytes.data(), val.bytes.data(), type, n_pos, head_dim, k.stride, scale,
                  scores.data(), out.data());
-            INFO("f16 cache: " << (type == KvType::f16) << ", head_dim " << head_dim << ", n_q " << n_q
+            INFO("cache " << kv_type_name(type) << ", head_dim " << head_dim << ", n_q " << n_q
                                << ", n_pos " << n_pos);
             CHECK(std::memcmp(out.data(), want.data(), out.size() * 4) == 0);
           }

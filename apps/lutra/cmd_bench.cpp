@@ -218,7 +218,7 @@ int cmd_bench(int argc, char** argv) {
     if (recipe.contains(key) && recipe[key].is_string())
       recipe_text += (recipe_text.empty() ? "" : "; ") + std::string(key) + " " + recipe[key].get<std::string>();
   std::string run_text = base.bq_int8 ? "int8 activations for b-bit weights" : "float activations for b-bit weights";
-  run_text += base.kv_type == KvType::f16 ? ", f16 KV cache" : ", f32 KV cache";
+  run_text += std::string(", ") + kv_type_name(base.kv_type) + " KV cache";
   if (m.weights().output_exact.data)
     run_text += ", " + std::to_string(base.head_candidates) + " head candidates rescored";
 
@@ -233,7 +233,7 @@ int cmd_bench(int argc, char** argv) {
                         {"depth", d}, {"threads", t}, {"test", test},
                         {"tokens_per_s_mean", s.mean}, {"tokens_per_s_stddev", s.stddev},
                         {"tokens_per_s_median", s.median}, {"samples", v},
-                        {"recipe", recipe}, {"bq_int8", base.bq_int8}, {"kv_type", base.kv_type == KvType::f16 ? "f16" : "f32"}, {"head_candidates", base.head_candidates},
+                        {"recipe", recipe}, {"bq_int8", base.bq_int8}, {"kv_type", kv_type_name(base.kv_type)}, {"head_candidates", base.head_candidates},
                         {"huge_page_bytes", huge_bytes}, {"peak_rss_bytes", peak_rss},
                         {"kv_cache_bytes", kv_bytes}, {"kernel_gemm_t2", kernels().gemm_t2.name}};
     if (bandwidth.count(t)) {

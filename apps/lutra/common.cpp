@@ -49,7 +49,8 @@ void add_compute_options(cxxopts::Options& o) {
       ("head-candidates", "head rows rescored from the exact rows per token (0: the screen's logits only)",
        cxxopts::value<int>()->default_value(std::to_string(kDefaultHeadCandidates)))
       ("fast-bp", "bit-plane (p<bits>g<group>) weights through int8 tables: faster, approximate")
-      ("kv-type", "KV cache elements: f16 (half the memory and the bytes read per token at depth) or f32 (exact)",
+      ("kv-type", "KV cache elements: f16 (half the memory and the bytes read per token at depth), "
+                  "q8 (int8 with a scale per 32 values: 0.56x f16's bytes, approximate) or f32 (exact)",
        cxxopts::value<std::string>()->default_value("f16"));
 }
 
@@ -60,10 +61,12 @@ Status apply_compute_options(const cxxopts::ParseResult& r, ContextParams& p) {
   p.head_candidates = r["head-candidates"].as<int>();
   if (p.head_candidates < 0) return Status::error("--head-candidates must be >= 0");
   const std::string kv = r["kv-type"].as<std::string>();
-  if (kv == "f16") p.kv_type = KvType::f16;
-  else if (kv == "f32") p.kv_type = KvType::f32;
-  else return Status::error("--kv-type takes f16 or f32, not '" + kv + "'");
-  return ok_status();
+  for (KvType t : {KvType::f32, KvType::f16, KvType::q8})
+    if (kv == kv_type_name(t)) {
+      p.kv_type = t;
+      return ok_status();
+    }
+  return Status::error("--kv-type takes f16, q8 or f32, not '" + kv + "'");
 }
 
 void add_sampling_options(cxxopts::Options& o) {

@@ -32,19 +32,20 @@ inline void qk(const float* q, const T* kt, size_t t, size_t n_pos, size_t head_
   float32x4_t acc[H][4];
   for (int h = 0; h < H; h++)
     for (int c = 0; c < 4; c++) acc[h][c] = vdupq_n_f32(0.0f);
-  auto step = [&](const float* qd, size_t q_stride, const auto* kd) {
+  // 16 values of each query and of row kd from d (a tail copied zero-padded into a float row)
+  auto step = [&](const float* qd, size_t q_stride, const auto* kd, size_t d, size_t k_dim) {
     float32x4_t kv[4];
-    for (int c = 0; c < 4; c++) kv[c] = kv_load4(kd + 4 * c);
+    for (int c = 0; c < 4; c++) kv[c] = kv_load4(kd, d + 4 * c, k_dim);
     for (int h = 0; h < H; h++)
       for (int c = 0; c < 4; c++) acc[h][c] = vfmaq_f32(acc[h][c], vld1q_f32(qd + h * q_stride + 4 * c), kv[c]);
   };
   size_t d = 0;
-  for (; d + 16 <= head_dim; d += 16) step(q + d, head_dim, kt + d);
+  for (; d + 16 <= head_dim; d += 16) step(q + d, head_dim, kt, d, head_dim);
   if (d < head_dim) {  // zero-padded to 16 lanes, as the reference's tail: fma(0, 0, +0) adds nothing
     float tq[H][16] = {}, tk[16] = {};
     for (int h = 0; h < H; h++) std::memcpy(tq[h], q + h * head_dim + d, (head_dim - d) * 4);
-    for (size_t j = d; j < head_dim; j++) tk[j - d] = kv_float(kt + j);
-    step(&tq[0][0], 16, static_cast<const float*>(tk));
+    for (size_t j = d; j < head_dim; j++) tk[j - d] = kv_float(kt, j, head_dim);
+    step(&tq[0][0], 16, static_cast<const float*>(tk), 0, 16);
   }
   for (int h = 0; h < H; h++) scores[h * n_pos + t] = reduce16(acc[h][0], acc[h][1], acc[h][2], acc[h][3]) * scale;
 }
@@ -57,11 +58,11 @@ inline void pv_block16(const float* probs, const T* v, size_t t0, size_t t1, siz
   float32x4_t acc[H][4];
   for (int h = 0; h < H; h++)
     for (int c = 0; c < 4; c++) acc[h][c] = t0 == 0 ? vdupq_n_f32(0.0f) : vld1q_f32(out + h * head_dim + d0 + 4 * c);
-  const T* vt = v + t0 * kv_stride + d0;
+  const T* vt = v + t0 * kv_stride;  // row t
   for (size_t t = t0; t < t1; t++, vt += kv_stride) {
     if (d0 == 0) prefetch_kv_ahead(v, t, n_pos, kv_stride, head_dim);
     float32x4_t vv[4];
-    for (int c = 0; c < 4; c++) vv[c] = kv_load4(vt + 4 * c);
+    for (int c = 0; c < 4; c++) vv[c] = kv_load4(vt, d0 + 4 * c, head_dim);
     for (int h = 0; h < H; h++) {
       const float p = probs[h * n_pos + t];
       for (int c = 0; c < 4; c++) acc[h][c] = vfmaq_n_f32(acc[h][c], vv[c], p);
@@ -89,12 +90,12 @@ void heads(const float* q, const T* k, const T* v, size_t n_pos, size_t head_dim
     size_t d = full;
     for (; d + 4 <= head_dim; d += 4) {
       float32x4_t acc = vdupq_n_f32(0.0f);
-      for (size_t t = 0; t < n_pos; t++) acc = vfmaq_n_f32(acc, kv_load4(v + t * kv_stride + d), p[t]);
+      for (size_t t = 0; t < n_pos; t++) acc = vfmaq_n_f32(acc, kv_load4(v + t * kv_stride, d, head_dim), p[t]);
       vst1q_f32(out + h * head_dim + d, acc);
     }
     for (; d < head_dim; d++) {
       float acc = 0.0f;
-      for (size_t t = 0; t < n_pos; t++) acc = std::fma(p[t], kv_float(v + t * kv_stride + d), acc);
+      for (size_t t = 0; t < n_pos; t++) acc = std::fma(p[t], kv_float(v + t * kv_stride, d, head_dim), acc);
       out[h * head_dim + d] = acc;
     }
   }

@@ -1,7 +1,7 @@
 // One query head's attention over cached positions (AttentionFn), AArch64 Advanced SIMD, in the
 // canonical float order (runtime/float_order.h): each q·k dot product in four q registers of
 // lanes, the NEON softmax, then the weighted sum of V rows four dimensions at a time, positions
-// ascending with one fma each, as in the scalar reference. f16 cache rows widen on load.
+// ascending with one fma each, as in the scalar reference. f16 and q8 cache rows widen on load.
 #include <arm_neon.h>
 
 #include <cmath>
@@ -17,16 +17,17 @@ namespace {
 template <class T>
 inline float dot(const float* a, const T* b, size_t n) {
   float32x4_t acc[4] = {vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f), vdupq_n_f32(0.0f)};
-  auto step = [&](const float* pa, const auto* pb) {
-    for (int c = 0; c < 4; c++) acc[c] = vfmaq_f32(acc[c], vld1q_f32(pa + 4 * c), kv_load4(pb + 4 * c));
+  // 16 values of a and of row b from d (a tail copied zero-padded into a float row: bd 0, 16)
+  auto step = [&](const float* pa, const auto* pb, size_t bd, size_t b_dim) {
+    for (int c = 0; c < 4; c++) acc[c] = vfmaq_f32(acc[c], vld1q_f32(pa + 4 * c), kv_load4(pb, bd + 4 * c, b_dim));
   };
   size_t d = 0;
-  for (; d + 16 <= n; d += 16) step(a + d, b + d);
+  for (; d + 16 <= n; d += 16) step(a + d, b, d, n);
   if (d < n) {
     float ta[16] = {}, tb[16] = {};
     std::memcpy(ta, a + d, (n - d) * 4);
-    for (size_t j = d; j < n; j++) tb[j - d] = kv_float(b + j);
-    step(ta, static_cast<const float*>(tb));
+    for (size_t j = d; j < n; j++) tb[j - d] = kv_float(b, j, n);
+    step(ta, static_cast<const float*>(tb), 0, 16);
   }
   return reduce16(acc[0], acc[1], acc[2], acc[3]);
 }
@@ -39,12 +40,12 @@ void attention(const float* q, const T* k, const T* v, size_t n_pos, size_t head
   size_t d = 0;
   for (; d + 4 <= head_dim; d += 4) {
     float32x4_t acc = vdupq_n_f32(0.0f);
-    for (size_t t = 0; t < n_pos; t++) acc = vfmaq_n_f32(acc, kv_load4(v + t * kv_stride + d), scores[t]);
+    for (size_t t = 0; t < n_pos; t++) acc = vfmaq_n_f32(acc, kv_load4(v + t * kv_stride, d, head_dim), scores[t]);
     vst1q_f32(out + d, acc);
   }
   for (; d < head_dim; d++) {
     float acc = 0.0f;
-    for (size_t t = 0; t < n_pos; t++) acc = std::fma(scores[t], kv_float(v + t * kv_stride + d), acc);
+    for (size_t t = 0; t < n_pos; t++) acc = std::fma(scores[t], kv_float(v + t * kv_stride, d, head_dim), acc);
     out[d] = acc;
   }
 }

@@ -8,7 +8,7 @@
 // of kPvChunk positions so that the passes after the first read the chunk's rows from L1, not
 // again from memory (each chain stops at the chunk's end in out and goes on from there: a store
 // and a load, exact). Both streams prefetch rows ahead (kernels_common/kv-prefetch.h). The
-// softmax is the AVX2 one, bit-identical to the reference's. f16 cache rows widen on load.
+// softmax is the AVX2 one, bit-identical to the reference's. f16 and q8 cache rows widen on load.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -35,14 +35,14 @@ inline void qk(const float* q, const T* kt, size_t t, size_t n_pos, size_t head_
   for (size_t d = 0; d < head_dim; d += 16) {
     const long left = long(head_dim - d);
     if (left >= 16) {
-      const __m256 k0 = kv_load8(kt + d), k1 = kv_load8(kt + d + 8);
+      const __m256 k0 = kv_load8(kt, d, head_dim), k1 = kv_load8(kt, d + 8, head_dim);
       LUTRA_UNROLL for (int h = 0; h < H; h++) {
         lo[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * head_dim + d), k0, lo[h]);
         hi[h] = _mm256_fmadd_ps(_mm256_loadu_ps(q + h * head_dim + d + 8), k1, hi[h]);
       }
     } else {  // masked lanes add fma(0, 0, +0): nothing
       const __m256i m0 = live_mask8(left), m1 = live_mask8(left - 8);
-      const __m256 k0 = kv_load8_part(kt + d, left), k1 = kv_load8_part(kt + d + 8, left - 8);
+      const __m256 k0 = kv_load8_part(kt, d, left, head_dim), k1 = kv_load8_part(kt, d + 8, left - 8, head_dim);
       LUTRA_UNROLL for (int h = 0; h < H; h++) {
         lo[h] = _mm256_fmadd_ps(_mm256_maskload_ps(q + h * head_dim + d, m0), k0, lo[h]);
         hi[h] = _mm256_fmadd_ps(_mm256_maskload_ps(q + h * head_dim + d + 8, m1), k1, hi[h]);
@@ -63,11 +63,11 @@ inline void pv_block(const float* probs, const T* v, size_t t0, size_t t1, size_
     lo[h] = t0 == 0 ? _mm256_setzero_ps() : _mm256_maskload_ps(out + h * head_dim + d0, m0);
     hi[h] = t0 == 0 ? _mm256_setzero_ps() : _mm256_maskload_ps(out + h * head_dim + d0 + 8, m1);
   }
-  const T* vt = v + t0 * kv_stride + d0;
+  const T* vt = v + t0 * kv_stride;  // row t
   if (nd == 16) {
     for (size_t t = t0; t < t1; t++, vt += kv_stride) {
       if (d0 == 0) prefetch_kv_ahead(v, t, n_pos, kv_stride, head_dim);
-      const __m256 v0 = kv_load8(vt), v1 = kv_load8(vt + 8);
+      const __m256 v0 = kv_load8(vt, d0, head_dim), v1 = kv_load8(vt, d0 + 8, head_dim);
       LUTRA_UNROLL for (int h = 0; h < H; h++) {
         const __m256 s = _mm256_broadcast_ss(probs + h * n_pos + t);
         lo[h] = _mm256_fmadd_ps(s, v0, lo[h]);
@@ -77,7 +77,7 @@ inline void pv_block(const float* probs, const T* v, size_t t0, size_t t1, size_
   } else {
     for (size_t t = t0; t < t1; t++, vt += kv_stride) {
       if (d0 == 0) prefetch_kv_ahead(v, t, n_pos, kv_stride, head_dim);
-      const __m256 v0 = kv_load8_part(vt, long(nd)), v1 = kv_load8_part(vt + 8, long(nd) - 8);
+      const __m256 v0 = kv_load8_part(vt, d0, long(nd), head_dim), v1 = kv_load8_part(vt, d0 + 8, long(nd) - 8, head_dim);
       LUTRA_UNROLL for (int h = 0; h < H; h++) {
         const __m256 s = _mm256_broadcast_ss(probs + h * n_pos + t);
         lo[h] = _mm256_fmadd_ps(s, v0, lo[h]);

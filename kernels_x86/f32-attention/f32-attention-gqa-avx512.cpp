@@ -11,7 +11,7 @@
 // 64-dimension pass reads the chunk's rows from L1, not again from memory (each chain stops at the
 // chunk's end in out and goes on from there: a store and a load, exact). Both streams prefetch
 // rows ahead (kernels_common/kv-prefetch.h). The softmax is the AVX2 one, bit-identical to the
-// reference's. f16 cache rows widen on load (vcvtph2ps, exact).
+// reference's. f16 cache rows widen on load (vcvtph2ps, exact), q8 rows to q * scale.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -33,10 +33,14 @@ constexpr size_t kPvChunk = 32;  // positions per ·V chunk: 8 KiB of f16 rows a
 // Lanes live (< n) of 16.
 inline __mmask16 live16(size_t n) { return n >= 16 ? __mmask16(0xffff) : __mmask16((1u << n) - 1); }
 
-// 16 cache elements as floats, lanes outside m zero.
-inline __m512 kv_load16(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
-inline __m512 kv_load16(__mmask16 m, const uint16_t* p) {
-  return _mm512_maskz_cvtph_ps(kAll16, _mm256_maskz_loadu_epi16(m, p));
+// Values d..d+15 of a cached row as floats (d a multiple of 16), lanes outside m zero.
+inline __m512 kv_load16(__mmask16 m, const float* row, size_t d, size_t) { return _mm512_maskz_loadu_ps(m, row + d); }
+inline __m512 kv_load16(__mmask16 m, const uint16_t* row, size_t d, size_t) {
+  return _mm512_maskz_cvtph_ps(kAll16, _mm256_maskz_loadu_epi16(m, row + d));
+}
+inline __m512 kv_load16(__mmask16 m, const int8_t* row, size_t d, size_t head_dim) {
+  const __m512 x = _mm512_maskz_cvtepi32_ps(kAll16, _mm512_maskz_cvtepi8_epi32(kAll16, _mm_maskz_loadu_epi8(m, row + d)));
+  return _mm512_maskz_mul_ps(kAll16, x, _mm512_set1_ps(kv_q8_scale(row, d, head_dim)));
 }
 
 // scores[h * n_pos + t + p] = (q_h · k_{t+p}) * scale for h < H, p < P.
@@ -49,7 +53,7 @@ inline void qk_block(const float* q, const T* k, size_t t, size_t n_pos, size_t 
   for (size_t d = 0; d < head_dim; d += 16) {
     const __mmask16 m = live16(head_dim - d);  // masked lanes add fma(0, 0, +0): nothing
     __m512 kv[P];
-    LUTRA_UNROLL for (int p = 0; p < P; p++) kv[p] = kv_load16(m, k + (t + p) * kv_stride + d);
+    LUTRA_UNROLL for (int p = 0; p < P; p++) kv[p] = kv_load16(m, k + (t + p) * kv_stride, d, head_dim);
     LUTRA_UNROLL for (int h = 0; h < H; h++) {
       const __m512 qv = _mm512_maskz_loadu_ps(m, q + h * head_dim + d);
       LUTRA_UNROLL for (int p = 0; p < P; p++) acc[h][p] = _mm512_fmadd_ps(qv, kv[p], acc[h][p]);
@@ -98,11 +102,11 @@ inline void pv_block(const float* probs, const T* v, size_t t0, size_t t1, size_
   LUTRA_UNROLL for (int h = 0; h < H; h++)
     LUTRA_UNROLL for (int c = 0; c < 4; c++)
       acc[h][c] = t0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m[c], out + h * head_dim + d0 + 16 * c);
-  const T* vt = v + t0 * kv_stride + d0;
+  const T* vt = v + t0 * kv_stride;  // row t
   for (size_t t = t0; t < t1; t++, vt += kv_stride) {
     if (d0 == 0) prefetch_kv_ahead(v, t, n_pos, kv_stride, head_dim);
     __m512 vv[4];
-    LUTRA_UNROLL for (int c = 0; c < 4; c++) vv[c] = kv_load16(m[c], vt + 16 * c);
+    LUTRA_UNROLL for (int c = 0; c < 4; c++) vv[c] = kv_load16(m[c], vt, d0 + 16 * c, head_dim);
     LUTRA_UNROLL for (int h = 0; h < H; h++) {
       const __m512 s = _mm512_set1_ps(probs[h * n_pos + t]);
       LUTRA_UNROLL for (int c = 0; c < 4; c++) acc[h][c] = _mm512_fmadd_ps(s, vv[c], acc[h][c]);
