@@ -138,6 +138,10 @@ inline float kv_q8_scale(const int8_t* row, size_t d, size_t head_dim) {
   std::memcpy(&s, row + head_dim + 4 * (d / kKvQ8Block), 4);
   return s;
 }
+// Value d of a q8 row as a float: q * scale, the one rounding every ISA's kernels make too.
+inline float kv_q8_value(const int8_t* row, size_t d, size_t head_dim) {
+  return float(row[d]) * kv_q8_scale(row, d, head_dim);
+}
 // Writes head_dim floats as one cache row of type t (f16 rounded to nearest even, q8 by the
 // block scales above): one scalar routine, so every ISA caches the same bits.
 void kv_store_row(KvType t, const float* x, size_t head_dim, void* row);

@@ -280,9 +280,7 @@ namespace {
 // Value j of a cached K or V row as a float (f16 widens exactly, q8 is q * its block's scale).
 inline float kv_float(const float* row, size_t j, size_t) { return row[j]; }
 inline float kv_float(const uint16_t* row, size_t j, size_t) { return f16_to_f32(row[j]); }
-inline float kv_float(const int8_t* row, size_t j, size_t head_dim) {
-  return float(row[j]) * kv_q8_scale(row, j, head_dim);
-}
+inline float kv_float(const int8_t* row, size_t j, size_t head_dim) { return kv_q8_value(row, j, head_dim); }
 
 template <class T>
 void attention(const float* q, const T* k, const T* v, size_t n_pos, size_t head_dim, size_t kv_stride,

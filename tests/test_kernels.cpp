@@ -434,10 +434,7 @@ KvRows kv_rows(const std::vector<float>& x, size_t n_pos, size_t head_dim, size_
     for (size_t j = 0; j < head_dim; j++) {
       float& v = r.value[t * x_stride + j];
       if (type == KvType::f16) v = f16_to_f32(f32_to_f16(v));
-      if (type == KvType::q8) {
-        const int8_t* q = reinterpret_cast<const int8_t*>(row);
-        v = float(q[j]) * kv_q8_scale(q, j, head_dim);
-      }
+      if (type == KvType::q8) v = kv_q8_value(reinterpret_cast<const int8_t*>(row), j, head_dim);
     }
   }
   return r;

@@ -27,9 +27,7 @@ inline float kv_float(const float* row, size_t d, size_t) { return row[d]; }
 inline float kv_float(const uint16_t* row, size_t d, size_t) {
   return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vld1_dup_u16(row + d))), 0);
 }
-inline float kv_float(const int8_t* row, size_t d, size_t head_dim) {
-  return float(row[d]) * kv_q8_scale(row, d, head_dim);
-}
+inline float kv_float(const int8_t* row, size_t d, size_t head_dim) { return kv_q8_value(row, d, head_dim); }
 
 }  // namespace
 }  // namespace lutra

@@ -48,9 +48,7 @@ inline __m256 kv_load8_part(const int8_t* row, size_t d, long n, size_t head_dim
 // One value as a float.
 inline float kv_float(const float* row, size_t d, size_t) { return row[d]; }
 inline float kv_float(const uint16_t* row, size_t d, size_t) { return _cvtsh_ss(row[d]); }
-inline float kv_float(const int8_t* row, size_t d, size_t head_dim) {
-  return float(row[d]) * kv_q8_scale(row, d, head_dim);
-}
+inline float kv_float(const int8_t* row, size_t d, size_t head_dim) { return kv_q8_value(row, d, head_dim); }
 
 }  // namespace
 }  // namespace lutra
